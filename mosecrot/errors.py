@@ -1,0 +1,44 @@
+"""One error type for bad input, so callers (and the CLI) can show it without a stack trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad user input: names where (file, line, key) and what was expected.
+
+    Raised before any expensive work starts. The CLI prints `str(err)` and exits with status 2.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        expected: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.key = key
+        self.expected = expected
+        where = []
+        if self.path is not None:
+            where.append(self.path + (f":{line}" if line is not None else ""))
+        elif line is not None:
+            where.append(f"line {line}")
+        if key is not None:
+            where.append(f"key '{key}'")
+        text = (", ".join(where) + ": " if where else "") + message
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+def unknown_choice(kind: str, value: object, valid: list[str] | tuple[str, ...], **where) -> InputError:
+    """Uniform message for an unknown registry name: it always lists the valid ones."""
+    return InputError(
+        f"unknown {kind} {value!r}", expected="one of: " + ", ".join(sorted(valid)), **where
+    )

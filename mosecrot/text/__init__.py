@@ -1,0 +1,1 @@
+"""Text: verse-aligned Bibles and per-language word tokenisation."""
