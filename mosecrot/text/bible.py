@@ -269,6 +269,14 @@ class Bible:
         eds = self.editions()
         if language_or_edition in eds:
             return eds[language_or_edition]
+        try:
+            get_language(language_or_edition)
+        except InputError:
+            raise InputError(
+                f"unknown language code or edition {language_or_edition!r} in Bible source {self.source.name!r}",
+                expected="a language (" + ", ".join(sorted({e.language for e in eds.values()}))
+                + ") or an edition (" + ", ".join(sorted(eds)) + ")",
+            ) from None
         return eds[self.default_edition(language_or_edition)]
 
     def texts(self, language_or_edition: str) -> dict[str, str]:

