@@ -1,0 +1,274 @@
+"""Build and cache everything an experiment needs: task splits, static vectors, dictionaries, anchors.
+
+`preflight` checks the cheap things first (languages, files, model tokenizer, dictionary sources), so
+bad input fails in seconds, before any vector training or alignment starts. `prepare` then builds
+the resources (cached on disk: a second run only loads) and reports one row per language.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mosecrot.anchors import AnchorSet, UnionAnchors, build_pair_anchors, build_union_anchors, eligible_pairs
+from mosecrot.cache import DiskCache
+from mosecrot.config import ExperimentConfig
+from mosecrot.configschema import to_dict
+from mosecrot.dictionaries import BilingualDictionary, freedict_path, load_dictionary
+from mosecrot.errors import InputError, unknown_choice
+from mosecrot.languages import get_language
+from mosecrot.plm import load_tokenizer, single_token_ids
+from mosecrot.provenance import environment
+from mosecrot.tasks import TASKS, canonical_task_name, TaskData, load_task, task_evaluation_ids
+from mosecrot.text.bible import Bible, open_bible
+from mosecrot.text.tokenize import get_tokenizer, is_word
+from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
+
+log = logging.getLogger(__name__)
+DICTIONARY_KINDS = ("muse", "freedict", "induced")
+
+
+def task_name(cfg: ExperimentConfig) -> str:
+    name = canonical_task_name(cfg.task.name)
+    if name not in TASKS:
+        raise unknown_choice("task", cfg.task.name, list(TASKS), key="task.name")
+    return name
+
+
+def task_options(cfg: ExperimentConfig, bible: Bible | None) -> dict[str, Any]:
+    """The task loader's keyword arguments from the config's task section.
+
+    Options set in the config but not taken by this task's loader are an error naming the key, so
+    a misplaced option is never silently ignored.
+    """
+    name = task_name(cfg)
+    params = inspect.signature(TASKS[name]).parameters
+    opts = {k: v for k, v in to_dict(cfg.task).items() if k != "name" and v is not None}
+    for key in opts:
+        if key not in params:
+            valid = [p for p in params if p not in ("language", "bible", "edition", "splits", "exclude_ids")]
+            raise InputError(f"option not used by task {name}", key=f"task.{key}",
+                             expected="one of: " + ", ".join(valid))
+    if "bible" in params:
+        opts["bible"] = bible
+    return opts
+
+
+def _uses_bible(cfg: ExperimentConfig) -> bool:
+    return (
+        cfg.vectors.kind == "train"
+        or "bible" in inspect.signature(TASKS[task_name(cfg)]).parameters
+        or any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
+    )
+
+
+def preflight(cfg: ExperimentConfig) -> Bible | None:
+    """Cheap checks that fail fast with a clear message, before any expensive work."""
+    name = task_name(cfg)
+    bible = open_bible(to_dict(cfg.bible)) if _uses_bible(cfg) else None
+    task_options(cfg, bible)
+    for lang in cfg.target_languages:
+        get_language(lang)
+        if bible is not None:
+            bible.default_edition(lang)  # unknown language/edition fails here
+    if name in ("taxi1500", "sib200") and cfg.task.path and not Path(cfg.task.path).is_dir():
+        raise InputError("task data directory not found", path=cfg.task.path, key="task.path")
+    if cfg.vectors.kind == "files":
+        for lang in cfg.target_languages:
+            if lang not in cfg.vectors.files:
+                raise InputError(f"no static vectors for target language {lang!r}", key="vectors.files",
+                                 expected="a path for every target language")
+            if not Path(cfg.vectors.files[lang]).exists():
+                raise InputError("static vector file not found", path=cfg.vectors.files[lang],
+                                 key=f"vectors.files.{lang}")
+    for lang in cfg.target_languages:
+        kind = cfg.dictionary.kind_for(lang)
+        where = f"dictionary.per_language.{lang}" if lang in cfg.dictionary.per_language else "dictionary.kind"
+        if kind not in DICTIONARY_KINDS:
+            raise unknown_choice("dictionary kind", kind, list(DICTIONARY_KINDS), key=where)
+        if kind == "muse":
+            _muse_file(cfg, lang)
+        elif kind == "freedict":
+            freedict_path(lang)
+    load_tokenizer(cfg.model)
+    return bible
+
+
+def _muse_file(cfg: ExperimentConfig, lang: str) -> Path:
+    """MUSE file of a language: ``dictionary.path`` is the directory holding ``en-XX.txt`` files."""
+    directory = Path(cfg.dictionary.path or "")
+    path = directory / f"en-{get_language(lang).code}.txt"
+    if not path.is_file():
+        have = sorted(p.stem.split("-")[1] for p in directory.glob("en-*.txt"))
+        raise InputError(
+            f"no MUSE dictionary for {lang!r}", path=path, key="dictionary.path",
+            expected=("one of: " + ", ".join(have)) if have else "a directory of en-XX.txt files"
+            + "; or set dictionary.per_language." + lang + " to induced or freedict",
+        )
+    return path
+
+
+@dataclass
+class Prepared:
+    """Everything an experiment's runs need, built once."""
+
+    config: ExperimentConfig
+    tasks: dict[str, TaskData]
+    vectors: dict[str, StaticVectors]
+    dictionaries: dict[str, BilingualDictionary]
+    anchors: dict[str, AnchorSet]
+    union: UnionAnchors | None
+    rows: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    evaluation_ids: set[str] = field(default_factory=set)
+
+
+def test_token_coverage(task: TaskData, vectors: StaticVectors, lowercase: bool) -> float:
+    """Share of the test split's word tokens (punctuation excluded) that have a stored static vector."""
+    tokenize = get_tokenizer(task.language, lowercase)
+    total = covered = 0
+    for text in task.splits["test"]["text"]:
+        for tok in tokenize(text):
+            if is_word(tok):
+                total += 1
+                covered += tok in vectors
+    return covered / total if total else 0.0
+
+
+def english_frequencies(bible: Bible | None, language: str = "en") -> Counter:
+    """English word counts from the Bible, used to order shared (union) anchors."""
+    if bible is None:
+        return Counter()
+    tokenize = get_tokenizer(language)
+    counts: Counter = Counter()
+    for text in bible.texts(language).values():
+        counts.update(tokenize(text))
+    return counts
+
+
+def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bible = preflight(cfg)
+    cache = DiskCache(cfg.cache_dir)
+    name = task_name(cfg)
+    opts = task_options(cfg, bible)
+    timings["preflight"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    languages = [cfg.source_language] + list(cfg.target_languages)
+    tasks = {}
+    for lang in languages:
+        lang_opts = dict(opts)
+        if "edition" in inspect.signature(TASKS[name]).parameters and lang in cfg.bible.editions:
+            lang_opts["edition"] = cfg.bible.editions[lang]
+        tasks[lang] = load_task(name, lang, **lang_opts)
+    source_labels = tasks[cfg.source_language].splits["train"].features["label"].names
+    for lang in cfg.target_languages:
+        names = tasks[lang].splits["test"].features["label"].names
+        if names != source_labels:
+            raise InputError(f"label set of {lang} differs from {cfg.source_language}: {names} vs {source_labels}",
+                             key="task")
+    eval_ids = task_evaluation_ids(name, **opts)
+    timings["tasks"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    vectors: dict[str, StaticVectors] = {}
+    for lang in cfg.target_languages:
+        if cfg.vectors.kind == "files":
+            vectors[lang] = load_vectors(cfg.vectors.files[lang])
+        else:
+            vectors[lang] = train_language_vectors(bible, lang, eval_ids, cfg.vectors.training, cache=cache,
+                                                   progress=progress)
+    timings["vectors"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    dictionaries = {}
+    for lang in cfg.target_languages:
+        kind = cfg.dictionary.kind_for(lang)
+        kw: dict[str, Any] = {"lowercase": cfg.dictionary.lowercase}
+        if kind == "muse":
+            kw["path"] = _muse_file(cfg, lang)
+        elif kind == "induced":
+            kw.update(bible=bible, exclude_ids=eval_ids, cache=cache, min_count=cfg.dictionary.min_count)
+        dictionaries[lang] = load_dictionary(kind, lang, **kw)
+    timings["dictionaries"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tokenizer = load_tokenizer(cfg.model)
+    all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
+    token_ids = single_token_ids(tokenizer, all_en)
+    a = cfg.anchors
+    anchors: dict[str, AnchorSet] = {}
+    union = None
+    if a.scope == "pair":
+        for lang in cfg.target_languages:
+            anchors[lang] = build_pair_anchors(
+                lang, dictionaries[lang].pairs, token_ids, vectors[lang], vectors[lang].frequency,
+                count=a.count, strategy=a.strategy, seed=a.seed, one_to_one=a.one_to_one,
+                on_shortfall=a.on_shortfall, where=dictionaries[lang].origin,
+            )
+            anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
+    else:
+        eligible = {
+            lang: eligible_pairs(dictionaries[lang].pairs, token_ids, vectors[lang], a.one_to_one,
+                                 dictionaries[lang].origin)
+            for lang in cfg.target_languages
+        }
+        freq = english_frequencies(bible, cfg.source_language)
+        union = build_union_anchors(eligible, token_ids, count=a.count, strategy=a.strategy, seed=a.seed,
+                                    source_frequency=freq.get, on_shortfall=a.on_shortfall)
+        anchors = union.per_language
+        for lang in cfg.target_languages:
+            anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
+    timings["anchors"] = time.perf_counter() - t
+
+    rows = []
+    for lang in languages:
+        task = tasks[lang]
+        row: dict[str, Any] = {"language": lang, "text": task.meta.get("edition", task.meta.get("text", ""))}
+        for split in ("train", "dev", "test"):
+            row[split] = task.splits[split].num_rows if split in task.splits else 0
+        row["dropped"] = sum(c.get("dropped", 0) for c in task.coverage.values())
+        if lang in vectors:
+            row.update(
+                vocab=len(vectors[lang]),
+                dictionary=dictionaries[lang].origin if lang in dictionaries else "",
+                dict_pairs=len(dictionaries[lang]),
+                anchors=len(anchors[lang]),
+                clamped=bool(anchors[lang].meta.get("clamped")),
+                test_coverage=round(test_token_coverage(task, vectors[lang], cfg.vectors.training.lowercase), 4),
+            )
+        rows.append(row)
+    timings["total"] = time.perf_counter() - t0
+    return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, eval_ids)
+
+
+def write_report(prepared: Prepared, out_dir: Path) -> Path:
+    """``prepare.json`` (rows, anchors samples, fingerprints, resolved config, git revision)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "experiment": prepared.config.name,
+        "config": to_dict(prepared.config),
+        "environment": environment(),
+        "rows": prepared.rows,
+        "timings_s": {k: round(v, 2) for k, v in prepared.timings.items()},
+        "n_evaluation_ids_excluded": len(prepared.evaluation_ids),
+        "anchors": {
+            lang: {"count": len(a), "meta": a.meta, "first": a.pairs[:20]} for lang, a in prepared.anchors.items()
+        },
+        "vectors": {lang: {"source": v.source, "dim": v.dim, **{
+            k: v.meta.get(k) for k in ("corpus", "n_sentences", "n_tokens", "n_excluded_verses") if k in v.meta}}
+            for lang, v in prepared.vectors.items()},
+        "dictionaries": {lang: {"origin": d.origin, "pairs": len(d), "meta": d.meta}
+                         for lang, d in prepared.dictionaries.items()},
+    }
+    path = out_dir / "prepare.json"
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str))
+    return path

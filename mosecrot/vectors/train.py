@@ -1,0 +1,234 @@
+"""Training fastText vectors on a monolingual corpus (for languages without pre-trained vectors).
+
+The corpus is split by `get_tokenizer`, the tokeniser every other module uses, so a trained word is
+exactly the string that dictionaries, anchors and evaluation data will look up. Results are cached
+on disk by corpus fingerprint, configuration, tokeniser and gensim version.
+
+Determinism: initial vectors and sampling are seeded by ``seed``, but gensim trains with several
+threads whose scheduling changes the result; only ``workers=1`` is bit-for-bit reproducible. The
+default is 2 workers for speed; the cache makes a finished run reproducible anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mosecrot.cache import DiskCache, texts_fingerprint
+from mosecrot.errors import InputError
+from mosecrot.text.bible import Bible
+from mosecrot.text.tokenize import get_tokenizer
+from mosecrot.vectors.static import StaticVectors
+
+CACHE_NAMESPACE = "vectors"
+KV_FILE = "vectors.kv"
+COUNTS_FILE = "counts.npy"
+META_FILE = "meta.json"
+
+
+@dataclass
+class VectorTrainingConfig:
+    """fastText hyper-parameters (gensim names). `lowercase` is applied by the shared tokeniser."""
+
+    dim: int = 100
+    epochs: int = 10
+    min_count: int = 3
+    window: int = 5
+    sg: int = 1
+    min_n: int = 3
+    max_n: int = 6
+    bucket: int = 200_000
+    negative: int = 5
+    sample: float = 1e-4
+    seed: int = 0
+    workers: int = 2
+    lowercase: bool = True
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], prefix: str = "vectors") -> VectorTrainingConfig:
+        """Build from a config section, rejecting unknown keys (a typo would silently use a default)."""
+        names = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in names:
+                raise InputError("unknown option", key=f"{prefix}.{key}", expected="one of: " + ", ".join(names))
+        config = cls(**data)
+        config.validate(prefix)
+        return config
+
+    def validate(self, prefix: str = "vectors") -> None:
+        """Raise `InputError` naming the first bad option (``vectors.dim`` ...)."""
+        positive = ("dim", "epochs", "min_count", "window", "min_n", "max_n", "bucket", "negative", "workers")
+        for name in (*positive, "sg", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{value!r} is not an integer", key=f"{prefix}.{name}", expected="an integer")
+            if name in positive and value < 1:
+                raise InputError(f"{value} is too small", key=f"{prefix}.{name}", expected="an integer >= 1")
+        if self.sg not in (0, 1):
+            raise InputError(f"{self.sg} is not 0 or 1", key=f"{prefix}.sg", expected="1 (skip-gram) or 0 (CBOW)")
+        if self.max_n < self.min_n:
+            raise InputError(
+                f"max_n {self.max_n} is below min_n {self.min_n}", key=f"{prefix}.max_n", expected=f">= {self.min_n}"
+            )
+        if isinstance(self.sample, bool) or not isinstance(self.sample, int | float) or not 0 <= self.sample < 1:
+            raise InputError(f"{self.sample!r} is out of range", key=f"{prefix}.sample", expected="a number in [0, 1)")
+        if not isinstance(self.lowercase, bool):
+            raise InputError(f"{self.lowercase!r} is not a boolean", key=f"{prefix}.lowercase", expected="true or false")
+
+
+def train_vectors(
+    texts: list[str],
+    language: str,
+    config: VectorTrainingConfig,
+    cache: DiskCache | None = None,
+    progress: bool = True,
+) -> StaticVectors:
+    """fastText vectors (with subwords) for `language` trained on `texts`, cached when `cache` is given.
+
+    Raises `InputError` before training when the corpus is empty or no token reaches `min_count`.
+    """
+    config.validate()
+    tokenize = get_tokenizer(language, lowercase=config.lowercase)
+    if not texts:
+        raise InputError(f"no text to train {language} vectors on", expected="a non-empty corpus")
+    fingerprint = texts_fingerprint(texts)
+
+    def train() -> tuple[Any, dict[str, Any]]:
+        sentences = [tokens for tokens in (tokenize(t) for t in texts) if tokens]
+        _check_corpus(sentences, language, config)
+        model = _fit(sentences, config, progress, desc=f"fastText {language}")
+        meta = {
+            "source": f"fastText trained on {len(sentences)} {language} sentences",
+            "language": language,
+            "corpus_fingerprint": fingerprint,
+            "n_sentences": len(sentences),
+            "n_tokens": sum(map(len, sentences)),
+            "tokenizer": tokenize.__name__,
+            "config": asdict(config),
+            "gensim": _gensim_version(),
+        }
+        return model.wv, meta
+
+    if cache is None:
+        wv, meta = train()
+        return _to_static(wv, _counts(wv), meta)
+
+    def build(directory: Path) -> None:
+        wv, meta = train()
+        wv.save(str(directory / KV_FILE))
+        np.save(directory / COUNTS_FILE, _counts(wv))
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+
+    key = {
+        "kind": "fasttext",
+        "language": language,
+        "texts": fingerprint,
+        "tokenizer": tokenize.__name__,
+        "config": asdict(config),
+        "gensim": _gensim_version(),
+    }
+    return cache.get_or_build(CACHE_NAMESPACE, key, build, _load_entry)
+
+
+def train_language_vectors(
+    bible: Bible,
+    language: str,
+    exclude_ids: Iterable[str],
+    config: VectorTrainingConfig,
+    cache: DiskCache | None = None,
+    progress: bool = True,
+) -> StaticVectors:
+    """Vectors trained on every Bible edition of `language` minus `exclude_ids`.
+
+    The caller passes the verse ids of its evaluation data, so that no test verse is seen in
+    training; how many verses that removed is recorded in ``meta`` for the run's provenance.
+    """
+    exclude = set(exclude_ids)
+    texts = bible.monolingual(language, exclude=exclude)
+    vectors = train_vectors(texts, language, config, cache=cache, progress=progress)
+    vectors.meta.update(
+        bible=bible.fingerprint(),
+        n_excluded_ids=len(exclude),
+        n_excluded_verses=len(bible.monolingual(language)) - len(texts),
+    )
+    return vectors
+
+
+def _check_corpus(sentences: list[list[str]], language: str, config: VectorTrainingConfig) -> None:
+    if not sentences:
+        raise InputError(f"the {language} corpus has no tokens", expected="text with words in it")
+    top = max(Counter(tok for s in sentences for tok in s).values())
+    if top < config.min_count:
+        raise InputError(
+            f"no {language} token occurs {config.min_count} times (the most frequent occurs {top})",
+            key="vectors.min_count",
+            expected=f"at most {top}, or a larger corpus",
+        )
+
+
+def _fit(sentences: list[list[str]], config: VectorTrainingConfig, progress: bool, desc: str):
+    """Build the vocabulary and train a gensim FastText model, one progress step per epoch."""
+    from gensim.models import FastText
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class EpochBar(CallbackAny2Vec):
+        def __init__(self, bar: tqdm) -> None:
+            self.bar = bar
+
+        def on_epoch_end(self, model) -> None:
+            self.bar.update(1)
+
+    model = FastText(
+        vector_size=config.dim,
+        window=config.window,
+        min_count=config.min_count,
+        sg=config.sg,
+        min_n=config.min_n,
+        max_n=config.max_n,
+        bucket=config.bucket,
+        negative=config.negative,
+        sample=config.sample,
+        seed=config.seed,
+        workers=config.workers,
+        epochs=config.epochs,
+    )
+    model.build_vocab(corpus_iterable=sentences)
+    with tqdm(total=config.epochs, desc=desc, unit="epoch", disable=not progress) as bar:
+        model.train(
+            corpus_iterable=sentences,
+            total_examples=model.corpus_count,
+            epochs=model.epochs,
+            callbacks=[EpochBar(bar)],
+        )
+    return model
+
+
+def _counts(wv) -> np.ndarray:
+    return np.array([wv.get_vecattr(w, "count") for w in wv.index_to_key], dtype=np.int64)
+
+
+def _load_entry(directory: Path) -> StaticVectors:
+    from gensim.models.fasttext import FastTextKeyedVectors
+
+    wv = FastTextKeyedVectors.load(str(directory / KV_FILE))
+    meta = json.loads((directory / META_FILE).read_text())
+    return _to_static(wv, np.load(directory / COUNTS_FILE), meta)
+
+
+def _to_static(wv, counts: np.ndarray, meta: dict[str, Any]) -> StaticVectors:
+    return StaticVectors(
+        list(wv.index_to_key), wv.vectors, counts=counts, subwords=wv, source=meta["source"], meta=meta
+    )
+
+
+def _gensim_version() -> str:
+    import gensim
+
+    return gensim.__version__
