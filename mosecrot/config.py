@@ -24,7 +24,7 @@ class TaskConfig:
     name: str
     path: str | None = None  # local directory (SIB-200 layout / Taxi1500 files)
     hub_id: str | None = None  # used when path is null (needs hub access)
-    seed: int = 13  # bible-genre: split seed
+    seed: int | None = None  # bible-genre: split seed (its default: 13)
     per_class: dict[str, int] | None = None  # bible-genre: examples per class and split
     taxi1500_path: str | None = None  # bible-genre: Taxi1500 verses to keep out of every split
 

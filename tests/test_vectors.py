@@ -289,26 +289,28 @@ def test_config_validation_names_the_key():
         (dict(sample=1.5), "vectors.sample"),
         (dict(workers=0), "vectors.workers"),
         (dict(window=2.5), "vectors.window"),
+        (dict(seed=-1), "vectors.seed"),
     ]:
         with pytest.raises(InputError) as err:
             VectorTrainingConfig(**bad).validate()
         assert err.value.key == key, bad
     with pytest.raises(InputError) as err:
-        VectorTrainingConfig.from_mapping({"dims": 300})
-    assert err.value.key == "vectors.dims" and "dim" in str(err.value)
-    assert VectorTrainingConfig.from_mapping({"dim": 300}).dim == 300
+        VectorTrainingConfig(dim=-3).validate("vectors.training")
+    assert err.value.key == "vectors.training.dim"
 
 
-def test_training_rejects_empty_corpus_before_training(monkeypatch):
+def test_training_rejects_empty_corpus_before_training(tmp_path, monkeypatch):
     calls = spy_fit(monkeypatch)
+    cache = DiskCache(tmp_path / "cache")
     with pytest.raises(InputError, match="no text"):
         train_vectors([], "en", TINY, progress=False)
     with pytest.raises(InputError, match="no tokens"):
-        train_vectors(["   ", ""], "en", TINY, progress=False)
+        train_vectors(["   ", ""], "en", TINY, cache=cache, progress=False)
     with pytest.raises(InputError) as err:
-        train_vectors(["every word is unique here"], "en", TINY, progress=False)
+        train_vectors(["every word is unique here"], "en", TINY, cache=cache, progress=False)
     assert err.value.key == "vectors.min_count"
     assert calls == []
+    assert not any((tmp_path / "cache" / "vectors").iterdir())  # no entry, no leftover temp dir
 
 
 def test_train_uses_shared_tokenizer_and_counts(monkeypatch):
@@ -374,12 +376,15 @@ def test_real_bible_language_vectors(request, tmp_path):
     """Train on the Swahili Bible and print neighbours (run with ``-m slow``)."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("slow: run with -m slow")
-    texts = open_bible().monolingual("sw")
-    config = VectorTrainingConfig(dim=100, epochs=5)
+    try:
+        texts = open_bible().monolingual("sw")
+    except InputError as err:
+        pytest.skip(str(err))
     start = time.perf_counter()
-    v = train_vectors(texts, "sw", config, cache=DiskCache(tmp_path), progress=True)
+    v = train_vectors(texts, "sw", VectorTrainingConfig(dim=100, epochs=5), cache=DiskCache(tmp_path))
     print(f"\nsw: {len(texts)} verses, {len(v)} words x {v.dim}, {time.perf_counter() - start:.1f} s")
     for word in ["mungu", "mfalme", "maji", "mwana", "nchi"]:
         print(word, [(w, round(s, 2)) for w, s in v.most_similar(word, k=6)])
-    assert len(v) > 5000
-    assert "bwana" in [w for w, _ in v.most_similar("mungu", k=20)]
+    assert v.meta["n_sentences"] == len(texts) and len(v) > 5000
+    kings = {"daudi", "sulemani", "hezekia", "yehoshafati", "zedekia", "sedekia", "ahabu", "farao", "yosia"}
+    assert kings & {w for w, _ in v.most_similar("mfalme", k=10)}

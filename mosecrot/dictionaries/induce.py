@@ -5,15 +5,17 @@ every language we use, so word alignment over it yields a ranked dictionary for 
 
 Steps: tokenise both sides with the project tokeniser (`get_tokenizer`), align with eflomal in both
 directions, symmetrise the two link sets (intersection or grow-diag-final-and), count the aligned
-``(english_word, target_word)`` token pairs over the corpus, drop pairs involving punctuation and
-pairs seen fewer than ``min_count`` times, and score each pair by
+``(english_word, target_word)`` pairs over the corpus, drop pairs involving punctuation and pairs
+seen fewer than ``min_count`` times, and score each pair by
 
     score(e, t) = count(e, t) / sqrt(count(e) * count(t))
 
-where ``count(e)`` and ``count(t)`` are corpus token frequencies. The score is the cosine of the
-two words' link vectors, in (0, 1]; unlike the raw count it does not favour frequent function words,
-and unlike p(t | e) it penalises a target word that is linked to many English words. Pairs are
-ordered by score, then count.
+where ``count(e)`` and ``count(t)`` are corpus token frequencies and ``count(e, t)`` adds, per
+sentence, min(number of ``e`` tokens linked to a ``t``, number of ``t`` tokens linked to an ``e``)
+(symmetrised links may join one token to several, and this keeps count(e, t) <= min(count(e),
+count(t))). The score is thus in (0, 1], 1 when the two words always occur and align together;
+unlike the raw count it does not favour frequent function words, and unlike p(t | e) it also
+penalises a target word that is linked to many English words. Pairs are ordered by score, then count.
 
 eflomal seeds its sampler from ``/dev/urandom`` and has no seed option, so two runs can differ in
 a few low-count pairs; `induce_from_bible` caches its result so a pipeline sees one dictionary.
@@ -185,9 +187,14 @@ def induce_dictionary(
     for s, t, fwd, rev in zip(src_tokens, tgt_tokens, forward, reverse):
         src_freq.update(s)
         tgt_freq.update(t)
+        positions: dict[tuple[str, str], tuple[set[int], set[int]]] = {}
         for i, j in symmetrize(fwd, rev):
             if is_word(s[i]) and is_word(t[j]):
-                links[(s[i], t[j])] += 1
+                src_pos, tgt_pos = positions.setdefault((s[i], t[j]), (set(), set()))
+                src_pos.add(i)
+                tgt_pos.add(j)
+        for pair, (src_pos, tgt_pos) in positions.items():
+            links[pair] += min(len(src_pos), len(tgt_pos))
 
     scored = []
     for (e, t), count in links.items():

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +51,8 @@ class VectorTrainingConfig:
     workers: int = 2
     lowercase: bool = True
 
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], prefix: str = "vectors") -> VectorTrainingConfig:
-        """Build from a config section, rejecting unknown keys (a typo would silently use a default)."""
-        names = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in names:
-                raise InputError("unknown option", key=f"{prefix}.{key}", expected="one of: " + ", ".join(names))
-        config = cls(**data)
-        config.validate(prefix)
-        return config
-
     def validate(self, prefix: str = "vectors") -> None:
-        """Raise `InputError` naming the first bad option (``vectors.dim`` ...)."""
+        """Raise `InputError` naming the first bad option as ``<prefix>.<name>`` (``vectors.dim``)."""
         positive = ("dim", "epochs", "min_count", "window", "min_n", "max_n", "bucket", "negative", "workers")
         for name in (*positive, "sg", "seed"):
             value = getattr(self, name)
@@ -71,6 +60,8 @@ class VectorTrainingConfig:
                 raise InputError(f"{value!r} is not an integer", key=f"{prefix}.{name}", expected="an integer")
             if name in positive and value < 1:
                 raise InputError(f"{value} is too small", key=f"{prefix}.{name}", expected="an integer >= 1")
+        if self.seed < 0:
+            raise InputError(f"{self.seed} is negative", key=f"{prefix}.seed", expected="an integer >= 0")
         if self.sg not in (0, 1):
             raise InputError(f"{self.sg} is not 0 or 1", key=f"{prefix}.sg", expected="1 (skip-gram) or 0 (CBOW)")
         if self.max_n < self.min_n:

