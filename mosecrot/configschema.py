@@ -9,6 +9,7 @@ and unions of scalars such as ``int | Literal["all"]``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -113,7 +114,9 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
     check = getattr(obj, "validate", None)
     if check is not None:
         try:
-            check()
+            # A validate(prefix) names its keys under the dotted path it was loaded from.
+            takes_prefix = bool(prefix) and len(inspect.signature(check).parameters) >= 1
+            check(prefix) if takes_prefix else check()
         except InputError as err:
             if err.path is None and file is not None:
                 raise InputError(

@@ -1,0 +1,222 @@
+"""The one training and evaluation loop: fine-tune on English, select on English dev, evaluate.
+
+A plain function used by local runs and, unchanged, by Ray Train workers: distributed concerns come
+in through `LoopHooks` (wrap the model in DDP, shard the loader, report metrics), so this module never
+imports Ray. Metrics are computed over a whole split (macro-F1 is not averaged per batch).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from mosecrot.errors import InputError
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    grad_accum: int = 1
+    max_length: int = 100
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    select_by: Literal["dev_macro_f1", "dev_loss"] = "dev_macro_f1"
+    max_steps: int | None = None  # cap on optimizer steps (tests, benchmarks); null = epochs decide
+    eval_batch_size: int = 64
+    device: str = "auto"  # auto: cuda when available, else cpu
+
+    def validate(self, prefix: str = "training") -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{getattr(self, name)} is too small", key=f"{prefix}.{name}", expected=">= 1")
+        if self.learning_rate <= 0:
+            raise InputError("learning rate must be positive", key=f"{prefix}.learning_rate")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError("max_steps must be >= 1 or null", key=f"{prefix}.max_steps")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator; on CPU the loop is then deterministic run to run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+class EncodedSplit(Dataset):
+    """Token ids and labels of one split, already encoded by whichever tokenizer the method uses."""
+
+    def __init__(self, input_ids: list[list[int]], labels: list[int]) -> None:
+        if len(input_ids) != len(labels):
+            raise ValueError(f"{len(input_ids)} inputs but {len(labels)} labels")
+        self.input_ids = input_ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int]:
+        return self.input_ids[i], self.labels[i]
+
+
+def make_collate(pad_id: int) -> Callable:
+    def collate(batch: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (row, _) in enumerate(batch):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        labels = torch.tensor([lab for _, lab in batch], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return collate
+
+
+@dataclass
+class LoopHooks:
+    """What a distributed runner plugs in; the defaults run in one process."""
+
+    prepare_model: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m
+    prepare_loader: Callable[[DataLoader], DataLoader] = lambda d: d
+    report: Callable[[dict[str, Any]], None] | None = None  # called after each dev evaluation
+    is_main: bool = True
+    progress: bool = True
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_size: int = 64,
+            device: torch.device | None = None) -> tuple[np.ndarray, float]:
+    """Predicted labels and mean loss over a whole split."""
+    model = _unwrap(model)
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(split, batch_size=batch_size, shuffle=False, collate_fn=make_collate(pad_id))
+    preds, loss_sum = [], 0.0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch)
+        loss_sum += out.loss.item() * batch["labels"].shape[0]
+        preds.append(out.logits.argmax(-1).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(preds) if preds else np.array([], dtype=int), loss_sum / max(len(split), 1)
+
+
+def evaluate(model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_size: int = 64) -> dict[str, float]:
+    """Macro-F1 and accuracy over the whole split, plus mean loss."""
+    pred, loss = predict(model, split, pad_id, batch_size)
+    gold = np.asarray(split.labels)
+    return {
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(gold, pred)),
+        "loss": float(loss),
+        "n": int(len(gold)),
+    }
+
+
+@dataclass
+class FinetuneResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_dev: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    examples_per_second: float = 0.0
+
+
+def finetune(model: torch.nn.Module, train: EncodedSplit, dev: EncodedSplit, config: TrainingConfig, seed: int,
+             pad_id: int, hooks: LoopHooks | None = None) -> FinetuneResult:
+    """Fine-tune on `train`, evaluate `dev` after every epoch, keep the best state by `select_by`."""
+
+    hooks = hooks or LoopHooks()
+    set_seed(seed)
+    device = resolve_device(config.device)
+    model.to(device)
+    model.train()
+    model = hooks.prepare_model(model)
+    generator = torch.Generator().manual_seed(seed)
+    loader = hooks.prepare_loader(DataLoader(train, batch_size=config.batch_size, shuffle=True,
+                                             collate_fn=make_collate(pad_id), generator=generator))
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+    steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
+    total = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    warmup = int(config.warmup_ratio * total)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
+    best: FinetuneResult | None = None
+    step, seen, train_seconds = 0, 0, 0.0
+    history = []
+    epochs = config.epochs if not config.max_steps else math.ceil(config.max_steps / steps_per_epoch)
+    for epoch in range(epochs):
+        if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        epoch_start = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (hooks.progress and hooks.is_main),
+                   leave=False)
+        for i, batch in enumerate(bar):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = model(**batch).loss / config.grad_accum
+            loss.backward()
+            seen += batch["labels"].shape[0]
+            if (i + 1) % config.grad_accum == 0 or i + 1 == len(loader):
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.set_postfix(loss=f"{loss.item() * config.grad_accum:.3f}")
+                if step >= total:
+                    break
+        train_seconds += time.perf_counter() - epoch_start  # evaluation time is not training time
+        dev_metrics = evaluate(model, dev, pad_id, config.eval_batch_size)
+        entry = {"epoch": epoch + 1, "step": step, **{f"dev_{k}": v for k, v in dev_metrics.items()}}
+        history.append(entry)
+        better = best is None or (
+            dev_metrics["macro_f1"] > best.best_dev["macro_f1"] if config.select_by == "dev_macro_f1"
+            else dev_metrics["loss"] < best.best_dev["loss"]
+        )
+        if better:
+            state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
+            best = FinetuneResult(state, epoch + 1, dev_metrics)
+        if hooks.report is not None:
+            hooks.report(entry)
+        if step >= total:
+            break
+    assert best is not None
+    best.history = history
+    best.steps = step
+    best.train_seconds = train_seconds
+    best.examples_per_second = seen / train_seconds if train_seconds else 0.0
+    return best
