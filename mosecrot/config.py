@@ -14,6 +14,9 @@ from typing import Literal
 from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml
 from mosecrot.errors import InputError
 from mosecrot.paths import REPO_ROOT
+from mosecrot.errors import unknown_choice
+from mosecrot.stitching import StitchConfig
+from mosecrot.training import TrainingConfig
 from mosecrot.vectors.train import VectorTrainingConfig
 
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -80,6 +83,23 @@ class AnchorConfig:
 
 
 @dataclass
+class MethodConfig:
+    name: str
+    kind: str  # key of METHODS
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    model: str | None = None  # multilingual_plm: hub id or path of the multilingual encoder
+    classifier_c: float = 1.0  # lr / frozen_encoder: inverse regularisation of the logistic regression
+
+    def validate(self, prefix: str = "methods") -> None:
+        from mosecrot.methods import METHODS
+
+        if self.kind not in METHODS:
+            raise unknown_choice("method kind", self.kind, list(METHODS), key=f"{prefix}.kind")
+        if self.classifier_c <= 0:
+            raise InputError("classifier_c must be positive", key=f"{prefix}.classifier_c")
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     task: TaskConfig
@@ -91,6 +111,8 @@ class ExperimentConfig:
     dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
     seeds: list[int] = field(default_factory=lambda: [0])
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    methods: list[MethodConfig] = field(default_factory=list)  # empty: mosecrot.methods.default_methods()
     cache_dir: str | None = None
     output_dir: str = "runs"
 
@@ -106,6 +128,9 @@ class ExperimentConfig:
             raise InputError("duplicate target language", key="target_languages")
         if not self.seeds:
             raise InputError("no seeds", key="seeds", expected="a non-empty list of integers")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise InputError("duplicate method name", key="methods", expected="unique names")
 
 
 def experiment_path(name_or_path: str) -> Path:

@@ -68,6 +68,43 @@ def _inspect(prepared) -> None:
             console.print(f"  {lang} {word} ({en}): {nn}")
 
 
+def results_table(summary: dict, title: str, paper: dict | None = None) -> Table:
+    """Rows: methods; columns: languages and mean; cells: mean ± std over seeds."""
+    langs = summary["languages"]
+    table = Table(title=title)
+    table.add_column("method")
+    table.add_column("supervision")
+    for lang in [*langs, "mean"]:
+        table.add_column(lang, justify="right")
+    for name, m in summary["methods"].items():
+        cells = []
+        for lang in langs:
+            v = m["languages"].get(lang)
+            cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "–")
+        avg = m["average"]
+        cells.append(f"{avg['mean']:.3f} ± {avg['std']:.3f}" if avg else "–")
+        table.add_row(name, m["supervision"], *cells)
+    for name, scores in (paper or {}).items():
+        shown = [scores.get(lang) for lang in langs]
+        if any(v is not None for v in shown):
+            table.add_row(f"[dim]{name}[/]", "paper", *[f"{v:.2f}" if v is not None else "" for v in shown], "")
+    return table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mosecrot.config import load_experiment
+    from mosecrot.reference import PAPER_TAXI1500
+    from mosecrot.run import run_experiment
+
+    cfg = load_experiment(args.experiment, args.set)
+    report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir)
+    paper = PAPER_TAXI1500 if cfg.task.name == "taxi1500" else None
+    console.print(results_table(report.summary, f"{cfg.name}: {cfg.task.name} test macro-F1, "
+                                f"mean ± std over seeds {cfg.seeds}", paper))
+    console.print(f"results: {report.directory / 'results.json'}   ({report.timings['total']:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosecrot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -81,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inspect", action="store_true", help="print sample anchors and nearest neighbours")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
+
+    r = sub.add_parser("run", help="run an experiment: every method x seed, per-language table and JSON")
+    r.add_argument("experiment", help="experiment name (experiments/NAME.yaml) or a YAML path")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set training.epochs=1 (repeatable)")
+    r.add_argument("--output-dir", help="root of run directories (default: the config's output_dir)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
     return parser
 
 

@@ -59,7 +59,8 @@ def load_dictionary(
     and takes ``exclude_ids`` (evaluation verses, never aligned) and ``cache``.
     """
     if kind == "muse":
-        return read_muse(path or muse_path(data_dir or default_data_dir(), target_lang), target_lang, **options)
+        path = path or muse_path(data_dir or default_data_dir(), target_lang)
+        return read_muse(path, target_lang, **options)
     if kind == "freedict":
         return read_freedict(path or freedict_path(target_lang), target_lang, **options)
     if kind == "induced":

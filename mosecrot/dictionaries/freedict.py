@@ -30,17 +30,19 @@ Sense rule (a convention, not a claim about the most common meaning):
   "first sense" is a reproducible convention and the default ``max_senses=1`` yields noisier anchors
   than MUSE. Metadata entries (``00-database-*``) are skipped.
 - ``sense_order="examples"`` first reorders a headword's senses by how many quoted example
-  sentences they list (most first, ties in listed order), on the guess that lexicographers illustrate
-  common senses more. Of the dictionaries checked only eng-deu and eng-hin have examples; on eng-deu it raised agreement of the
-  chosen translation with MUSE en-de from 45.7% to 49.4% of shared headwords (``house`` -> ``Haus``,
-  ``time`` -> ``Zeit``); on eng-hin (one example per sense) it made no difference (39.7% vs 39.4%
-  for en-hi); it changes nothing where no sense has examples.
+  sentences they list (most first, ties in listed order), on the guess that lexicographers
+  illustrate common senses more. Of the dictionaries checked only eng-deu and eng-hin have
+  examples. On eng-deu it raised agreement of the chosen translation with MUSE en-de from 45.7% to
+  49.4% of shared headwords (``house`` -> ``Haus``, ``time`` -> ``Zeit``); on eng-hin (one example
+  per sense) it made no difference (39.7% vs 39.4% for en-hi); it changes nothing where no sense
+  has examples.
 """
 
 from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -191,7 +193,7 @@ def sense_candidates(sense: str) -> list[str]:
     return [c.strip() for c in _SPLIT.split(text) if c.strip()]
 
 
-def _word_checker(lang: str, lowercase: bool):
+def _word_checker(lang: str, lowercase: bool) -> Callable[[str], str | None]:
     """A function returning the normalised single word a candidate is, or None."""
     tokenize = get_tokenizer(lang, lowercase)
     spaced = get_language(lang).tokenizer == "spaced"
@@ -220,7 +222,8 @@ def read_freedict(
     """
     if sense_order not in SENSE_ORDERS:
         raise unknown_choice("FreeDict sense order", sense_order, SENSE_ORDERS, key="sense_order")
-    for name, limit in (("max_senses", max_senses), ("max_translations_per_sense", max_translations_per_sense)):
+    limits = {"max_senses": max_senses, "max_translations_per_sense": max_translations_per_sense}
+    for name, limit in limits.items():
         if limit is not None and limit < 1:
             raise InputError(f"{name} must be at least 1 or None", key=name, expected=">= 1")
     code = get_language(target_lang).code

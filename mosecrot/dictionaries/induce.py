@@ -23,8 +23,8 @@ a few low-count pairs; `induce_from_bible` caches its result so a pipeline sees 
 
 from __future__ import annotations
 
-import logging
 import inspect
+import logging
 import math
 import tempfile
 import time
@@ -136,7 +136,9 @@ def align(
         forward = [parse_links(line) for line in fwd_path.read_text().splitlines()]
         reverse = [parse_links(line) for line in rev_path.read_text().splitlines()]
     if not len(forward) == len(reverse) == len(source_tokens):
-        raise RuntimeError(f"eflomal wrote {len(forward)}/{len(reverse)} link lines for {len(source_tokens)} pairs")
+        raise RuntimeError(
+            f"eflomal wrote {len(forward)}/{len(reverse)} link lines for {len(source_tokens)} pairs"
+        )
     return forward, reverse
 
 
@@ -225,17 +227,19 @@ def induce_dictionary(
     )
 
 
+_INDUCE_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(induce_dictionary).parameters.items()
+    if p.default is not inspect.Parameter.empty and name != "source_lang"
+}
+
+
 def _induction_options(kw: dict) -> dict:
     """``kw`` completed with `induce_dictionary`'s defaults, so equal settings give equal cache keys."""
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(induce_dictionary).parameters.items()
-        if p.default is not inspect.Parameter.empty and name != "source_lang"
-    }
     for name in kw:
-        if name not in defaults:
-            raise unknown_choice("induction option", name, list(defaults))
-    return {**defaults, **kw}
+        if name not in _INDUCE_DEFAULTS:
+            raise unknown_choice("induction option", name, list(_INDUCE_DEFAULTS))
+    return {**_INDUCE_DEFAULTS, **kw}
 
 
 def induce_from_bible(

@@ -1,0 +1,229 @@
+"""Relative-representation mapping F: every token of a space becomes a weighted average of the
+English PLM embeddings of its most similar anchors (MoSECroT).
+
+``F(z) = sum_{j in kept(z)} w_zj * E_s[a_s_j]`` where similarities are measured *in z's own space*
+against that space's anchor rows. Work is done in chunks of query rows, so memory is bounded by
+``chunk_size x n_anchors`` plus the output, never ``n x m``: the chunk's similarity block is
+sparsified (torch.topk), weighted, and combined with ``embedding_bag`` (a fused weighted gather of
+anchor embeddings, no ``chunk x k x D`` intermediate) or, when every anchor is kept, one matmul.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mosecrot.errors import InputError
+from mosecrot.relative.similarity import get_similarity, iter_chunks
+from mosecrot.relative.sparsify import check_k, get_sparsifier
+from mosecrot.relative.weighting import check_tau, get_weighting
+
+log = logging.getLogger(__name__)
+
+Matrix = Tensor | np.ndarray
+
+
+@dataclass
+class RelativeConfig:
+    """How relative representations become a mapping; defaults are the paper's (cosine, top-50, standard)."""
+
+    similarity: str = "cosine"  # a SIMILARITIES name
+    sparsify: str = "topk"  # a SPARSIFIERS name
+    k: int | str = 50  # topk: anchors kept per token, or "all"
+    threshold: float = 0.0  # threshold: keep similarities >= this
+    weighting: str = "standard"  # a WEIGHTINGS name
+    tau: float = 1.0  # temperature of softmax / sparsemax / entmax15 (sim / tau)
+    csls_k: int = 10  # csls: neighbourhood size K of the hubness terms
+    chunk_size: int = 2048  # query rows per block: memory ~ chunk_size x n_anchors floats
+
+    def validate(self, n_anchors: int | None = None) -> None:
+        """Raise InputError on bad values; anchor-count checks run when ``n_anchors`` is given."""
+        get_similarity(self.similarity)
+        get_sparsifier(self.sparsify)
+        get_weighting(self.weighting)
+        check_k(self.k, n_anchors if self.sparsify == "topk" else None)
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise InputError(f"threshold must be a finite number, got {t!r}", key="relative.threshold")
+        check_tau(self.tau)
+        _check_positive_int(self.csls_k, "relative.csls_k")
+        if self.similarity == "csls" and n_anchors is not None and self.csls_k > n_anchors:
+            raise InputError(
+                f"csls_k={self.csls_k} is larger than the number of anchors ({n_anchors})",
+                key="relative.csls_k",
+                expected=f"csls_k <= {n_anchors}",
+            )
+        _check_positive_int(self.chunk_size, "relative.chunk_size")
+
+
+def _check_positive_int(value: object, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"expected a positive integer, got {value!r}", key=key)
+
+
+@dataclass
+class MappingDiagnostics:
+    """Cheap per-mapping statistics for logging (means over tokens)."""
+
+    n_tokens: int
+    n_anchors: int
+    mean_max_similarity: float  # how close each token's best anchor is
+    zero_weight_fraction: float  # share of kept anchors that got weight exactly 0 (sparsemax/entmax)
+    mean_support: float  # anchors with non-zero weight per token
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MappingResult:
+    matrix: Tensor  # n x D float32
+    diagnostics: MappingDiagnostics
+
+
+def _as_matrix(x: Matrix, key: str) -> Tensor:
+    t = torch.as_tensor(x)
+    if t.ndim != 2:
+        raise InputError(f"expected a 2-d matrix, got shape {tuple(t.shape)}", key=key)
+    return t
+
+
+def _check_inputs(space: Tensor, anchor_rows: Tensor, anchor_targets: Tensor) -> None:
+    if anchor_rows.shape[0] == 0:
+        raise InputError("no anchors", key="relative.anchor_rows", expected="at least one anchor row")
+    if anchor_rows.shape[0] != anchor_targets.shape[0]:
+        raise InputError(
+            f"{anchor_rows.shape[0]} anchor rows but {anchor_targets.shape[0]} anchor targets",
+            key="relative.anchor_targets",
+            expected="one PLM embedding per anchor",
+        )
+    if space.shape[1] != anchor_rows.shape[1]:
+        raise InputError(
+            f"space has dimension {space.shape[1]} but anchor rows have {anchor_rows.shape[1]}",
+            key="relative.anchor_rows",
+            expected="anchor rows taken from the same space",
+        )
+    for name, t in (("anchor_rows", anchor_rows), ("anchor_targets", anchor_targets)):
+        if not bool(torch.isfinite(t).all()):
+            raise InputError("contains NaN or infinite values", key=f"relative.{name}")
+
+
+def compute_mapping(
+    space: Matrix,
+    anchor_rows: Matrix,
+    anchor_targets: Matrix,
+    config: RelativeConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> MappingResult:
+    """Map every row of ``space`` (n x d) to PLM width D, with diagnostics.
+
+    ``anchor_rows`` (m x d) are the anchors' rows *in the same space* (they define similarity);
+    ``anchor_targets`` (m x D) are the anchors' English PLM embeddings (what gets averaged).
+    The result lives on ``device`` (default CPU); ``space`` is moved there one chunk at a time.
+    """
+    cfg = config or RelativeConfig()
+    space_t = _as_matrix(space, "relative.space")
+    rows = _as_matrix(anchor_rows, "relative.anchor_rows")
+    targets = _as_matrix(anchor_targets, "relative.anchor_targets")
+    _check_inputs(space_t, rows, targets)
+    cfg.validate(rows.shape[0])
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    prepare = get_similarity(cfg.similarity)
+    sparsify = get_sparsifier(cfg.sparsify)
+    weigh = get_weighting(cfg.weighting)
+
+    started = time.perf_counter()
+    n, m = space_t.shape[0], rows.shape[0]
+    out = torch.empty(n, targets.shape[1], dtype=torch.float32, device=dev)
+    max_sim, kept_total, zero_total, support_total = 0.0, 0, 0, 0
+    with torch.inference_mode():
+        rows = rows.to(device=dev, dtype=torch.float32)
+        targets = targets.to(device=dev, dtype=torch.float32)
+        block = prepare(space_t, rows, chunk_size=cfg.chunk_size, csls_k=cfg.csls_k, device=dev)
+        for start, chunk in iter_chunks(space_t, cfg.chunk_size, dev):
+            if not bool(torch.isfinite(chunk).all()):
+                bad = start + int((~torch.isfinite(chunk)).any(1).nonzero()[0])
+                raise InputError(f"row {bad} contains NaN or infinite values", key="relative.space")
+            selection = sparsify(block(chunk), cfg)
+            weights = weigh(selection.values, cfg)
+            if selection.index is None:
+                out[start : start + chunk.shape[0]] = weights @ targets
+            else:
+                out[start : start + chunk.shape[0]] = F.embedding_bag(
+                    selection.index, targets, per_sample_weights=weights, mode="sum"
+                )
+            kept = torch.isfinite(selection.values)
+            nonzero = weights > 0
+            max_sim += float(selection.values.max(1).values.sum())
+            kept_total += int(kept.sum())
+            zero_total += int((kept & ~nonzero).sum())
+            support_total += int(nonzero.sum())
+    diagnostics = MappingDiagnostics(
+        n_tokens=n,
+        n_anchors=m,
+        mean_max_similarity=max_sim / n if n else math.nan,
+        zero_weight_fraction=zero_total / kept_total if kept_total else math.nan,
+        mean_support=support_total / n if n else math.nan,
+        seconds=time.perf_counter() - started,
+    )
+    log.info("relative mapping %s: %s", cfg, diagnostics)
+    return MappingResult(out, diagnostics)
+
+
+def build_mapping(
+    space: Matrix,
+    anchor_rows: Matrix,
+    anchor_targets: Matrix,
+    config: RelativeConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """The mapping matrix F (n x D, float32) for every row of ``space``; see ``compute_mapping``."""
+    return compute_mapping(space, anchor_rows, anchor_targets, config, device=device).matrix
+
+
+def _index(ids: Tensor | np.ndarray | list[int], size: int, key: str) -> Tensor:
+    idx = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= size):
+        raise InputError(f"anchor index out of range for {size} rows", key=key, expected=f"0 <= id < {size}")
+    return idx
+
+
+def mapping_from_anchor_tokens(
+    E_s: Matrix,
+    anchor_token_ids: Tensor | np.ndarray | list[int],
+    config: RelativeConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """F_s: every PLM token mapped through the English anchors' own embedding rows."""
+    E = _as_matrix(E_s, "relative.space")
+    anchors = E[_index(anchor_token_ids, E.shape[0], "relative.anchor_token_ids")]
+    return build_mapping(E, anchors, anchors, config, device=device)
+
+
+def mapping_for_target(
+    E_t: Matrix,
+    anchor_target_rows_idx: Tensor | np.ndarray | list[int],
+    E_s_anchor_rows: Matrix,
+    config: RelativeConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """F_t: every target word mapped to PLM width via its nearest target anchors' English embeddings.
+
+    ``E_s_anchor_rows[j]`` is the PLM embedding of the English side of anchor j, whose target word
+    is row ``anchor_target_rows_idx[j]`` of ``E_t`` (original or fine-tuned rows: the caller decides).
+    """
+    E = _as_matrix(E_t, "relative.space")
+    rows = E[_index(anchor_target_rows_idx, E.shape[0], "relative.anchor_target_rows_idx")]
+    return build_mapping(E, rows, E_s_anchor_rows, config, device=device)

@@ -1,0 +1,106 @@
+"""Run one experiment: every method x seed, then one XTREME-style JSON report and a table.
+
+The report (``results.json`` beside ``config.yaml`` in the run directory) holds per-language scores
+(mean, std and the per-seed values) and averages over target languages for every method, the raw
+per-seed metric dictionaries, the resolved config, timings and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mosecrot.cache import DiskCache
+from mosecrot.config import ExperimentConfig, MethodConfig
+from mosecrot.configschema import to_dict
+from mosecrot.methods import METHODS, RunContext, default_methods, supervision
+from mosecrot.prepare import prepare
+from mosecrot.provenance import environment
+from mosecrot.training import LoopHooks
+
+
+@dataclass
+class RunReport:
+    config: ExperimentConfig
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    directory: Path | None = None
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def summarize(records: list[dict], languages: list[str], metric: str = "test_macro_f1") -> dict[str, Any]:
+    """Per method: mean/std over seeds per language, and of the per-seed average over languages."""
+    methods: dict[str, Any] = {}
+    for name in dict.fromkeys(r["method"] for r in records):
+        runs = [r for r in records if r["method"] == name]
+        per_lang = {}
+        for lang in languages:
+            vals = [r["metrics"][f"{metric}.{lang}"] for r in runs if f"{metric}.{lang}" in r["metrics"]]
+            if vals:
+                per_lang[lang] = {**_mean_std(vals), "seeds": vals}
+        averages = [statistics.fmean(r["metrics"][f"{metric}.{lang}"] for lang in languages)
+                    for r in runs if all(f"{metric}.{lang}" in r["metrics"] for lang in languages)]
+        methods[name] = {
+            "kind": runs[0]["kind"],
+            "supervision": runs[0]["supervision"],
+            "languages": per_lang,
+            "average": _mean_std(averages) if averages else None,
+        }
+    return {"metric": metric, "languages": languages, "methods": methods}
+
+
+def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[MethodConfig] | None = None,
+                   output_dir: str | Path | None = None) -> RunReport:
+    t0 = time.perf_counter()
+    prepared = prepare(cfg, progress=progress)
+    timings = {"prepare": time.perf_counter() - t0}
+    ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
+    methods = methods or cfg.methods or default_methods()
+    records = []
+    for seed in cfg.seeds:
+        for method in methods:
+            t = time.perf_counter()
+            metrics = METHODS[method.kind](ctx, method, seed)
+            records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
+                            "seed": seed, "params": to_dict(method), "metrics": metrics,
+                            "seconds": round(time.perf_counter() - t, 2)})
+        ctx._finetuned.clear()  # fine-tuned models are shared within a seed only
+    timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
+    timings["total"] = time.perf_counter() - t0
+    summary = summarize(records, list(cfg.target_languages))
+    report = RunReport(cfg, records, summary, timings)
+    report.directory = write_run(report, Path(output_dir or cfg.output_dir))
+    return report
+
+
+def write_run(report: RunReport, root: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    directory = root / report.config.name / stamp
+    directory.mkdir(parents=True, exist_ok=True)
+    resolved = to_dict(report.config)
+    (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    payload = {
+        "experiment": report.config.name,
+        "task": report.config.task.name,
+        "summary": report.summary,
+        "records": report.records,
+        "timings_s": {k: round(v, 1) for k, v in report.timings.items()},
+        "training": to_dict(report.config.training),
+        "seeds": report.config.seeds,
+        "config": resolved,
+        "environment": environment(),
+    }
+    (directory / "results.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str))
+    return directory
