@@ -97,6 +97,9 @@ class MethodConfig:
             raise unknown_choice("method kind", self.kind, list(METHODS), key=f"{prefix}.kind")
         if self.classifier_c <= 0:
             raise InputError("classifier_c must be positive", key=f"{prefix}.classifier_c")
+        if self.kind == "multilingual_plm" and not self.model:
+            raise InputError("the multilingual_plm method needs a model", key=f"{prefix}.model",
+                             expected="a hub id (bert-base-multilingual-cased) or a local path")
 
 
 @dataclass

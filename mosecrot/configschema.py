@@ -115,8 +115,11 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
     if check is not None:
         try:
             # A validate(prefix) names its keys under the dotted path it was loaded from.
-            takes_prefix = bool(prefix) and len(inspect.signature(check).parameters) >= 1
-            check(prefix) if takes_prefix else check()
+            params = inspect.signature(check).parameters
+            if prefix and "prefix" in params:
+                check(prefix=prefix)
+            else:
+                check()
         except InputError as err:
             if err.path is None and file is not None:
                 raise InputError(

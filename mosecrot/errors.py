@@ -20,6 +20,7 @@ class InputError(ValueError):
         key: str | None = None,
         expected: str | None = None,
     ) -> None:
+        self.message = message
         self.path = str(path) if path is not None else None
         self.line = line
         self.key = key
@@ -35,6 +36,14 @@ class InputError(ValueError):
         if expected:
             text += f" (expected {expected})"
         super().__init__(text)
+
+
+def rebase_key(err: InputError, old: str, new: str) -> InputError:
+    """The same error with its key moved from under ``old`` to under ``new`` (where it was loaded)."""
+    key = err.key
+    if key is not None and (key == old or key.startswith(old + ".")):
+        key = new + key[len(old):]
+    return InputError(err.message, path=err.path, line=err.line, key=key, expected=err.expected)
 
 
 def unknown_choice(kind: str, value: object, valid: list[str] | tuple[str, ...], **where) -> InputError:

@@ -29,10 +29,10 @@ _LANGS = [
     Language("fr", "fra", "French", "fra_Latn", "spaced", "fra"),
     Language("it", "ita", "Italian", "ita_Latn", "spaced", "ita"),
     Language("pt", "por", "Portuguese", "por_Latn", "spaced", "por"),
-    Language("ro", "ron", "Romanian", "ron_Latn", "spaced", "rom"),
+    Language("ro", "ron", "Romanian", "ron_Latn", "spaced", None),  # Debian's "rom" is Romany, not Romanian
     Language("pl", "pol", "Polish", "pol_Latn", "spaced", "pol"),
     Language("ru", "rus", "Russian", "rus_Cyrl", "spaced", "rus"),
-    Language("uk", "ukr", "Ukrainian", "ukr_Cyrl", "spaced", "ukr"),
+    Language("uk", "ukr", "Ukrainian", "ukr_Cyrl", "spaced", None),  # no eng-ukr FreeDict package
     Language("tr", "tur", "Turkish", "tur_Latn", "spaced", "tur"),
     Language("id", "ind", "Indonesian", "ind_Latn", "spaced"),
     Language("vi", "vie", "Vietnamese", "vie_Latn", "spaced"),

@@ -40,7 +40,15 @@ from mosecrot.stitching import (
 )
 from mosecrot.tasks import TaskData
 from mosecrot.text.tokenize import get_tokenizer
-from mosecrot.training import EncodedSplit, FinetuneResult, LoopHooks, TrainingConfig, evaluate, finetune
+from mosecrot.training import (
+    EncodedSplit,
+    FinetuneResult,
+    LoopHooks,
+    TrainingConfig,
+    evaluate,
+    finetune,
+    set_seed,
+)
 
 log = logging.getLogger(__name__)
 ZERO_SHOT, TARGET_SUPERVISED = "zero-shot", "target-supervised"
@@ -73,12 +81,14 @@ class RunContext:
         return self.source.splits["train"].features["label"].num_classes
 
 
-def load_classifier(model_name: str, num_labels: int) -> torch.nn.Module:
+def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
+    """The PLM with a fresh classification head, initialised from ``seed`` (so runs are reproducible)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     hf_logging.disable_progress_bar()
+    set_seed(seed)
     try:
         return AutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=num_labels)
     except OSError as err:
@@ -115,7 +125,7 @@ def english_model(ctx: RunContext, seed: int, model_name: str, embeddings: torch
     if key in ctx._finetuned:
         return ctx._finetuned[key]
     tokenizer = load_tokenizer(model_name)
-    model = load_classifier(model_name, ctx.num_labels)
+    model = load_classifier(model_name, ctx.num_labels, seed)
     if embeddings is not None:
         swap_input_embeddings(model, embeddings, trainable, padding_idx=tokenizer.pad_token_id)
     else:
@@ -210,6 +220,15 @@ def run_mosecrot(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, 
     return metrics
 
 
+def least_squares_map(static_rows: np.ndarray, plm_rows: np.ndarray) -> np.ndarray:
+    """W minimising ``||static_rows @ W - plm_rows||_F`` (float64 solve, float32 result)."""
+    if static_rows.shape[0] != plm_rows.shape[0] or static_rows.shape[0] == 0:
+        raise InputError(f"least squares needs paired anchor rows, got {static_rows.shape[0]} static and "
+                         f"{plm_rows.shape[0]} PLM rows", key="anchors")
+    w, *_ = np.linalg.lstsq(static_rows.astype(np.float64), plm_rows.astype(np.float64), rcond=None)
+    return w.astype(np.float32)
+
+
 def run_ls(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]:
     """LS: least-squares map W (static -> PLM space) on the anchors, ``min ||A_t W - A_s||``, then swap."""
     model_name = ctx.config.model
@@ -221,8 +240,7 @@ def run_ls(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]
         anchors, vectors = ctx.prepared.anchors[lang], ctx.prepared.vectors[lang]
         a_t = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float64)
         a_s = _anchor_rows(method.stitch, original, model, anchors).double().numpy()
-        w, *_ = np.linalg.lstsq(a_t, a_s, rcond=None)
-        w = torch.from_numpy(w.astype(np.float32))
+        w = torch.from_numpy(least_squares_map(a_t, a_s))
         metrics.update(_with_target_embeddings(
             ctx, model, lang, lambda vocab, w=w: torch.from_numpy(vocab.vectors) @ w, method.stitch, tokenizer))
     return metrics

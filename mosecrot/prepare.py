@@ -232,7 +232,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
     rows = []
     for lang in languages:
         task = tasks[lang]
-        row: dict[str, Any] = {"language": lang, "text": task.meta.get("edition", task.meta.get("text", ""))}
+        row: dict[str, Any] = {"language": lang, "text": task.meta.get("text", task.meta.get("edition", ""))}
         for split in ("train", "dev", "test"):
             row[split] = task.splits[split].num_rows if split in task.splits else 0
         row["dropped"] = sum(c.get("dropped", 0) for c in task.coverage.values())

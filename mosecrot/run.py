@@ -21,6 +21,7 @@ from mosecrot.cache import DiskCache
 from mosecrot.config import ExperimentConfig, MethodConfig
 from mosecrot.configschema import to_dict
 from mosecrot.methods import METHODS, RunContext, default_methods, supervision
+from mosecrot.plm import load_tokenizer
 from mosecrot.prepare import prepare
 from mosecrot.provenance import environment
 from mosecrot.training import LoopHooks
@@ -64,10 +65,14 @@ def summarize(records: list[dict], languages: list[str], metric: str = "test_mac
 def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[MethodConfig] | None = None,
                    output_dir: str | Path | None = None) -> RunReport:
     t0 = time.perf_counter()
+    methods = methods or cfg.methods or default_methods()
+    for i, method in enumerate(methods):  # cheap checks before the expensive prepare
+        method.validate(f"methods[{i}]")
+        if method.model:
+            load_tokenizer(method.model)
     prepared = prepare(cfg, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
-    methods = methods or cfg.methods or default_methods()
     records = []
     for seed in cfg.seeds:
         for method in methods:

@@ -62,6 +62,7 @@ def test_second_prepare_uses_the_cache(tmp_path):
     ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
     ("model=/nonexistent/model", "could not load the tokenizer|not found"),
     ("task.name=ner", "unknown task 'ner'"),
+    ("vectors.kind=files", "no static vectors for target language 'de'"),
     ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
 ])
 def test_bad_input_fails_in_preflight_before_training(override, message, tmp_path, monkeypatch):

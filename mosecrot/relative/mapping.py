@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mosecrot.errors import InputError
+from mosecrot.errors import InputError, rebase_key
 from mosecrot.relative.similarity import get_similarity, iter_chunks
 from mosecrot.relative.sparsify import check_k, get_sparsifier
 from mosecrot.relative.weighting import check_tau, get_weighting
@@ -43,8 +43,17 @@ class RelativeConfig:
     csls_k: int = 10  # csls: neighbourhood size K of the hubness terms
     chunk_size: int = 2048  # query rows per block: memory ~ chunk_size x n_anchors floats
 
-    def validate(self, n_anchors: int | None = None) -> None:
-        """Raise InputError on bad values; anchor-count checks run when ``n_anchors`` is given."""
+    def validate(self, n_anchors: int | None = None, *, prefix: str | None = None) -> None:
+        """Raise InputError on bad values; anchor-count checks run when ``n_anchors`` is given.
+        ``prefix``: the dotted key this config was loaded under (errors name it)."""
+        try:
+            self._validate(n_anchors)
+        except InputError as err:
+            if prefix is None or prefix == "relative":
+                raise
+            raise rebase_key(err, "relative", prefix) from err
+
+    def _validate(self, n_anchors: int | None) -> None:
         get_similarity(self.similarity)
         get_sparsifier(self.sparsify)
         get_weighting(self.weighting)

