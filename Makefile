@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The main job: every method on the quickstart experiment (prepare, fine-tune, swap, evaluate, report).
 quickstart: install
-	$(BIN)/mosecrot prepare quickstart
+	$(BIN)/mosecrot run quickstart
 
 test: install
 	$(BIN)/python -m pytest -q
