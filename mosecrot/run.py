@@ -34,6 +34,7 @@ class RunReport:
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     directory: Path | None = None
+    environment: dict[str, Any] = field(default_factory=environment)  # taken when the run starts
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -73,39 +74,52 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
     prepared = prepare(cfg, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
-    records = []
+    report = RunReport(cfg, [], {}, timings)
+    report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
     for seed in cfg.seeds:
         for method in methods:
             t = time.perf_counter()
             metrics = METHODS[method.kind](ctx, method, seed)
-            records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
-                            "seed": seed, "params": to_dict(method), "metrics": metrics,
-                            "seconds": round(time.perf_counter() - t, 2)})
+            report.records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
+                                   "seed": seed, "params": to_dict(method), "metrics": metrics,
+                                   "seconds": round(time.perf_counter() - t, 2)})
+            # Written after every method: a long run that dies keeps what it finished (complete: false).
+            report.summary = summarize(report.records, list(cfg.target_languages))
+            write_run(report, complete=False)
         ctx._finetuned.clear()  # fine-tuned models are shared within a seed only
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0
-    summary = summarize(records, list(cfg.target_languages))
-    report = RunReport(cfg, records, summary, timings)
-    report.directory = write_run(report, Path(output_dir or cfg.output_dir))
+    report.summary = summarize(report.records, list(cfg.target_languages))
+    write_run(report, complete=True)
     return report
 
 
-def write_run(report: RunReport, root: Path) -> Path:
+def run_directory(cfg: ExperimentConfig, root: Path) -> Path:
+    """``ROOT/NAME/STAMP/`` with the resolved ``config.yaml`` written before any work starts."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    directory = root / report.config.name / stamp
+    directory = root / cfg.name / stamp
     directory.mkdir(parents=True, exist_ok=True)
-    resolved = to_dict(report.config)
+    resolved = to_dict(cfg)
     (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    return directory
+
+
+def write_run(report: RunReport, complete: bool = True) -> Path:
+    """``results.json`` beside ``config.yaml`` (atomically replaced, so a reader never sees half a file)."""
+    assert report.directory is not None
     payload = {
         "experiment": report.config.name,
         "task": report.config.task.name,
+        "complete": complete,
         "summary": report.summary,
         "records": report.records,
         "timings_s": {k: round(v, 1) for k, v in report.timings.items()},
         "training": to_dict(report.config.training),
         "seeds": report.config.seeds,
-        "config": resolved,
-        "environment": environment(),
+        "config": to_dict(report.config),
+        "environment": report.environment,
     }
-    (directory / "results.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str))
-    return directory
+    tmp = report.directory / "results.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str))
+    tmp.replace(report.directory / "results.json")
+    return report.directory

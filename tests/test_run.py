@@ -58,6 +58,7 @@ def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch)
     assert len(calls) == 3 + 1 + 1
 
     results = json.loads((report.directory / "results.json").read_text())
+    assert results["complete"] is True
     assert set(results["summary"]["methods"]) == set(by_method)
     assert results["summary"]["methods"]["ls"]["languages"]["de"]["n"] == 1
     assert results["environment"]["git_revision"]
