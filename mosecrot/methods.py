@@ -13,6 +13,7 @@ every target language (train once, swap many).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from mosecrot.anchors import AnchorSet
-from mosecrot.cache import DiskCache, stable_hash
+from mosecrot.cache import DiskCache, stable_hash, texts_fingerprint
 from mosecrot.config import MethodConfig
 from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError, unknown_choice
@@ -100,6 +101,52 @@ def encode_with_plm(tokenizer, texts: list[str], max_length: int) -> list[list[i
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
+def _digest(array: torch.Tensor | np.ndarray) -> str:
+    """Content hash of a matrix (the cache key of whatever was computed from it)."""
+    a = array.detach().cpu().float().numpy() if isinstance(array, torch.Tensor) else np.asarray(array, np.float32)
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16] + f"-{'x'.join(map(str, a.shape))}"
+
+
+def _relative_key(rel) -> dict:
+    return {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}  # chunking never changes the result
+
+
+def cached_encode(ctx: "RunContext", model_name: str, tokenizer, texts, max_length: int) -> list[list[int]]:
+    """PLM token ids of ``texts``, cached on disk by model, text fingerprint and max length."""
+    texts = list(texts)
+    key = {"model": model_name, "texts": texts_fingerprint(texts), "n": len(texts), "max_length": max_length}
+
+    def build(d):
+        (d / "ids.json").write_text(json.dumps(encode_with_plm(tokenizer, texts, max_length)))
+
+    return ctx.cache.get_or_build("tokenised", key, build, lambda d: json.loads((d / "ids.json").read_text()))
+
+
+def cached_source_mapping(ctx: "RunContext", original: torch.Tensor, anchor_ids: list[int], special_ids: list[int],
+                          rel) -> torch.Tensor:
+    """F_s, cached on disk by the embedding matrix's content, the anchor token ids and the relative config."""
+    key = {"embeddings": _digest(original), "anchors": stable_hash(list(anchor_ids)),
+           "specials": list(special_ids), "relative": _relative_key(rel)}
+
+    def build(d):
+        torch.save(source_mapping(original, anchor_ids, special_ids, rel), d / "f_s.pt")
+
+    return ctx.cache.get_or_build("f_s", key, build, lambda d: torch.load(d / "f_s.pt", weights_only=True))
+
+
+def cached_target_mapping(ctx: "RunContext", vocab, vectors, anchors: AnchorSet, english_rows: torch.Tensor,
+                          rel) -> torch.Tensor:
+    """F_t rows of the target words, cached by words, their vectors, the anchors, the English rows and config."""
+    key = {"language": vocab.language, "words": texts_fingerprint(vocab.words), "vectors": _digest(vocab.vectors),
+           "anchors": stable_hash(anchors.pairs), "english_rows": _digest(english_rows), "relative": _relative_key(rel)}
+
+    def build(d):
+        rows = target_mapping(vocab, vectors, anchors, english_rows, torch.empty(0, english_rows.shape[1]), rel)
+        torch.save(rows, d / "f_t.pt")
+
+    return ctx.cache.get_or_build("f_t", key, build, lambda d: torch.load(d / "f_t.pt", weights_only=True))
+
+
 def split_of(task: TaskData, split: str, input_ids: list[list[int]]) -> EncodedSplit:
     return EncodedSplit(input_ids, list(task.splits[split]["label"]))
 
@@ -108,8 +155,8 @@ def _english_metrics(ctx: RunContext, model, tokenizer, ft: FinetuneResult) -> d
     en = ctx.config.source_language
     out = {f"dev_{k}.{en}": v for k, v in ft.best_dev.items() if k in ("macro_f1", "accuracy", "loss")}
     if "test" in ctx.source.splits:
-        test = split_of(ctx.source, "test", encode_with_plm(tokenizer, ctx.source.splits["test"]["text"],
-                                                             ctx.training.max_length))
+        test = split_of(ctx.source, "test", cached_encode(ctx, ctx.config.model, tokenizer,
+                                                          ctx.source.splits["test"]["text"], ctx.training.max_length))
         m = evaluate(model, test, tokenizer.pad_token_id, ctx.training.eval_batch_size)
         out.update({f"test_{k}.{en}": m[k] for k in ("macro_f1", "accuracy")})
     out["train_examples_per_second"] = ft.examples_per_second
@@ -131,8 +178,8 @@ def english_model(ctx: RunContext, seed: int, model_name: str, embeddings: torch
     else:
         model.get_input_embeddings().weight.requires_grad_(trainable)
     src, max_len = ctx.source, ctx.training.max_length
-    train = split_of(src, "train", encode_with_plm(tokenizer, src.splits["train"]["text"], max_len))
-    dev = split_of(src, "dev", encode_with_plm(tokenizer, src.splits["dev"]["text"], max_len))
+    train = split_of(src, "train", cached_encode(ctx, model_name, tokenizer, src.splits["train"]["text"], max_len))
+    dev = split_of(src, "dev", cached_encode(ctx, model_name, tokenizer, src.splits["dev"]["text"], max_len))
     ft = finetune(model, train, dev, ctx.training, seed, tokenizer.pad_token_id, ctx.hooks)
     model.load_state_dict(ft.best_state)
     model.eval()
@@ -201,7 +248,7 @@ def run_mosecrot(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, 
         if st.source_side == "relative":
             ids = (ctx.prepared.union.source_token_ids if ctx.prepared.union is not None
                    else ctx.prepared.anchors[langs[0]].source_token_ids)
-            f_s = source_mapping(original, ids, specials, rel)
+            f_s = cached_source_mapping(ctx, original, ids, specials, rel)
             emb_key = stable_hash({"anchors": ids, "relative": to_dict(rel)})
             model, ft = english_model(ctx, seed, model_name, f_s, emb_key, trainable)
         else:
@@ -213,8 +260,8 @@ def run_mosecrot(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, 
             eng_rows = _anchor_rows(st, original, model, anchors)
             metrics.update(_with_target_embeddings(
                 ctx, model, lang,
-                lambda vocab, a=anchors, r=eng_rows, l=lang: target_mapping(
-                    vocab, ctx.prepared.vectors[l], a, r, torch.empty(0, r.shape[1]), rel),
+                lambda vocab, a=anchors, r=eng_rows, l=lang: cached_target_mapping(
+                    ctx, vocab, ctx.prepared.vectors[l], a, r, rel),
                 st, tokenizer))
             metrics[f"anchors.{lang}"] = len(anchors)
     return metrics
@@ -254,7 +301,8 @@ def run_own_tokenizer(ctx: RunContext, method: MethodConfig, seed: int) -> dict[
     metrics = _english_metrics(ctx, model, tokenizer, ft)
     for lang in ctx.targets:
         metrics.update(_evaluate_target(ctx, model, lang,
-                                        lambda t: encode_with_plm(tokenizer, t, ctx.training.max_length),
+                                        lambda t: cached_encode(ctx, model_name, tokenizer, t,
+                                                                ctx.training.max_length),
                                         tokenizer.pad_token_id))
     return metrics
 

