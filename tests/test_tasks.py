@@ -216,7 +216,8 @@ def test_sib200_hub_columns_and_validation_split(monkeypatch, as_class_label):
     })
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config: fake)
     data = load_sib200("sw")
-    assert data.meta == {"source": "hub", "hub_id": "Davlan/sib200", "config": "swh_Latn"}
+    assert data.meta == {"source": "hub", "hub_id": "Davlan/sib200", "config": "swh_Latn",
+                         "text": "SIB-200 swh_Latn (hub)"}
     assert data.labels == SIB200_LABELS
     assert data.splits["dev"][0] == {"id": "3", "text": "t3", "label": SIB200_LABELS.index("geography")}
 

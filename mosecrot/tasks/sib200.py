@@ -90,11 +90,11 @@ def load_sib200(
     if path is None:
         labels = list(SIB200_LABELS)
         rows = _hub_rows(hub_id, folder, splits)
-        meta = {"source": "hub", "hub_id": hub_id, "config": folder}
+        meta = {"source": "hub", "hub_id": hub_id, "config": folder, "text": f"SIB-200 {folder} (hub)"}
     else:
         labels, files = _local_files(Path(path), folder, splits)
         rows = {split: (str(file), _tsv_rows(file)) for split, file in files.items()}
-        meta = {"source": "directory", "path": str(path), "config": folder}
+        meta = {"source": "directory", "path": str(path), "config": folder, "text": f"SIB-200 {folder}"}
     class_label = ClassLabel(names=labels)
     data = DatasetDict()
     for split, (source, split_rows) in rows.items():
