@@ -51,3 +51,10 @@ def unknown_choice(kind: str, value: object, valid: list[str] | tuple[str, ...],
     return InputError(
         f"unknown {kind} {value!r}", expected="one of: " + ", ".join(sorted(valid)), **where
     )
+
+
+def lookup(registry: dict, kind: str, name: str, key: str):
+    """``registry[name]``, or an error that lists the valid names (every registry looks up this way)."""
+    if name not in registry:
+        raise unknown_choice(kind, name, list(registry), key=key)
+    return registry[name]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mosecrot.errors import unknown_choice
+from mosecrot.errors import lookup
 
 BlockFn = Callable[[Tensor], Tensor]
 """Query chunk (c x d) -> similarities to all anchors (c x m)."""
@@ -111,6 +111,4 @@ SIMILARITIES: dict[str, Callable[..., BlockFn]] = {
 
 def get_similarity(name: str) -> Callable[..., BlockFn]:
     """Look up a similarity's prepare function; unknown names list the valid ones."""
-    if name not in SIMILARITIES:
-        raise unknown_choice("similarity", name, list(SIMILARITIES), key="relative.similarity")
-    return SIMILARITIES[name]
+    return lookup(SIMILARITIES, "similarity", name, "relative.similarity")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from mosecrot.errors import InputError, unknown_choice
+from mosecrot.errors import InputError, lookup
 
 if TYPE_CHECKING:
     from mosecrot.relative.mapping import RelativeConfig
@@ -108,6 +108,4 @@ SPARSIFIERS: dict[str, Callable[[Tensor, "RelativeConfig"], Selection]] = {
 
 def get_sparsifier(name: str) -> Callable[[Tensor, "RelativeConfig"], Selection]:
     """Look up a sparsifier; unknown names list the valid ones."""
-    if name not in SPARSIFIERS:
-        raise unknown_choice("sparsifier", name, list(SPARSIFIERS), key="relative.sparsify")
-    return SPARSIFIERS[name]
+    return lookup(SPARSIFIERS, "sparsifier", name, "relative.sparsify")

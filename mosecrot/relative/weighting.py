@@ -16,7 +16,7 @@ import entmax
 import torch
 from torch import Tensor
 
-from mosecrot.errors import InputError, unknown_choice
+from mosecrot.errors import InputError, lookup
 
 if TYPE_CHECKING:
     from mosecrot.relative.mapping import RelativeConfig
@@ -83,6 +83,4 @@ WEIGHTINGS: dict[str, Callable[[Tensor, "RelativeConfig"], Tensor]] = {
 
 def get_weighting(name: str) -> Callable[[Tensor, "RelativeConfig"], Tensor]:
     """Look up a weighting; unknown names list the valid ones."""
-    if name not in WEIGHTINGS:
-        raise unknown_choice("weighting", name, list(WEIGHTINGS), key="relative.weighting")
-    return WEIGHTINGS[name]
+    return lookup(WEIGHTINGS, "weighting", name, "relative.weighting")
