@@ -28,7 +28,7 @@ from mosecrot.anchors import AnchorSet
 from mosecrot.cache import DiskCache, stable_hash, texts_fingerprint
 from mosecrot.config import MethodConfig
 from mosecrot.configschema import to_dict
-from mosecrot.errors import InputError, unknown_choice
+from mosecrot.errors import InputError
 from mosecrot.plm import load_tokenizer, resolve_model
 from mosecrot.prepare import Prepared
 from mosecrot.stitching import (

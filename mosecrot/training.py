@@ -7,7 +7,6 @@ imports Ray. Metrics are computed over a whole split (macro-F1 is not averaged p
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
