@@ -11,6 +11,8 @@ import pickle
 
 import optuna
 import pytest
+
+from mosecrot.config import load_experiment
 import yaml
 
 from mosecrot.errors import InputError
@@ -88,8 +90,12 @@ def test_shipped_protocols():
                     "method.stitch.relative.threshold", W, TAU, "method.stitch.source_side",
                     "method.stitch.embeddings"):
             assert key in space.space, (name, key)
-    asha = load_search_space("explore_taxi1500").scheduler
-    assert (asha.kind, asha.max_t) == ("asha", 3)  # null max_t resolved to the experiment's epochs
+    explore = load_search_space("explore_taxi1500")
+    epochs = load_experiment(explore.experiment).training.epochs
+    if "training.epochs" in explore.fixed:
+        epochs = explore.fixed["training.epochs"]
+    # null max_t is resolved to the trial's epochs
+    assert (explore.scheduler.kind, explore.scheduler.max_t) == ("asha", epochs)
 
 
 def test_paper_grid_has_exactly_fifteen_points():
