@@ -105,6 +105,84 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+
+def _space(args: argparse.Namespace):
+    from orchestrator.search_space import load_search_space
+
+    return load_search_space(args.space, args.set)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from orchestrator.sweep import run_sweep, summary_lines
+    from orchestrator.tracking import resolve_tracking_uri, sweep_report, write_report
+
+    space = _space(args)
+    results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
+                        address=args.address, baselines=not args.no_baselines, progress=not args.no_progress)
+    for line in summary_lines(space, results, args.tracking_uri):
+        console.print(line, highlight=False, markup=False)
+    if not args.no_report:
+        report = sweep_report(space.name, args.tracking_uri, objective="objective", mode=space.objective.mode,
+                              languages=list(space.report_languages or []))
+        _print_report(report)
+        paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / space.name)
+        console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        console.print(f"open the MLflow UI: mlflow ui --backend-store-uri {uri}", highlight=False, markup=False)
+    return 1 if results.num_errors else 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from orchestrator.tracking import log_baselines, resolve_tracking_uri, ui_command
+
+    space = _space(args)
+    uri = resolve_tracking_uri(args.tracking_uri)
+    out = log_baselines(space, tracking_uri=uri, progress=not args.no_progress)
+    langs = list(space.report_languages or [])
+    table = Table(title=f"{space.name} baselines: test macro-F1")
+    for col in ["baseline", *langs, "mean"]:
+        table.add_column(col, justify="left" if col == "baseline" else "right")
+    for name, m in out.items():
+        table.add_row(name, *[f"{m[f'test_macro_f1.{lang}']:.3f}" if f"test_macro_f1.{lang}" in m else "–"
+                              for lang in langs], f"{m['report_mean']:.3f}" if "report_mean" in m else "–")
+    console.print(table)
+    if not out:
+        console.print("every baseline was already logged for this sweep name")
+    console.print(f"MLflow: {uri}   open the UI: {ui_command(uri)}", highlight=False, markup=False)
+    return 0
+
+
+def _print_report(report: dict) -> None:
+    langs = report["languages"]
+    table = Table(title=f"{report['experiment']}: {report['metric']} (best trial per method by objective, "
+                        f"beside the baselines)")
+    for col in ["method", "kind", "supervision", "objective", *langs, "mean"]:
+        table.add_column(col, justify="left" if col in ("method", "kind", "supervision") else "right")
+    for r in report["rows"]:
+        cells = [r["method"], r["kind"], r["supervision"]]
+        cells += [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "–" for c in ["objective", *langs, "mean"]]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from orchestrator.tracking import sweep_report, write_report
+
+    name, mode, langs = args.sweep, "max", None
+    args.space = args.sweep
+    try:  # a search-space name or path gives the sweep name, mode and report languages
+        space = _space(args)
+        name, mode, langs = space.name, space.objective.mode, list(space.report_languages or [])
+    except InputError:
+        if args.set:
+            raise
+    report = sweep_report(name, args.tracking_uri, mode=mode, languages=langs)
+    _print_report(report)
+    paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
+    console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosecrot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -126,6 +204,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output-dir", help="root of run directories (default: the config's output_dir)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow")
+    sw.add_argument("space", help="search space name (search_spaces/NAME.yaml) or a YAML path")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a search-space key, e.g. --set num_trials=2 --set fixed.training.max_steps=4")
+    sw.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                                           "sqlite:///./mlruns.db)")
+    sw.add_argument("--storage-path", help="Tune/Train storage: a local dir (default ./ray_results), NFS or s3://")
+    sw.add_argument("--resume", action="store_true", help="continue the sweep at STORAGE/NAME; finished trials "
+                                                          "are not rerun")
+    sw.add_argument("--address", help="Ray cluster address (auto, HOST:PORT); default: embedded local Ray")
+    sw.add_argument("--no-baselines", action="store_true", help="do not run/log the baselines")
+    sw.add_argument("--no-report", action="store_true", help="do not print/write the report after the sweep")
+    sw.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sw.set_defaults(func=cmd_sweep)
+
+    b = sub.add_parser("baselines", help="run a sweep's baselines once and log them to MLflow (kind=baseline)")
+    b.add_argument("space", help="search space name or YAML path")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
+    b.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_baselines)
+
+    rp = sub.add_parser("report", help="best configuration per method against the baselines, per language "
+                                       "(markdown, CSV, PNG)")
+    rp.add_argument("sweep", help="the sweep: a search space name/path, or an MLflow experiment name")
+    rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
+    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
+    rp.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
+    rp.set_defaults(func=cmd_report, space=None)
     return parser
 
 

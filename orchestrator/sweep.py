@@ -1,0 +1,341 @@
+"""The sweep driver: Ray Tune over the project's trainable, Optuna as searcher, MLflow records.
+
+Programmatic use (the documented entry; the CLI's ``mosecrot sweep`` calls the same function)::
+
+    from orchestrator.search_space import load_search_space
+    from orchestrator.sweep import run_sweep
+
+    space = load_search_space("quickstart", ["fixed.training.max_steps=2"])
+    results = run_sweep(space)                      # embedded Ray, ./mlruns.db, ./ray_results/quickstart
+    best = results.get_best_result()                # metric "objective", the space's mode
+    print(best.metrics["report_mean"], best.config)
+
+What a sweep does, in order:
+
+1. checks the MLflow store (an unreachable server fails here, in seconds) and whether the Tune experiment
+   ``STORAGE/NAME`` exists: a new sweep refuses to overwrite one, ``resume=True`` requires one;
+2. starts (or on resume reopens) the parent MLflow run;
+3. prepares the base experiment once in the driver (task splits, static vectors, dictionaries, anchors go
+   to the disk cache every trial then loads), and logs the baselines once (``kind=baseline`` children);
+4. ``ray.init(address)`` (None: an embedded local cluster), sizes concurrency, and fits a `Tuner` over
+   ``tune_trainable`` with `OptunaSearch` (the study in SQLite at ``STORAGE/NAME/optuna.db``, study name =
+   the sweep name, or the space's ``searcher.storage``/``study_name``) or Tune's grid generator, optional
+   ASHA, and FailureConfig at both layers; or restores it (``Tuner.restore(resume_errored=True)``, finished
+   trials are kept, not rerun);
+5. logs one child run per trial as each trial ends (FINISHED or FAILED), and ends the parent run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mosecrot.errors import InputError
+from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
+from orchestrator.trainable import (
+    GRID_KEY,
+    OBJECTIVE,
+    REPORT_MEAN,
+    base_experiment,
+    trial_params,
+    tune_trainable,
+    worker_env,
+)
+from orchestrator.tracking import SweepTracker, log_baselines, resolve_tracking_uri, ui_command
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "ray_results"
+# The Tune function only waits on its TorchTrainer: no CPU, so trials never deadlock on a 2-core machine.
+# A placement group bundle cannot be all zeros, hence a small memory reservation.
+DEFAULT_DRIVER_RESOURCES: dict[str, float] = {"CPU": 0, "memory": 128 * 1024 ** 2}
+
+
+# --- pure helpers (tested without Ray) -------------------------------------------------------------------
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path)
+
+
+@dataclass
+class SweepPaths:
+    storage_path: str  # Tune's RunConfig(storage_path): absolute local dir, NFS path or s3://...
+    experiment_path: str  # STORAGE/NAME: what Tuner.restore/can_restore take
+    optuna_storage: str  # Optuna RDB URL
+    study_name: str
+
+
+def sweep_paths(space: SearchSpace, storage_path: str | None = None, cwd: str | Path | None = None) -> SweepPaths:
+    """Where a sweep lives. Local storage is made absolute (Ray requires it); the Optuna SQLite file sits in
+    the sweep directory, or in the working directory when storage is remote (SQLite needs a local file)."""
+    base = Path(cwd) if cwd else Path.cwd()
+    storage = storage_path or str(base / DEFAULT_STORAGE)
+    if not is_uri(storage):
+        storage = str((base / Path(storage).expanduser()).resolve())
+    exp_path = storage.rstrip("/") + "/" + space.name
+    if space.searcher.storage:
+        optuna_url = space.searcher.storage
+    elif is_uri(storage):
+        optuna_url = "sqlite:///" + str((base / f"optuna-{space.name}.db").resolve())
+    else:
+        optuna_url = "sqlite:///" + str(Path(exp_path) / "optuna.db")
+    return SweepPaths(storage, exp_path, optuna_url, space.searcher.study_name or space.name)
+
+
+def start_or_resume(resume: bool, restorable: bool, experiment_path: str) -> str:
+    """``"start"`` or ``"restore"``; refuses to start over an existing sweep or to resume a missing one."""
+    if resume and not restorable:
+        raise InputError(f"nothing to resume: no Tune experiment at {experiment_path}", key="--resume",
+                         expected="the --storage-path (and sweep name) of an earlier sweep, or no --resume")
+    if not resume and restorable:
+        raise InputError(f"a sweep already exists at {experiment_path}", key="--resume",
+                         expected="--resume to continue it, or another --storage-path or name (--set name=...)")
+    return "restore" if resume else "start"
+
+
+def max_concurrent_trials(space: SearchSpace, cluster: dict[str, float]) -> int:
+    """Concurrent trials: the space's value, capped by what the cluster holds now — cluster GPUs ÷ GPUs per
+    trial when trials use GPUs (so trials never pile up waiting), else cluster CPUs ÷ CPUs per trial —
+    and by the number of trials. A GPU cluster that has no GPU yet (autoscaling from zero) is not capped."""
+    res = space.resources
+    caps = []
+    if res.max_concurrent_trials is not None:
+        caps.append(res.max_concurrent_trials)
+    if res.gpus_per_worker > 0:
+        per_trial = res.workers_per_trial * res.gpus_per_worker
+        gpus = float(cluster.get("GPU", 0))
+        if gpus >= per_trial:
+            caps.append(int(math.floor(gpus / per_trial + 1e-9)))
+    else:
+        per_trial = res.workers_per_trial * res.cpus_per_worker
+        cpus = float(cluster.get("CPU", 0))
+        if cpus >= per_trial:
+            caps.append(int(math.floor(cpus / per_trial + 1e-9)))
+    if space.num_trials:
+        caps.append(space.num_trials)
+    return max(1, min(caps)) if caps else 1
+
+
+def asha_max_t(space: SearchSpace) -> int:
+    """ASHA's horizon in Tune iterations: one per epoch of the first fine-tuning, plus the final report."""
+    return int(space.scheduler.max_t or 1) + 1
+
+
+# --- Ray pieces ----------------------------------------------------------------------------------------------
+
+def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failures: int = 1,
+                   driver_resources: dict[str, float] | None = None):
+    """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources)."""
+    from ray import tune
+
+    fn = tune.with_parameters(tune_trainable, space=space, storage_path=storage_path,
+                              train_max_failures=train_max_failures)
+    return tune.with_resources(fn, dict(driver_resources or DEFAULT_DRIVER_RESOURCES))
+
+
+def make_searcher(space: SearchSpace, paths: SweepPaths):
+    """(search_alg, param_space): OptunaSearch over the define-by-run space, or Tune's grid generator."""
+    from ray import tune
+
+    if space.searcher.kind == "grid":
+        return None, {GRID_KEY: tune.grid_search(grid_points(space))}
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    storage = optuna.storages.RDBStorage(paths.optuna_storage)
+    # With a define-by-run space, OptunaSearch takes metric and mode here (Tune does not pass them on).
+    searcher = OptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
+                            sampler=optuna_sampler(space), study_name=paths.study_name, storage=storage)
+    return searcher, {}
+
+
+def make_scheduler(space: SearchSpace):
+    if space.scheduler.kind != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=asha_max_t(space),
+                         grace_period=space.scheduler.grace_period,
+                         reduction_factor=space.scheduler.reduction_factor)
+
+
+def _tune_callback_class():
+    """`MlflowTrialCallback`, built on first use so that importing this module does not import Ray."""
+    if "MlflowTrialCallback" in globals():
+        return globals()["MlflowTrialCallback"]
+    from ray.tune import Callback
+
+    class MlflowTrialCallback(Callback):
+        """One MLflow child run per trial, logged from the driver when the trial ends.
+
+        Picklable (Tune saves callbacks with the experiment): the tracker is rebuilt lazily."""
+
+        def __init__(self, space: SearchSpace, tracking_uri: str, sweep_key: str, parent_id: str) -> None:
+            self.space, self.tracking_uri, self.sweep_key, self.parent_id = space, tracking_uri, sweep_key, parent_id
+            self._tracker: SweepTracker | None = None
+
+        def __getstate__(self):
+            state = self.__dict__.copy()
+            state["_tracker"] = None
+            return state
+
+        @property
+        def tracker(self) -> SweepTracker:
+            if self._tracker is None:
+                self._tracker = SweepTracker(self.space, self.tracking_uri, sweep_key=self.sweep_key)
+                self._tracker.parent_id = self.parent_id
+            return self._tracker
+
+        def _log(self, trial, status: str, error: str | None = None) -> None:
+            seeds = list(base_experiment(self.space).seeds)
+            try:
+                self.tracker.log_trial(trial.trial_id, str(trial), trial_params(trial.config), trial.last_result,
+                                       status, error=error, seeds=seeds)
+            except Exception:  # tracking must not kill the sweep; the trial stays in Tune's results
+                log.exception("could not log trial %s to MLflow", trial.trial_id)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._log(trial, "FINISHED")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            error = None
+            try:
+                error = trial.get_error()
+            except Exception:
+                pass
+            self._log(trial, "FAILED", error=str(error) if error else "trial raised (see the Tune trial directory)")
+
+    MlflowTrialCallback.__module__ = __name__
+    MlflowTrialCallback.__qualname__ = "MlflowTrialCallback"
+    globals()["MlflowTrialCallback"] = MlflowTrialCallback
+    return MlflowTrialCallback
+
+
+def __getattr__(name: str):  # PEP 562: lets pickle find the lazily built callback class
+    if name == "MlflowTrialCallback":
+        return _tune_callback_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """``ray.init`` unless already connected; returns whether this call started/connected Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env()}, "log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+    elif num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(**kwargs)
+    return True
+
+
+def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path: str | None = None,
+              resume: bool = False, address: str | None = None, *, baselines: bool = True, progress: bool = False,
+              tune_max_failures: int = 1, train_max_failures: int = 1,
+              driver_resources: dict[str, float] | None = None, num_cpus: int | None = None) -> "ResultGrid":
+    """Run (or with ``resume=True`` continue) the sweep and return Tune's `ResultGrid`.
+
+    ``tracking_uri``: MLflow (flag > ``$MLFLOW_TRACKING_URI`` > ``sqlite:///./mlruns.db``);
+    ``storage_path``: Tune/Train storage (default ``./ray_results``; NFS or ``s3://`` on clusters);
+    ``address``: a Ray cluster (``auto``, ``HOST:PORT``; None = embedded local Ray);
+    ``driver_resources``: what each trial's Tune function reserves (default 0 CPU; on a cluster e.g.
+    ``{"CPU": 0, "trial_driver": 0.01}`` to pin drivers to the head node's custom resource)."""
+    from ray import tune
+
+    uri = resolve_tracking_uri(tracking_uri)
+    paths = sweep_paths(space, storage_path)
+    mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
+    if mode == "start":
+        _check_new_study(space, paths)
+    tracker = SweepTracker(space, uri, sweep_key=paths.experiment_path)  # fails fast if MLflow is unreachable
+    tracker.start(tags={"storage_path": paths.storage_path, "optuna_storage": paths.optuna_storage,
+                        "study_name": paths.study_name}, resume=resume)
+    status = "FAILED"
+    try:
+        prepared = None
+        if not is_uri(paths.storage_path):
+            Path(paths.experiment_path).mkdir(parents=True, exist_ok=True)
+        from mosecrot.prepare import prepare
+
+        prepared = prepare(base_experiment(space), progress=progress)  # once per sweep: trials load the cache
+        if baselines and space.baselines:
+            log_baselines(space, tracker, progress=progress, prepared=prepared)
+        del prepared
+        ensure_ray(address, num_cpus)
+        trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources)
+        if mode == "restore":
+            tuner = tune.Tuner.restore(paths.experiment_path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures)
+        results = tuner.fit()
+        metrics = {}
+        ok = [r for r in results if r.error is None and r.metrics and OBJECTIVE in r.metrics]
+        if ok:
+            best = results.get_best_result(metric=OBJECTIVE, mode=space.objective.mode, filter_nan_and_inf=True)
+            metrics = {f"best_{k}": float(v) for k, v in best.metrics.items()
+                       if k in (OBJECTIVE, REPORT_MEAN) and isinstance(v, (int, float))}
+        metrics.update(trials=float(len(results)), errored_trials=float(results.num_errors))
+        tracker.end("FINISHED", metrics)
+        status = "FINISHED"
+        return results
+    finally:
+        if status != "FINISHED":
+            tracker.end("FAILED")
+
+
+def _check_new_study(space: SearchSpace, paths: SweepPaths) -> None:
+    """A new sweep must not silently continue an old Optuna study that lives outside the sweep directory."""
+    if space.searcher.kind == "grid" or not space.searcher.storage:
+        return
+    import optuna
+
+    if paths.study_name in optuna.study.get_all_study_names(storage=paths.optuna_storage):
+        raise InputError(f"the Optuna study {paths.study_name!r} already exists in {paths.optuna_storage}",
+                         key="searcher.study_name", expected="a new study name, or --resume")
+
+
+def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable, tracker: SweepTracker, uri: str,
+               tune_max_failures: int):
+    import ray
+    from ray import tune
+
+    search_alg, param_space = make_searcher(space, paths)
+    concurrency = max_concurrent_trials(space, ray.cluster_resources())
+    num_samples = 1 if space.searcher.kind == "grid" else int(space.num_trials or 1)
+    callback = _tune_callback_class()(space, uri, tracker.sweep_key, tracker.parent_id)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode=space.objective.mode, search_alg=search_alg,
+                                    scheduler=make_scheduler(space), num_samples=num_samples,
+                                    max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(name=space.name, storage_path=paths.storage_path,
+                                  failure_config=tune.FailureConfig(max_failures=tune_max_failures),
+                                  callbacks=[callback], verbose=1),
+    )
+
+
+def summary_lines(space: SearchSpace, results: "ResultGrid", tracking_uri: str | None = None) -> list[str]:
+    """What the CLI prints after a sweep: trials, best objective and config, where the records are."""
+    uri = resolve_tracking_uri(tracking_uri)
+    lines = [f"sweep {space.name}: {len(results)} trials, {results.num_errors} errored"]
+    try:
+        best = results.get_best_result(metric=OBJECTIVE, mode=space.objective.mode, filter_nan_and_inf=True)
+        lines.append(f"best {OBJECTIVE} ({space.objective.protocol}): {best.metrics.get(OBJECTIVE):.4f}, "
+                     f"{REPORT_MEAN}: {best.metrics.get(REPORT_MEAN, float('nan')):.4f}")
+        lines.append(f"best params: {trial_params(best.config)}")
+    except Exception:  # no trial finished with an objective
+        lines.append("no trial finished with an objective")
+    lines.append(f"Tune experiment: {results.experiment_path}")
+    lines.append(f"MLflow: {uri}   open the UI: {ui_command(uri)}")
+    return lines

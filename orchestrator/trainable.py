@@ -1,0 +1,263 @@
+"""The Tune trainable: one sweep trial = one `TorchTrainer` fit of the #3 loop on the trial's configs.
+
+Layers (Ray 2.60, Train V2):
+
+* `train_loop_per_worker(config)` runs inside each Ray Train worker (a DDP rank). It builds the trial's
+  experiment and method from the flat sampled params (`trial_configs`), loads the prepared resources from
+  the disk cache the sweep driver warmed, and runs ``METHODS[kind]`` for every seed with
+  ``LoopHooks(prepare_model/prepare_loader from ray.train.torch, report=ray.train.report)``. Every rank
+  calls ``ray.train.report`` the same number of times (Train V2 makes it a barrier); only rank 0's
+  metrics reach Tune, and only rank 0 attaches a checkpoint (a small JSON, not weights).
+* `tune_trainable(config, space=...)` is the Tune function: it builds and fits the `TorchTrainer`;
+  `TuneReportCallback` forwards each worker report to Tune (a `TorchTrainer` cannot be passed to `Tuner`).
+* `run_trial_locally(space, params)` runs the same trial in this process, without Ray (debugging, tests).
+
+What Tune sees, per trial:
+
+* one report per epoch of the trial's *first* English fine-tuning (seed 0, first language group):
+  ``dev_macro_f1.en``, ``dev_accuracy.en``, ``dev_loss.en``, ``epoch`` and, under the english-dev
+  protocol, ``objective`` (what ASHA and Optuna's intermediate values read). Later fine-tunings (other
+  seeds, per-language groups) are not forwarded, so ``training_iteration`` counts epochs of one run and
+  the final report is iteration ``epochs + 1``. Under selection-languages-dev no per-epoch report is
+  forwarded (the objective needs target dev sets, which exist only after the swap);
+* one final report: every metric averaged over seeds (``test_macro_f1.de``, ``dev_macro_f1.en``, ...),
+  ``objective`` (`OBJECTIVE`), ``report_mean`` (`REPORT_MEAN`) and ``{split}_{metric}.mean`` over the
+  report languages.
+
+Ray is imported inside functions only, so this module (and `run_trial_locally`) works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mosecrot.cache import DiskCache
+from mosecrot.config import ExperimentConfig
+from mosecrot.configschema import from_dict, to_dict
+from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "objective"  # the Tune/Optuna metric: mean of the objective keys
+REPORT_MEAN = "report_mean"  # mean test score over the report languages (never selected on)
+GRID_KEY = "grid_point"  # grid sweeps: Tune's grid generator hands the whole point under this key
+CHECKPOINT_FILE = "trial.json"
+# Env vars the driver hands to every Ray worker (caches and data must resolve the same everywhere).
+PROPAGATED_ENV = ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                  "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE")
+
+
+# --- params and metrics -------------------------------------------------------------------------------
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The sampled params from a Tune config: Optuna's flat dotted keys, or the grid point under `GRID_KEY`."""
+    if GRID_KEY in config:
+        return dict(config[GRID_KEY])
+    return dict(config)
+
+
+def base_experiment(space: SearchSpace) -> ExperimentConfig:
+    """The sweep's experiment without any searched value (what the driver prepares once per sweep)."""
+    return from_dict(ExperimentConfig, space.base)
+
+
+def mean_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every numeric metric present in all seeds (a metric a seed lacks is dropped, not guessed)."""
+    if not per_seed:
+        return {}
+    keys = [k for k in per_seed[0] if all(k in m for m in per_seed)]
+    out = {}
+    for k in keys:
+        values = [m[k] for m in per_seed]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[k] = float(statistics.fmean(values))
+    return out
+
+
+def final_metrics(space: SearchSpace, metrics: dict[str, float]) -> dict[str, float]:
+    """A trial's (or baseline's) metrics plus `OBJECTIVE`, `REPORT_MEAN` and means over report languages.
+
+    Baselines that lack the objective's keys (e.g. LR has no English dev) simply get no `OBJECTIVE`."""
+    out = dict(metrics)
+    try:
+        out[OBJECTIVE] = objective_value(space, metrics)
+    except ValueError:
+        pass
+    try:
+        out[REPORT_MEAN] = report_value(space, metrics)
+    except ValueError:
+        pass
+    for split in ("dev", "test"):
+        for metric in ("macro_f1", "accuracy"):
+            keys = [f"{split}_{metric}.{lang}" for lang in space.report_languages or []]
+            if keys and all(k in metrics for k in keys):
+                out[f"{split}_{metric}.mean"] = float(statistics.fmean(metrics[k] for k in keys))
+    return out
+
+
+@dataclass
+class EpochReporter:
+    """``LoopHooks.report``: per-epoch English dev metrics of the first fine-tuning, under trial metric keys."""
+
+    space: SearchSpace
+    source_language: str
+    sink: Callable[[dict[str, float]], None] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    _forwarding: bool = True
+    _last_epoch: int = 0
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self.history.append(dict(entry))
+        epoch = int(entry.get("epoch", 0))
+        if epoch <= self._last_epoch:  # a new fine-tuning started (another seed or language group)
+            self._forwarding = False
+        self._last_epoch = epoch
+        if not self._forwarding or self.sink is None:
+            return
+        metrics = self.epoch_metrics(entry)
+        if metrics is not None:
+            self.sink(metrics)
+
+    def epoch_metrics(self, entry: dict[str, Any]) -> dict[str, float] | None:
+        obj = self.space.objective
+        if obj.protocol != "english-dev":
+            return None
+        src = self.source_language
+        out = {f"{k}.{src}": float(entry[k]) for k in ("dev_macro_f1", "dev_accuracy", "dev_loss") if k in entry}
+        out["epoch"] = int(entry.get("epoch", 0))
+        key = f"dev_{obj.metric}"
+        if key in entry:
+            out[OBJECTIVE] = float(entry[key])
+        return out
+
+
+def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callable[[EpochReporter], Any],
+              sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Prepare (from cache), run the method for every seed, average. Returns a payload with
+    ``metrics`` (final, averaged + objective), ``per_seed``, ``params``, ``history`` and ``seconds``."""
+    from mosecrot.methods import METHODS, RunContext
+    from mosecrot.prepare import prepare
+
+    t0 = time.perf_counter()
+    exp, method = trial_configs(space, params)
+    prepared = prepare(exp, progress=progress)
+    reporter = EpochReporter(space, exp.source_language, sink)
+    ctx = RunContext(prepared, exp.training, hooks_factory(reporter), DiskCache(exp.cache_dir))
+    per_seed = []
+    for seed in exp.seeds:
+        per_seed.append(METHODS[method.kind](ctx, method, seed))
+        ctx._finetuned.clear()  # models are shared within a seed only (as in run_experiment)
+    metrics = final_metrics(space, mean_over_seeds(per_seed))
+    return {"params": params, "method": to_dict(method), "seeds": list(exp.seeds), "metrics": metrics,
+            "per_seed": per_seed, "history": reporter.history, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool = False) -> dict[str, Any]:
+    """The trial without Ray, in this process: the same configs, loop, seeds and final metrics."""
+    from mosecrot.training import LoopHooks
+
+    reports: list[dict[str, float]] = []
+    payload = run_trial(space, params, lambda reporter: LoopHooks(report=reporter, progress=progress),
+                        sink=reports.append, progress=progress)
+    payload["epoch_reports"] = reports
+    return payload
+
+
+# --- inside Ray Train workers ---------------------------------------------------------------------------
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}``."""
+    import ray.train
+    import ray.train.torch
+    from mosecrot.training import LoopHooks
+
+    rank = ray.train.get_context().get_world_rank()
+    space: SearchSpace = config["space"]
+    params: dict[str, Any] = config["params"]
+
+    def hooks(reporter: EpochReporter) -> LoopHooks:
+        return LoopHooks(prepare_model=ray.train.torch.prepare_model,
+                         prepare_loader=ray.train.torch.prepare_data_loader,
+                         report=reporter, is_main=rank == 0, progress=rank == 0)
+
+    payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False)
+    metrics = payload["metrics"]
+    if rank == 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, CHECKPOINT_FILE).write_text(json.dumps(payload, indent=1, default=str))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report(metrics)
+
+
+# --- the Tune function --------------------------------------------------------------------------------
+
+def backend(space: SearchSpace) -> str:
+    """DDP backend: NCCL on GPUs, gloo on CPUs."""
+    return "nccl" if space.resources.gpus_per_worker > 0 else "gloo"
+
+
+def worker_resources(space: SearchSpace) -> dict[str, float]:
+    res = space.resources
+    out = {"CPU": float(res.cpus_per_worker)}
+    if res.gpus_per_worker > 0:
+        out["GPU"] = float(res.gpus_per_worker)
+    return out
+
+
+def train_storage_path(storage_path: str, experiment: str) -> str:
+    """Where the trials' Train runs go: beside the Tune experiment, ``STORAGE/EXPERIMENT-train``."""
+    return storage_path.rstrip("/") + "/" + experiment + "-train"
+
+
+def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, storage_path: str | None = None,
+                   train_max_failures: int = 1) -> None:
+    """Tune function (wrap with ``tune.with_parameters(tune_trainable, space=space, ...)``): builds the
+    trial's `TorchTrainer` and fits it; the Train workers' reports reach Tune through `TuneReportCallback`."""
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    assert space is not None, "pass the SearchSpace: tune.with_parameters(tune_trainable, space=space)"
+    ctx = tune.get_context()
+    params = trial_params(config)
+    res = space.resources
+    storage = storage_path  # the sweep's storage path (local dir, NFS or s3://); None: Ray's default
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"space": space, "params": params},
+        torch_config=TorchConfig(backend=backend(space)),
+        scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
+                                               resources_per_worker=worker_resources(space)),
+        run_config=ray.train.RunConfig(
+            # A fresh name per attempt: a retried trial starts its Train run over instead of resuming a
+            # finished or broken one.
+            name=f"{ctx.get_trial_id()}-{uuid.uuid4().hex[:6]}",
+            storage_path=train_storage_path(storage, ctx.get_experiment_name()) if storage else None,
+            failure_config=ray.train.FailureConfig(max_failures=train_max_failures),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's settings that Ray workers must share (runtime_env env_vars)."""
+    env = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

