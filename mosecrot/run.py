@@ -20,7 +20,7 @@ import yaml
 from mosecrot.cache import DiskCache
 from mosecrot.config import ExperimentConfig, MethodConfig
 from mosecrot.configschema import to_dict
-from mosecrot.methods import METHODS, RunContext, default_methods, supervision
+from mosecrot.methods import METHODS, RunContext, default_methods, seeds_then_methods, supervision
 from mosecrot.plm import load_tokenizer
 from mosecrot.prepare import prepare
 from mosecrot.provenance import environment
@@ -76,17 +76,15 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
     ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
     report = RunReport(cfg, [], {}, timings)
     report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
-    for seed in cfg.seeds:
-        for method in methods:
-            t = time.perf_counter()
-            metrics = METHODS[method.kind](ctx, method, seed)
-            report.records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
-                                   "seed": seed, "params": to_dict(method), "metrics": metrics,
-                                   "seconds": round(time.perf_counter() - t, 2)})
-            # Written after every method: a long run that dies keeps what it finished (complete: false).
-            report.summary = summarize(report.records, list(cfg.target_languages))
-            write_run(report, complete=False)
-        ctx._finetuned.clear()  # fine-tuned models are shared within a seed only
+    for seed, method in seeds_then_methods(ctx, cfg.seeds, methods):
+        t = time.perf_counter()
+        metrics = METHODS[method.kind](ctx, method, seed)
+        report.records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
+                               "seed": seed, "params": to_dict(method), "metrics": metrics,
+                               "seconds": round(time.perf_counter() - t, 2)})
+        # Written after every method: a long run that dies keeps what it finished (complete: false).
+        report.summary = summarize(report.records, list(cfg.target_languages))
+        write_run(report, complete=False)
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0
     report.summary = summarize(report.records, list(cfg.target_languages))

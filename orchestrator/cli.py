@@ -188,21 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="build and cache tasks, static vectors, dictionaries and anchors")
-    p.add_argument("experiment", help="experiment name (experiments/NAME.yaml) or a YAML path")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set anchors.count=500 (repeatable)")
-    p.add_argument("--output-dir", help="where prepare.json goes (default: the config's output_dir)")
+    def experiment_command(name: str, help: str, example: str, output_help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("experiment", help="experiment name (experiments/NAME.yaml) or a YAML path")
+        c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"override a config key, e.g. --set {example} (repeatable)")
+        c.add_argument("--output-dir", help=output_help)
+        c.add_argument("--no-progress", action="store_true", help="no progress bars")
+        return c
+
+    p = experiment_command("prepare", "build and cache tasks, static vectors, dictionaries and anchors",
+                           "anchors.count=500", "where prepare.json goes (default: the config's output_dir)")
     p.add_argument("--inspect", action="store_true", help="print sample anchors and nearest neighbours")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
 
-    r = sub.add_parser("run", help="run an experiment: every method x seed, per-language table and JSON")
-    r.add_argument("experiment", help="experiment name (experiments/NAME.yaml) or a YAML path")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set training.epochs=1 (repeatable)")
-    r.add_argument("--output-dir", help="root of run directories (default: the config's output_dir)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r = experiment_command("run", "run an experiment: every method x seed, per-language table and JSON",
+                           "training.epochs=1", "root of run directories (default: the config's output_dir)")
     r.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow")

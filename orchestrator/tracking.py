@@ -302,7 +302,7 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
 
     Without a `tracker`, a parent run is started (and ended) for the baselines alone."""
     from mosecrot.cache import DiskCache
-    from mosecrot.methods import METHODS, RunContext, supervision
+    from mosecrot.methods import METHODS, RunContext, seeds_then_methods, supervision
     from mosecrot.prepare import prepare
     from orchestrator.search_space import baseline_methods
     from orchestrator.trainable import base_experiment, final_metrics, mean_over_seeds
@@ -327,16 +327,14 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
         ctx = RunContext(prepared, exp.training, LoopHooks(progress=progress), DiskCache(exp.cache_dir))
         per_seed: dict[str, list[dict[str, float]]] = {m.name: [] for m in todo}
         failed: dict[str, str] = {}
-        for seed in exp.seeds:  # seeds outer, as run_experiment: LS and own-tokenizer share a fine-tuning
-            for method in todo:
-                if method.name in failed:
-                    continue
-                try:
-                    per_seed[method.name].append(METHODS[method.kind](ctx, method, seed))
-                except Exception as err:  # one broken baseline is recorded FAILED; the others still run
-                    log.exception("baseline %s failed", method.name)
-                    failed[method.name] = f"{type(err).__name__}: {err}"
-            ctx._finetuned.clear()
+        for seed, method in seeds_then_methods(ctx, exp.seeds, todo):  # LS and the floor share a fine-tuning
+            if method.name in failed:
+                continue
+            try:
+                per_seed[method.name].append(METHODS[method.kind](ctx, method, seed))
+            except Exception as err:  # one broken baseline is recorded FAILED; the others still run
+                log.exception("baseline %s failed", method.name)
+                failed[method.name] = f"{type(err).__name__}: {err}"
         for method in todo:
             if method.name in failed:
                 tracker.log_baseline(method.name, method.kind, supervision(method.kind), {}, list(exp.seeds),

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import statistics
 import tempfile
@@ -145,7 +144,7 @@ def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callabl
               sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False) -> dict[str, Any]:
     """Prepare (from cache), run the method for every seed, average. Returns a payload with
     ``metrics`` (final, averaged + objective), ``per_seed``, ``params``, ``history`` and ``seconds``."""
-    from mosecrot.methods import METHODS, RunContext
+    from mosecrot.methods import METHODS, RunContext, seeds_then_methods
     from mosecrot.prepare import prepare
 
     t0 = time.perf_counter()
@@ -153,10 +152,7 @@ def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callabl
     prepared = prepare(exp, progress=progress)
     reporter = EpochReporter(space, exp.source_language, sink)
     ctx = RunContext(prepared, exp.training, hooks_factory(reporter), DiskCache(exp.cache_dir))
-    per_seed = []
-    for seed in exp.seeds:
-        per_seed.append(METHODS[method.kind](ctx, method, seed))
-        ctx._finetuned.clear()  # models are shared within a seed only (as in run_experiment)
+    per_seed = [METHODS[m.kind](ctx, m, seed) for seed, m in seeds_then_methods(ctx, exp.seeds, [method])]
     metrics = final_metrics(space, mean_over_seeds(per_seed))
     return {"params": params, "method": to_dict(method), "seeds": list(exp.seeds), "metrics": metrics,
             "per_seed": per_seed, "history": reporter.history, "seconds": round(time.perf_counter() - t0, 2)}
@@ -257,7 +253,3 @@ def worker_env() -> dict[str, str]:
     env = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
