@@ -129,7 +129,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
     uri = resolve_tracking_uri(args.tracking_uri)
     if not uri.startswith(("http://", "https://")):
-        console.print(f"open the MLflow UI: mlflow ui --backend-store-uri {uri}", highlight=False, markup=False)
+        flag = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
+        console.print(f"open the MLflow UI: mosecrot ui{flag}   (then http://127.0.0.1:5000)", highlight=False,
+                      markup=False)
     return 1 if results.num_errors else 0
 
 
@@ -182,6 +184,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
     console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
     return 0
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Open the MLflow UI on the store the sweeps write to (the same resolution as `mosecrot sweep`)."""
+    from orchestrator.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        console.print(f"{uri} is an MLflow server: its UI is at that address", highlight=False, markup=False)
+        return 0
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", args.host, "--port", str(args.port)]
+    console.print(f"MLflow UI on {uri}: http://{args.host}:{args.port}   ({' '.join(cmd)})", highlight=False,
+                  markup=False)
+    os.execvp(cmd[0], cmd)
+    return 0  # not reached
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosecrot", description=__doc__)
@@ -236,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
     rp.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
     rp.set_defaults(func=cmd_report, space=None)
+
+    ui = sub.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store (loopback by default)")
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not exposed)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 
