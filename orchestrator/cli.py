@@ -112,13 +112,33 @@ def _space(args: argparse.Namespace):
     return load_search_space(args.space, args.set)
 
 
+def _driver_resources(text: str | None) -> dict[str, float] | None:
+    """``--driver-resources '{"CPU": 0, "trial_driver": 0.01}'``: what each trial's Tune function reserves."""
+    if not text:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"not JSON: {err}", key="--driver-resources",
+                         expected='a JSON object such as \'{"CPU": 0, "trial_driver": 0.01}\'') from err
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
+                                              for k, v in value.items()):
+        raise InputError(f"got {text!r}", key="--driver-resources",
+                         expected="a JSON object of resource name -> non-negative number")
+    return {k: float(v) for k, v in value.items()}
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.sweep import run_sweep, summary_lines
     from orchestrator.tracking import resolve_tracking_uri, sweep_report, write_report
 
     space = _space(args)
+    driver = _driver_resources(args.driver_resources)
     results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
-                        address=args.address, baselines=not args.no_baselines, progress=not args.no_progress)
+                        address=args.address, baselines=not args.no_baselines, progress=not args.no_progress,
+                        driver_resources=driver)
     for line in summary_lines(space, results, args.tracking_uri):
         console.print(line, highlight=False, markup=False)
     if not args.no_report:
@@ -235,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--resume", action="store_true", help="continue the sweep at STORAGE/NAME; finished trials "
                                                           "are not rerun")
     sw.add_argument("--address", help="Ray cluster address (auto, HOST:PORT); default: embedded local Ray")
+    sw.add_argument("--driver-resources", metavar="JSON",
+                    help='resources each trial\'s Tune function reserves, e.g. \'{"CPU": 0, "trial_driver": 0.01}\' '
+                         "to keep trial drivers on the head node of cluster.yaml (default: no CPU)")
     sw.add_argument("--no-baselines", action="store_true", help="do not run/log the baselines")
     sw.add_argument("--no-report", action="store_true", help="do not print/write the report after the sweep")
     sw.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
@@ -261,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not exposed)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
+
+    from orchestrator.ems_cli import add_ems_commands
+
+    add_ems_commands(sub)
     return parser
 
 
