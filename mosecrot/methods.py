@@ -400,6 +400,14 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
     return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_c, seed)
 
 
+def run_ems(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]:
+    """EMS (mosecrot.ems): logistic regression on frozen English EMS sentence vectors; ``model:`` names a
+    checkpoint directory or an EMS config (default ``cpu``) trained without the run's evaluation verses."""
+    from mosecrot.ems.method import run_ems as run
+
+    return run(ctx, method, seed)
+
+
 def seeds_then_methods(ctx: RunContext, seeds: list[int], methods: list[MethodConfig]):
     """Yield ``(seed, method)``, seeds outer: the methods of one seed share English fine-tunings (LS, the
     floor and ``original`` variants reuse one model), which are dropped before the next seed."""
@@ -416,6 +424,7 @@ METHODS: dict[str, Callable[[RunContext, MethodConfig, int], dict[str, float]]] 
     "multilingual_plm": run_multilingual_plm,
     "lr": run_lr,
     "frozen_encoder": run_frozen_encoder,
+    "ems": run_ems,
 }
 SUPERVISION = {"lr": TARGET_SUPERVISED}
 

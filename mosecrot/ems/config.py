@@ -1,0 +1,226 @@
+"""The EMS training config: one YAML per model (``mosecrot/ems/configs/NAME.yaml`` or a path).
+
+Everything that decides a trained EMS encoder is here (languages, data exclusions, tokenizer, model
+size, losses, optimisation); the resolved form is saved inside every checkpoint, and its fingerprint
+ties a checkpoint to the tokenizer and data it was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mosecrot.cache import stable_hash
+from mosecrot.config import BibleConfig
+from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml, to_dict
+from mosecrot.errors import InputError
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+# Scale presets (layers, d_model, heads, ffn). "paper" is the reference model (Mao et al. 2024).
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"layers": 1, "d_model": 32, "heads": 2, "ffn": 64},  # tests
+    "cpu": {"layers": 3, "d_model": 256, "heads": 4, "ffn": 1024},  # trains in <= 30 min on 2 cores
+    "paper": {"layers": 6, "d_model": 1024, "heads": 16, "ffn": 4096},
+}
+
+
+@dataclass
+class BibleGenreExclusion:
+    """A bible-genre selection whose dev/test verses must stay out of EMS training. A larger
+    ``per_class`` only adds verses to a split, so generous sizes cover every smaller experiment."""
+
+    seed: int = 13
+    per_class: dict[str, int] = field(default_factory=lambda: {"dev": 100, "test": 200})
+
+
+@dataclass
+class EMSDataConfig:
+    sampling_temperature: float = 5.0  # language sampling q_L ∝ n_L^(1/T): 1 = proportional, large = uniform
+    retrieval_test_size: int = 1000  # held-out verse pairs per language (retrieval evaluation)
+    retrieval_seed: int = 0
+    max_pairs_per_language: int | None = None  # null: every remaining verse pair
+    taxi1500_path: str | None = "${data_dir}/taxi1500"  # all its verses are excluded when present
+    bible_genre: list[BibleGenreExclusion] = field(default_factory=lambda: [BibleGenreExclusion()])
+    exclude_ids: list[str] = field(default_factory=list)  # more verse ids to keep out of training
+
+    def validate(self, prefix: str = "data") -> None:
+        if self.sampling_temperature <= 0:
+            raise InputError("must be positive", key=f"{prefix}.sampling_temperature")
+        if self.retrieval_test_size < 1:
+            raise InputError("must be >= 1", key=f"{prefix}.retrieval_test_size")
+        if self.max_pairs_per_language is not None and self.max_pairs_per_language < 1:
+            raise InputError("must be >= 1 or null", key=f"{prefix}.max_pairs_per_language")
+
+
+@dataclass
+class EMSTokenizerConfig:
+    vocab_size: int = 16000
+    model_type: Literal["bpe", "unigram"] = "bpe"
+    character_coverage: float = 0.9995  # < 1 so the rare CJK characters map to <unk>
+    max_sentences: int = 300000  # sentences sampled for tokenizer training
+
+    def validate(self, prefix: str = "tokenizer") -> None:
+        if self.vocab_size < 8:
+            raise InputError(f"vocabulary size {self.vocab_size} is impossible", key=f"{prefix}.vocab_size",
+                             expected=">= 8 (and more than the corpus's distinct characters)")
+        if not 0.9 <= self.character_coverage <= 1.0:
+            raise InputError("must be in [0.9, 1]", key=f"{prefix}.character_coverage")
+        if self.max_sentences < 1:
+            raise InputError("must be >= 1", key=f"{prefix}.max_sentences")
+
+
+@dataclass
+class EMSModelConfig:
+    """A preset, optionally overridden field by field (null = the preset's value)."""
+
+    preset: Literal["tiny", "cpu", "paper"] = "cpu"
+    layers: int | None = None
+    d_model: int | None = None
+    heads: int | None = None
+    ffn: int | None = None
+    max_positions: int = 120
+    dropout: float = 0.1
+    activation: Literal["swish", "gelu"] = "swish"
+    language_dim: int = 128
+    projection_dim: int = 128
+
+    def __post_init__(self) -> None:
+        for name, value in PRESETS.get(self.preset, {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    def validate(self, prefix: str = "model") -> None:
+        for name in ("layers", "d_model", "heads", "ffn", "max_positions", "language_dim", "projection_dim"):
+            if getattr(self, name) < 1:
+                raise InputError("must be >= 1", key=f"{prefix}.{name}")
+        if self.d_model % self.heads:
+            raise InputError(f"d_model {self.d_model} is not divisible by heads {self.heads}",
+                             key=f"{prefix}.heads")
+        if not 0 <= self.dropout < 1:
+            raise InputError("must be in [0, 1)", key=f"{prefix}.dropout")
+
+
+@dataclass
+class EMSLossConfig:
+    xtr_weight: float = 1.0
+    contrastive_weight: float = 2.0
+    temperature: float = 0.1
+
+    def validate(self, prefix: str = "loss") -> None:
+        if self.xtr_weight < 0 or self.contrastive_weight < 0:
+            raise InputError("loss weights must be >= 0", key=f"{prefix}.xtr_weight")
+        if self.xtr_weight == 0 and self.contrastive_weight == 0:
+            raise InputError("both loss weights are 0: nothing to train", key=f"{prefix}.contrastive_weight",
+                             expected="xtr_weight or contrastive_weight > 0")
+        if self.temperature <= 0:
+            raise InputError("must be positive", key=f"{prefix}.temperature")
+
+
+@dataclass
+class EMSTrainConfig:
+    max_steps: int = 6000
+    time_budget_s: float | None = 1800.0  # stop (and checkpoint) after this much training time
+    batch_size: int = 64
+    max_length: int = 120  # tokens per sentence, at most model.max_positions
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-5
+    warmup_steps: int = 400
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    log_every: int = 25
+    output_dir: str = "runs/ems"  # the checkpoint goes to OUTPUT_DIR/NAME
+    resume: bool = True  # continue from OUTPUT_DIR/NAME when a matching checkpoint is there
+
+    def validate(self, prefix: str = "train") -> None:
+        for name in ("max_steps", "batch_size", "max_length", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise InputError("must be >= 1", key=f"{prefix}.{name}")
+        if self.batch_size < 2:
+            raise InputError("in-batch negatives need a batch of at least 2", key=f"{prefix}.batch_size")
+        if self.learning_rate <= 0:
+            raise InputError("must be positive", key=f"{prefix}.learning_rate")
+        if self.warmup_steps < 0:
+            raise InputError("must be >= 0", key=f"{prefix}.warmup_steps")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise InputError("must be positive or null", key=f"{prefix}.time_budget_s")
+
+
+@dataclass
+class EMSConfig:
+    name: str
+    languages: list[str]  # the non-English side of the English-centric pairs
+    pivot: str = "en"
+    bible: BibleConfig = field(default_factory=BibleConfig)
+    data: EMSDataConfig = field(default_factory=EMSDataConfig)
+    tokenizer: EMSTokenizerConfig = field(default_factory=EMSTokenizerConfig)
+    model: EMSModelConfig = field(default_factory=EMSModelConfig)
+    loss: EMSLossConfig = field(default_factory=EMSLossConfig)
+    train: EMSTrainConfig = field(default_factory=EMSTrainConfig)
+
+    def validate(self) -> None:
+        from mosecrot.languages import get_language
+
+        if not self.languages:
+            raise InputError("no languages", key="languages", expected="a non-empty list of language codes")
+        codes = [get_language(c, key=f"languages[{i}]").code for i, c in enumerate(self.languages)]
+        pivot = get_language(self.pivot, key="pivot").code
+        if len(set(codes)) != len(codes):
+            raise InputError("duplicate language", key="languages")
+        if pivot in codes:
+            raise InputError(f"the pivot {pivot!r} is also listed as a language", key="languages")
+        if self.train.max_length > self.model.max_positions:
+            raise InputError(f"{self.train.max_length} exceeds model.max_positions {self.model.max_positions}",
+                             key="train.max_length")
+
+    @property
+    def all_languages(self) -> list[str]:
+        """Pivot first, then the other side: the rows of the language embedding."""
+        return [self.pivot, *self.languages]
+
+    def data_key(self) -> dict:
+        """What decides the training pairs (and so the tokenizer corpus)."""
+        return {"languages": self.all_languages, "bible": to_dict(self.bible), "data": to_dict(self.data)}
+
+    def fingerprint(self) -> str:
+        """Everything but the optimisation budget and bookkeeping: a checkpoint resumes only into a
+        config with the same fingerprint."""
+        train = {k: v for k, v in to_dict(self.train).items()
+                 if k not in ("max_steps", "time_budget_s", "device", "checkpoint_every", "log_every",
+                              "output_dir", "resume")}
+        return stable_hash({**self.data_key(), "tokenizer": to_dict(self.tokenizer), "model": to_dict(self.model),
+                            "loss": to_dict(self.loss), "train": train})
+
+
+def config_path(name_or_path: str) -> Path:
+    """``cpu`` -> mosecrot/ems/configs/cpu.yaml; paths pass through."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    candidate = CONFIGS_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(x.stem for x in CONFIGS_DIR.glob("*.yaml"))
+        raise InputError(f"no EMS config named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
+    return candidate
+
+
+def load_ems_config(name_or_path: str, overrides: list[str] | None = None) -> EMSConfig:
+    path = config_path(name_or_path)
+    data = apply_overrides(read_yaml(path), overrides or [])
+    return from_dict(EMSConfig, interpolate(data), file=str(path))
+
+
+def ems_config_from_dict(data: dict, overrides: list[str] | None = None) -> EMSConfig:
+    return from_dict(EMSConfig, interpolate(apply_overrides(data, overrides or [])))
+
+
+def known_configs() -> list[str]:
+    return sorted(x.stem for x in CONFIGS_DIR.glob("*.yaml"))
+
+
+__all__ = [
+    "EMSConfig", "EMSDataConfig", "EMSLossConfig", "EMSModelConfig", "EMSTokenizerConfig", "EMSTrainConfig",
+    "PRESETS", "config_path", "ems_config_from_dict", "known_configs", "load_ems_config",
+]
