@@ -36,15 +36,17 @@ from typing import TYPE_CHECKING, Any
 from mosecrot.errors import InputError
 from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
 from orchestrator.trainable import (
+    FAULT_ENV,
     GRID_KEY,
     OBJECTIVE,
     REPORT_MEAN,
     base_experiment,
+    fault_indices,
     trial_params,
     tune_trainable,
     worker_env,
 )
-from orchestrator.tracking import SweepTracker, log_baselines, resolve_tracking_uri, ui_command
+from orchestrator.tracking import SweepTracker, check_tracking, log_baselines, resolve_tracking_uri, ui_command
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
@@ -55,12 +57,34 @@ DEFAULT_STORAGE = "ray_results"
 # The Tune function only waits on its TorchTrainer: no CPU, so trials never deadlock on a 2-core machine.
 # A placement group bundle cannot be all zeros, hence a small memory reservation.
 DEFAULT_DRIVER_RESOURCES: dict[str, float] = {"CPU": 0, "memory": 128 * 1024 ** 2}
+# Placement on a cluster without code changes: JSON resource maps read by the sweep driver, e.g.
+#   MOSECROT_DRIVER_RESOURCES='{"CPU": 0, "head": 0.01}'   trial drivers (Tune function + Train controller)
+#   MOSECROT_WORKER_RESOURCES='{"gpu_node": 0.01}'          added to every Train worker's CPU/GPU request
+DRIVER_RESOURCES_ENV, WORKER_RESOURCES_ENV = "MOSECROT_DRIVER_RESOURCES", "MOSECROT_WORKER_RESOURCES"
 
 
 # --- pure helpers (tested without Ray) -------------------------------------------------------------------
 
 def is_uri(path: str) -> bool:
     return "://" in str(path)
+
+
+def resources_from_env(name: str) -> dict[str, float] | None:
+    """A resource map from a JSON environment variable (None when unset or empty)."""
+    import json
+    import os
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as err:
+        raise InputError(f"${name}={raw!r} is not a JSON resource map ({err})", key=name,
+                         expected='e.g. {"CPU": 0, "head": 0.01}') from None
 
 
 @dataclass
@@ -130,12 +154,15 @@ def asha_max_t(space: SearchSpace) -> int:
 # --- Ray pieces ----------------------------------------------------------------------------------------------
 
 def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failures: int = 1,
-                   driver_resources: dict[str, float] | None = None):
-    """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources)."""
+                   driver_resources: dict[str, float] | None = None,
+                   worker_resources: dict[str, float] | None = None, fault_inject: frozenset[int] | None = None):
+    """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources).
+    ``worker_resources`` are added to each Train worker's request; ``fault_inject`` is test-only."""
     from ray import tune
 
     fn = tune.with_parameters(tune_trainable, space=space, storage_path=storage_path,
-                              train_max_failures=train_max_failures)
+                              train_max_failures=train_max_failures, worker_extra_resources=worker_resources,
+                              fault_inject=fault_inject or None)
     return tune.with_resources(fn, dict(driver_resources or DEFAULT_DRIVER_RESOURCES))
 
 
@@ -241,17 +268,29 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path: str | None = None,
               resume: bool = False, address: str | None = None, *, baselines: bool = True, progress: bool = False,
               tune_max_failures: int = 1, train_max_failures: int = 1,
-              driver_resources: dict[str, float] | None = None, num_cpus: int | None = None) -> "ResultGrid":
+              driver_resources: dict[str, float] | None = None, worker_resources: dict[str, float] | None = None,
+              num_cpus: int | None = None, callbacks: list | None = None) -> "ResultGrid":
     """Run (or with ``resume=True`` continue) the sweep and return Tune's `ResultGrid`.
 
     ``tracking_uri``: MLflow (flag > ``$MLFLOW_TRACKING_URI`` > ``sqlite:///./mlruns.db``);
     ``storage_path``: Tune/Train storage (default ``./ray_results``; NFS or ``s3://`` on clusters);
     ``address``: a Ray cluster (``auto``, ``HOST:PORT``; None = embedded local Ray);
-    ``driver_resources``: what each trial's Tune function reserves (default 0 CPU; on a cluster e.g.
-    ``{"CPU": 0, "trial_driver": 0.01}`` to pin drivers to the head node's custom resource)."""
+    ``driver_resources``: what each trial's Tune function reserves (default ``$MOSECROT_DRIVER_RESOURCES``,
+    else 0 CPU; on a cluster e.g. ``{"CPU": 0, "trial_driver": 0.01}`` to pin drivers to the head node's
+    custom resource); ``worker_resources``: added to every Train worker's request (default
+    ``$MOSECROT_WORKER_RESOURCES``); ``callbacks``: extra Tune callbacks (new sweeps only; a restored sweep
+    keeps the callbacks it was started with)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking(uri)  # before importing Ray or touching storage: an unreachable server fails in seconds
+    driver_resources = driver_resources or resources_from_env(DRIVER_RESOURCES_ENV)
+    worker_resources = worker_resources or resources_from_env(WORKER_RESOURCES_ENV)
+    fault_inject = fault_indices()
+    if fault_inject:
+        log.warning("$%s=%s: trials %s will raise (test-only fault injection)", FAULT_ENV,
+                    sorted(fault_inject), sorted(fault_inject))
+
     from ray import tune
 
-    uri = resolve_tracking_uri(tracking_uri)
     paths = sweep_paths(space, storage_path)
     mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
     if mode == "start":
@@ -271,12 +310,13 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
             log_baselines(space, tracker, progress=progress, prepared=prepared)
         del prepared
         ensure_ray(address, num_cpus)
-        trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources)
+        trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources, worker_resources,
+                                   fault_inject)
         if mode == "restore":
             tuner = tune.Tuner.restore(paths.experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
-            tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures)
+            tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
         results = tuner.fit()
         metrics = {}
         ok = [r for r in results if r.error is None and r.metrics and OBJECTIVE in r.metrics]
@@ -305,7 +345,7 @@ def _check_new_study(space: SearchSpace, paths: SweepPaths) -> None:
 
 
 def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable, tracker: SweepTracker, uri: str,
-               tune_max_failures: int):
+               tune_max_failures: int, callbacks: list | None = None):
     import ray
     from ray import tune
 
@@ -321,7 +361,7 @@ def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable, tracker: SweepT
                                     max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name=space.name, storage_path=paths.storage_path,
                                   failure_config=tune.FailureConfig(max_failures=tune_max_failures),
-                                  callbacks=[callback], verbose=1),
+                                  callbacks=[callback, *(callbacks or [])], verbose=1),
     )
 
 

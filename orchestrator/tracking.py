@@ -122,10 +122,13 @@ def param_values(params: dict[str, Any]) -> dict[str, str]:
 
 
 def metric_values(result: dict[str, Any]) -> dict[str, float]:
-    """MLflow metrics from a trial result: finite numbers only, Tune's bookkeeping keys dropped."""
+    """MLflow metrics from a trial result: finite numbers only, Tune's bookkeeping keys and absolute
+    timestamps (``timing.*_at``, for benchmarks) dropped."""
     out = {}
     for k, v in result.items():
         if k in TUNE_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if k.startswith("timing.") and k.endswith("_at"):
             continue
         if math.isfinite(v):
             out[sanitize_key(k)] = float(v)

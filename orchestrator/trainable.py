@@ -24,6 +24,15 @@ What Tune sees, per trial:
   ``objective`` (`OBJECTIVE`), ``report_mean`` (`REPORT_MEAN`) and ``{split}_{metric}.mean`` over the
   report languages.
 
+Timing: every trial's final report also carries ``timing.first_step_s`` (Tune function start to the
+first optimizer step on rank 0: Train controller, worker start, imports, model load, data) and
+``timing.worker_start_s``; the absolute ``timing.started_at`` / ``timing.first_step_at`` (epoch seconds)
+are for benchmarks and are not logged to MLflow.
+
+Fault injection (tests only): ``MOSECROT_FAULT_INJECT=INDEX[,INDEX...]`` in the sweep driver's
+environment makes the trials with those Tune trial indices (the ``_00000`` suffix of the trial id)
+raise `InjectedFault` in every Train worker before training. Unset (the default) it does nothing.
+
 Ray is imported inside functions only, so this module (and `run_trial_locally`) works without it.
 """
 
@@ -51,6 +60,7 @@ OBJECTIVE = "objective"  # the Tune/Optuna metric: mean of the objective keys
 REPORT_MEAN = "report_mean"  # mean test score over the report languages (never selected on)
 GRID_KEY = "grid_point"  # grid sweeps: Tune's grid generator hands the whole point under this key
 CHECKPOINT_FILE = "trial.json"
+FAULT_ENV = "MOSECROT_FAULT_INJECT"  # test-only: trial indices whose Train workers raise (see the module doc)
 # Env vars the driver hands to every Ray worker (caches and data must resolve the same everywhere).
 PROPAGATED_ENV = ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
                   "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE")
@@ -169,10 +179,61 @@ def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool
     return payload
 
 
+# --- fault injection and timing ------------------------------------------------------------------------
+
+class InjectedFault(RuntimeError):
+    """Raised by a trial selected with ``MOSECROT_FAULT_INJECT`` (tests of the failure path)."""
+
+
+def fault_indices(value: str | None = None) -> frozenset[int]:
+    """Trial indices from ``$MOSECROT_FAULT_INJECT`` (``"0"``, ``"0,3"``); empty when unset."""
+    raw = os.environ.get(FAULT_ENV, "") if value is None else value
+    try:
+        return frozenset(int(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ValueError(f"${FAULT_ENV}={raw!r}: expected trial indices such as 0 or 0,3") from None
+
+
+def trial_index(trial_id: str) -> int | None:
+    """Tune's trial index: ``a1b2c_00003`` -> 3."""
+    tail = str(trial_id).rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+class FirstStepClock:
+    """Wall time of the first optimizer step in this process (a global torch optimizer post-hook)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.at: float | None = None
+        self._handle = torch.optim.optimizer.register_optimizer_step_post_hook(self._hook)
+
+    def _hook(self, optimizer, args, kwargs) -> None:
+        if self.at is None:
+            self.at = time.time()
+            self._handle.remove()
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def timing_metrics(started_at: float | None, worker_at: float, first_step_at: float | None) -> dict[str, float]:
+    if started_at is None:
+        return {}
+    out = {"timing.started_at": started_at, "timing.worker_start_s": round(worker_at - started_at, 3)}
+    if first_step_at is not None:
+        out["timing.first_step_at"] = first_step_at
+        out["timing.first_step_s"] = round(first_step_at - started_at, 3)
+    return out
+
+
 # --- inside Ray Train workers ---------------------------------------------------------------------------
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}``."""
+    """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}`` plus, from
+    `tune_trainable`, ``started_at`` (the Tune function's start) and ``fault`` (test-only fault injection)."""
+    worker_at = time.time()
     import ray.train
     import ray.train.torch
     from mosecrot.training import LoopHooks
@@ -180,14 +241,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     space: SearchSpace = config["space"]
     params: dict[str, Any] = config["params"]
+    if config.get("fault"):
+        raise InjectedFault(config["fault"])
+    clock = FirstStepClock()
 
     def hooks(reporter: EpochReporter) -> LoopHooks:
         return LoopHooks(prepare_model=ray.train.torch.prepare_model,
                          prepare_loader=ray.train.torch.prepare_data_loader,
                          report=reporter, is_main=rank == 0, progress=rank == 0)
 
-    payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False)
-    metrics = payload["metrics"]
+    try:
+        payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False)
+    finally:
+        clock.close()
+    metrics = {**payload["metrics"], **timing_metrics(config.get("started_at"), worker_at, clock.at)}
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, CHECKPOINT_FILE).write_text(json.dumps(payload, indent=1, default=str))
@@ -216,10 +283,43 @@ def train_storage_path(storage_path: str, experiment: str) -> str:
     return storage_path.rstrip("/") + "/" + experiment + "-train"
 
 
+def finished_train_payload(train_storage: str, trial_id: str) -> dict[str, Any] | None:
+    """The final payload (``trial.json`` of the rank-0 checkpoint) of a Train run of `trial_id` that already
+    finished under `train_storage` (a local path or a pyarrow-supported URI), else None.
+
+    A restored sweep restarts every trial its last saved Tune state did not mark finished; a trial whose
+    Train run had completed before the driver died is then re-reported from this payload, not retrained."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, root = pafs.FileSystem.from_uri(train_storage) if "://" in train_storage else \
+            (pafs.LocalFileSystem(), train_storage)
+        runs = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        for run in sorted(runs, key=lambda i: i.path):
+            if run.type != pafs.FileType.Directory or not run.base_name.startswith(f"{trial_id}-"):
+                continue
+            for item in fs.get_file_info(pafs.FileSelector(run.path)):
+                if item.type == pafs.FileType.Directory and item.base_name.startswith("checkpoint_"):
+                    info = fs.get_file_info(f"{item.path}/{CHECKPOINT_FILE}")
+                    if info.type == pafs.FileType.File:
+                        with fs.open_input_stream(info.path) as f:
+                            payload = json.loads(f.read().decode())
+                        if isinstance(payload.get("metrics"), dict):
+                            return payload
+    except (OSError, ValueError) as err:  # unreadable storage: train again rather than fail the trial
+        log.warning("could not look for a finished Train run of %s: %s", trial_id, err)
+    return None
+
+
 def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, storage_path: str | None = None,
-                   train_max_failures: int = 1) -> None:
+                   train_max_failures: int = 1, worker_extra_resources: dict[str, float] | None = None,
+                   fault_inject: frozenset[int] | None = None) -> None:
     """Tune function (wrap with ``tune.with_parameters(tune_trainable, space=space, ...)``): builds the
-    trial's `TorchTrainer` and fits it; the Train workers' reports reach Tune through `TuneReportCallback`."""
+    trial's `TorchTrainer` and fits it; the Train workers' reports reach Tune through `TuneReportCallback`.
+
+    ``worker_extra_resources`` are added to each Train worker's resources (e.g. a custom node resource
+    that pins workers to GPU nodes); ``fault_inject``: trial indices that raise (tests only)."""
+    started_at = time.time()
     import ray.train
     from ray import tune
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -230,17 +330,26 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
     params = trial_params(config)
     res = space.resources
     storage = storage_path  # the sweep's storage path (local dir, NFS or s3://); None: Ray's default
+    train_storage = train_storage_path(storage, ctx.get_experiment_name()) if storage else None
+    done = finished_train_payload(train_storage, ctx.get_trial_id()) if train_storage else None
+    if done is not None:  # finished before the sweep driver died: report it again, do not retrain
+        tune.report({k: v for k, v in done["metrics"].items() if isinstance(v, (int, float, str))})
+        return
+    fault = None
+    if fault_inject and trial_index(ctx.get_trial_id()) in fault_inject:
+        fault = f"injected fault: trial {ctx.get_trial_id()} selected by ${FAULT_ENV}"
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"space": space, "params": params},
+        train_loop_config={"space": space, "params": params, "started_at": started_at, "fault": fault},
         torch_config=TorchConfig(backend=backend(space)),
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
-                                               resources_per_worker=worker_resources(space)),
+                                               resources_per_worker={**worker_resources(space),
+                                                                     **(worker_extra_resources or {})}),
         run_config=ray.train.RunConfig(
             # A fresh name per attempt: a retried trial starts its Train run over instead of resuming a
             # finished or broken one.
             name=f"{ctx.get_trial_id()}-{uuid.uuid4().hex[:6]}",
-            storage_path=train_storage_path(storage, ctx.get_experiment_name()) if storage else None,
+            storage_path=train_storage,
             failure_config=ray.train.FailureConfig(max_failures=train_max_failures),
             callbacks=[TuneReportCallback()],
         ),

