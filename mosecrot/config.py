@@ -88,7 +88,8 @@ class MethodConfig:
     kind: str  # key of METHODS
     stitch: StitchConfig = field(default_factory=StitchConfig)
     model: str | None = None  # multilingual_plm: hub id or path of the multilingual encoder
-    classifier_c: float = 1.0  # lr / frozen_encoder: inverse regularisation of the logistic regression
+    classifier_c: float = 1.0  # lr / frozen_encoder / ems: inverse regularisation of the logistic regression
+    ems: str | None = None  # ems: checkpoint directory, or EMS config name/path trained in the run (default cpu)
 
     def validate(self, prefix: str = "methods") -> None:
         from mosecrot.methods import METHODS
@@ -97,6 +98,10 @@ class MethodConfig:
             raise unknown_choice("method kind", self.kind, list(METHODS), key=f"{prefix}.kind")
         if self.classifier_c <= 0:
             raise InputError("classifier_c must be positive", key=f"{prefix}.classifier_c")
+        if self.kind == "ems" and self.ems:
+            from mosecrot.ems.method import check_encoder_spec
+
+            check_encoder_spec(self.ems, key=f"{prefix}.ems")
         if self.kind == "multilingual_plm" and not self.model:
             raise InputError("the multilingual_plm method needs a model", key=f"{prefix}.model",
                              expected="a hub id (bert-base-multilingual-cased) or a local path")

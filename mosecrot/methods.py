@@ -401,7 +401,7 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
 
 
 def run_ems(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]:
-    """EMS (mosecrot.ems): logistic regression on frozen English EMS sentence vectors; ``model:`` names a
+    """EMS (mosecrot.ems): logistic regression on frozen English EMS sentence vectors; ``ems:`` names a
     checkpoint directory or an EMS config (default ``cpu``) trained without the run's evaluation verses."""
     from mosecrot.ems.method import run_ems as run
 

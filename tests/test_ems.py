@@ -242,6 +242,12 @@ def test_temperature_sampling():
     assert len(set(rows.tolist())) == 8
     counts = sum(BatchSampler({"a": 900, "b": 100}, 1.0, 2, seed=0).batch(i)[0] == "a" for i in range(2000))
     assert 0.87 < counts / 2000 < 0.93
+    lengths = {"a": np.arange(900) % 97, "b": np.arange(100)}
+    pooled = BatchSampler({"a": 900, "b": 100}, 1.0, 8, seed=3, lengths=lengths, pool_factor=8)
+    spread = [np.ptp(lengths[lang][rows]) for lang, rows in (pooled.batch(i) for i in range(200))]
+    plain = [np.ptp(lengths[lang][rows]) for lang, rows in (s.batch(i) for i in range(200))]
+    assert np.mean(spread) < 0.3 * np.mean(plain)  # similar lengths batch together
+    assert pooled.batch(7)[1].tolist() == pooled.batch(7)[1].tolist()
 
 
 def test_retrieval_top1_accuracy():
@@ -368,18 +374,33 @@ def test_ems_is_a_zero_shot_method():
     assert "ems" in METHODS and supervision("ems") == "zero-shot"
 
 
-def test_a_checkpoint_that_saw_evaluation_verses_is_refused(ebible, tmp_path):
-    from mosecrot.ems.method import resolve_encoder
+def test_ems_method_metric_keys_and_the_evaluation_verse_check(ebible, tmp_path):
+    from mosecrot.cache import DiskCache
+    from mosecrot.config import MethodConfig
+    from mosecrot.ems.method import resolve_encoder, run_ems
+    from mosecrot.tasks.base import evaluation_ids
     from mosecrot.tasks.bible_genre import load_bible_genre
     from mosecrot.text.bible import open_bible
 
-    result = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False), output_dir=tmp_path)
     bible = open_bible({"source": "ebible", "path": str(ebible)})
-    task = load_bible_genre("de", bible=bible, per_class={"train": 2, "dev": 2, "test": 2})
-    ctx = SimpleNamespace(config=SimpleNamespace(task=SimpleNamespace(name="bible-genre")),
-                          prepared=SimpleNamespace(tasks={"de": task}))
-    with pytest.raises(InputError, match="may have trained on .* evaluation verses"):
-        resolve_encoder(ctx, str(result.directory))
+    tasks = {lang: load_bible_genre(lang, bible=bible, per_class={"train": 4, "dev": 2, "test": 2})
+             for lang in ("en", "de", "fr")}
+    ctx = SimpleNamespace(config=SimpleNamespace(task=SimpleNamespace(name="bible-genre"), source_language="en"),
+                          prepared=SimpleNamespace(tasks=tasks), source=tasks["en"], targets=["de", "fr"],
+                          cache=DiskCache(tmp_path / "cache"), hooks=SimpleNamespace(progress=False))
+    unaware = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False),
+                        output_dir=tmp_path / "a")
+    with pytest.raises(InputError, match="key 'methods.ems'.*may have trained on .* evaluation verses"):
+        resolve_encoder(ctx, str(unaware.directory))
+    eval_ids = sorted(evaluation_ids(tasks["en"]))
+    aware = train_ems(tiny_config(ebible, **{"train.max_steps": 2, "data.exclude_ids": eval_ids}),
+                      EMSHooks(progress=False), output_dir=tmp_path / "b")
+    metrics = run_ems(ctx, MethodConfig("ems", "ems", ems=str(aware.directory)), seed=0)
+    for split in ("dev", "test"):
+        for lang in ("en", "de", "fr"):
+            assert 0 <= metrics[f"{split}_macro_f1.{lang}"] <= 1 and f"{split}_accuracy.{lang}" in metrics
+    with pytest.raises(InputError, match=r"key 'methods\[0\].ems'.*no EMS config named 'nope'"):
+        MethodConfig("ems", "ems", ems="nope").validate("methods[0]")
 
 
 def test_cli_train_and_eval(ebible, tmp_path, capsys):

@@ -21,7 +21,7 @@ CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 # Scale presets (layers, d_model, heads, ffn). "paper" is the reference model (Mao et al. 2024).
 PRESETS: dict[str, dict[str, int]] = {
     "tiny": {"layers": 1, "d_model": 32, "heads": 2, "ffn": 64},  # tests
-    "cpu": {"layers": 3, "d_model": 256, "heads": 4, "ffn": 1024},  # trains in <= 30 min on 2 cores
+    "cpu": {"layers": 2, "d_model": 256, "heads": 4, "ffn": 1024},  # trains in <= 30 min on 2 cores
     "paper": {"layers": 6, "d_model": 1024, "heads": 16, "ffn": 4096},
 }
 
@@ -44,12 +44,15 @@ class EMSDataConfig:
     taxi1500_path: str | None = "${data_dir}/taxi1500"  # all its verses are excluded when present
     bible_genre: list[BibleGenreExclusion] = field(default_factory=lambda: [BibleGenreExclusion()])
     exclude_ids: list[str] = field(default_factory=list)  # more verse ids to keep out of training
+    length_pool: int = 8  # batches of similar-length pairs from a random pool of length_pool x batch; 1 = off
 
     def validate(self, prefix: str = "data") -> None:
         if self.sampling_temperature <= 0:
             raise InputError("must be positive", key=f"{prefix}.sampling_temperature")
         if self.retrieval_test_size < 1:
             raise InputError("must be >= 1", key=f"{prefix}.retrieval_test_size")
+        if self.length_pool < 1:
+            raise InputError("must be >= 1 (1: no length grouping)", key=f"{prefix}.length_pool")
         if self.max_pairs_per_language is not None and self.max_pairs_per_language < 1:
             raise InputError("must be >= 1 or null", key=f"{prefix}.max_pairs_per_language")
 
@@ -129,6 +132,7 @@ class EMSTrainConfig:
     warmup_steps: int = 400
     seed: int = 0
     device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (CPUs with avx512_bf16/AMX, recent GPUs)
     checkpoint_every: int = 500
     log_every: int = 25
     output_dir: str = "runs/ems"  # the checkpoint goes to OUTPUT_DIR/NAME
@@ -188,7 +192,7 @@ class EMSConfig:
         """Everything but the optimisation budget and bookkeeping: a checkpoint resumes only into a
         config with the same fingerprint."""
         train = {k: v for k, v in to_dict(self.train).items()
-                 if k not in ("max_steps", "time_budget_s", "device", "checkpoint_every", "log_every",
+                 if k not in ("max_steps", "time_budget_s", "device", "precision", "checkpoint_every", "log_every",
                               "output_dir", "resume")}
         return stable_hash({**self.data_key(), "tokenizer": to_dict(self.tokenizer), "model": to_dict(self.model),
                             "loss": to_dict(self.loss), "train": train})

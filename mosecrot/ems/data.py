@@ -208,17 +208,34 @@ def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[st
 class BatchSampler:
     """One language per batch (so a verse never meets its own English side as a negative), chosen by
     temperature sampling; pairs drawn without replacement. A batch depends only on (seed, rank, step),
-    so a resumed run draws exactly the batches the interrupted one would have."""
+    so a resumed run draws exactly the batches the interrupted one would have.
 
-    def __init__(self, sizes: dict[str, int], temperature: float, batch_size: int, seed: int, rank: int = 0):
+    With ``lengths`` (a length per pair, e.g. characters of both sides) a batch is a window of
+    similar-length pairs out of a random pool of ``pool_factor`` x batch_size: far less padding (the
+    cost of a batch is set by its longest sentence), and the in-batch negatives stay random verses."""
+
+    def __init__(self, sizes: dict[str, int], temperature: float, batch_size: int, seed: int, rank: int = 0,
+                 lengths: dict[str, np.ndarray] | None = None, pool_factor: int = 8):
         self.langs = list(sizes)
         self.sizes = sizes
         probs = sampling_probabilities(sizes, temperature)
         self.p = np.array([probs[lang] for lang in self.langs])
         self.batch_size, self.seed, self.rank = batch_size, seed, rank
+        self.lengths, self.pool_factor = lengths, pool_factor
 
     def batch(self, step: int) -> tuple[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.rank, step])
         lang = self.langs[int(rng.choice(len(self.langs), p=self.p))]
         n = self.sizes[lang]
-        return lang, rng.choice(n, size=min(self.batch_size, n), replace=False)
+        if self.lengths is None or self.pool_factor <= 1:
+            return lang, rng.choice(n, size=min(self.batch_size, n), replace=False)
+        pool = rng.choice(n, size=min(self.batch_size * self.pool_factor, n), replace=False)
+        pool = pool[np.argsort(self.lengths[lang][pool], kind="stable")]
+        size = min(self.batch_size, len(pool))
+        start = int(rng.integers(0, len(pool) - size + 1))
+        return lang, pool[start:start + size]
+
+
+def pair_lengths(pairs: LanguagePairs) -> np.ndarray:
+    """Characters of both sides: a tokenizer-free proxy for a pair's padded cost."""
+    return np.array([len(a) + len(b) for a, b in zip(pairs.src, pairs.tgt)], dtype=np.int64)

@@ -1,7 +1,7 @@
 """EMS as a zero-shot method (``kind: ems``): logistic regression on frozen English EMS sentence
 vectors, evaluated on every target language, with the metric keys of every other method.
 
-``model:`` of the method names the encoder: a checkpoint directory (`mosecrot ems train`), or an EMS
+``ems:`` of the method names the encoder: a checkpoint directory (`mosecrot ems train`), or an EMS
 config (``cpu``, ``xtr_only``, a YAML path; default ``cpu``) that is trained here and cached on disk.
 Either way the encoder must not have seen the run's evaluation verses: a trained config gets them
 added to its exclusions, a checkpoint that lacks any of them is refused.
@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosecrot.cache import texts_fingerprint
+from mosecrot.configschema import to_dict
 from mosecrot.ems.checkpoint import EMSBundle, is_checkpoint, load_checkpoint
-from mosecrot.ems.config import load_ems_config
+from mosecrot.ems.config import config_path, load_ems_config
+from mosecrot.ems.data import task_exclusions
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
 from mosecrot.tasks import canonical_task_name
 from mosecrot.tasks.base import evaluation_ids
+from mosecrot.text.bible import open_bible
 
 if TYPE_CHECKING:
     from mosecrot.config import MethodConfig
@@ -37,6 +40,19 @@ def run_evaluation_ids(ctx: "RunContext") -> set[str]:
     if canonical_task_name(ctx.config.task.name) == "sib200":
         return set()
     return set().union(*(evaluation_ids(task) for task in ctx.prepared.tasks.values()))
+
+
+def check_encoder_spec(spec: str, key: str = "methods.ems") -> None:
+    """Cheap check of a method's ``ems:`` value (before any preparation): a checkpoint or a config."""
+    if is_checkpoint(spec):
+        return
+    try:
+        path = config_path(spec)
+    except InputError as err:
+        raise InputError(f"{err.message}, and not an EMS checkpoint directory", key=key,
+                         expected=err.expected) from err
+    if not path.is_file():
+        raise InputError(f"{spec!r} is neither an EMS config file nor a checkpoint directory", key=key)
 
 
 def _load(directory: Path) -> EMSBundle:
@@ -55,14 +71,16 @@ def resolve_encoder(ctx: "RunContext", spec: str | None) -> EMSBundle:
         leaked = sorted(needed - bundle.excluded_ids)
         if leaked:
             raise InputError(f"this EMS checkpoint may have trained on {len(leaked)} of the run's evaluation "
-                             f"verses (e.g. {leaked[:3]})", path=spec, key="methods.model",
+                             f"verses (e.g. {leaked[:3]})", path=spec, key="methods.ems",
                              expected="a checkpoint whose data.exclude_ids / bible_genre cover this task, or an "
                                       "EMS config name to train one here")
         return bundle
     cfg = load_ems_config(spec)
-    extra = sorted(needed - set(cfg.data.exclude_ids))
-    if extra:
-        cfg.data.exclude_ids = sorted(set(cfg.data.exclude_ids) | set(extra))
+    if needed:  # add only what the config's own exclusions miss, so experiments share one encoder
+        covered = set().union(*task_exclusions(cfg, open_bible(to_dict(cfg.bible)))[0].values())
+        extra = needed - covered
+        if extra:
+            cfg.data.exclude_ids = sorted(extra | set(cfg.data.exclude_ids))
     key = {"config": cfg.fingerprint(), "max_steps": cfg.train.max_steps, "budget": cfg.train.time_budget_s}
 
     def build(d: Path) -> None:
@@ -82,7 +100,7 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     """Logistic regression on frozen English EMS vectors, zero-shot on each target language."""
     from mosecrot.methods import _fit_predict
 
-    bundle = resolve_encoder(ctx, method.model)
+    bundle = resolve_encoder(ctx, method.ems)
     unseen = [lang for lang in ctx.targets if lang not in bundle.meta.get("languages", [])]
     if unseen:
         log.warning("EMS %s was not trained on %s: their vectors come from the shared vocabulary alone",

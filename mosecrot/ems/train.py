@@ -25,7 +25,7 @@ from mosecrot.cache import DiskCache
 from mosecrot.configschema import to_dict
 from mosecrot.ems.checkpoint import is_checkpoint, load_checkpoint, load_train_state, save_checkpoint
 from mosecrot.ems.config import EMSConfig
-from mosecrot.ems.data import BatchSampler, EMSData, assert_no_leak, build_ems_data
+from mosecrot.ems.data import BatchSampler, EMSData, assert_no_leak, build_ems_data, pair_lengths
 from mosecrot.ems.model import EMSModel
 from mosecrot.ems.tokenizer import EMSTokenizer, train_tokenizer
 from mosecrot.errors import InputError
@@ -183,7 +183,8 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
         unused = config.loss.xtr_weight == 0 or config.loss.contrastive_weight == 0
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
-    sampler = BatchSampler(data.sizes(), config.data.sampling_temperature, t.batch_size, t.seed, rank)
+    sampler = BatchSampler(data.sizes(), config.data.sampling_temperature, t.batch_size, t.seed, rank,
+                           {lang: pair_lengths(p) for lang, p in data.train.items()}, config.data.length_pool)
     meta = {"languages": langs, "data_fingerprint": data.fingerprint(), "data_sizes": data.sizes(),
             "excluded": {k: sorted(v) for k, v in data.excluded.items()},
             "heldout": {lang: p.ids for lang, p in data.heldout.items()}, **{k: v for k, v in data.meta.items()}}
@@ -209,8 +210,9 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
             group["lr"] = lr
         lang, rows = sampler.batch(step)
         batch = _batch(data, tokenizer, lang, rows, config, lang_index, device)
-        losses = net(batch["ids_a"], batch["mask_a"], batch["lang_a"], batch["ids_b"], batch["mask_b"],
-                     batch["lang_b"], config.loss)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
+            losses = net(batch["ids_a"], batch["mask_a"], batch["lang_a"], batch["ids_b"], batch["mask_b"],
+                         batch["lang_b"], config.loss)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         optimizer.step()
