@@ -200,19 +200,26 @@ def trial_index(trial_id: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-class FirstStepClock:
-    """Wall time of the first optimizer step in this process (a global torch optimizer post-hook)."""
+FIRST_STEP_LINE = "mosecrot trial {trial_id}: first optimizer step {seconds:.1f} s after the trial started"
 
-    def __init__(self) -> None:
-        import torch
+
+class FirstStepClock:
+    """Wall time of the first optimizer step in this process (a global torch optimizer post-hook);
+    `on_first` is called once, with that time."""
+
+    def __init__(self, on_first: Callable[[float], None] | None = None) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
 
         self.at: float | None = None
-        self._handle = torch.optim.optimizer.register_optimizer_step_post_hook(self._hook)
+        self.on_first = on_first
+        self._handle = register_optimizer_step_post_hook(self._hook)
 
     def _hook(self, optimizer, args, kwargs) -> None:
         if self.at is None:
             self.at = time.time()
             self._handle.remove()
+            if self.on_first is not None:
+                self.on_first(self.at)
 
     def close(self) -> None:
         self._handle.remove()
@@ -243,7 +250,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     params: dict[str, Any] = config["params"]
     if config.get("fault"):
         raise InjectedFault(config["fault"])
-    clock = FirstStepClock()
+    started_at = config.get("started_at") or worker_at
+
+    def announce(at: float) -> None:  # one line in the driver's log (log_to_driver): the trial is training
+        if rank == 0:
+            print(FIRST_STEP_LINE.format(trial_id=config.get("trial_id"), seconds=at - started_at), flush=True)
+
+    clock = FirstStepClock(announce)
 
     def hooks(reporter: EpochReporter) -> LoopHooks:
         return LoopHooks(prepare_model=ray.train.torch.prepare_model,
@@ -340,7 +353,8 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
         fault = f"injected fault: trial {ctx.get_trial_id()} selected by ${FAULT_ENV}"
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"space": space, "params": params, "started_at": started_at, "fault": fault},
+        train_loop_config={"space": space, "params": params, "started_at": started_at, "fault": fault,
+                           "trial_id": ctx.get_trial_id()},
         torch_config=TorchConfig(backend=backend(space)),
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
                                                resources_per_worker={**worker_resources(space),

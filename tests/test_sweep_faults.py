@@ -64,7 +64,8 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     out = {**os.environ, "MOSECROT_CACHE_DIR": str(root / "cache"),
            "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+           "RAY_DEDUP_LOGS": "0"}
     for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "MOSECROT_FAULT_INJECT", "MOSECROT_DRIVER_RESOURCES",
                 "MOSECROT_WORKER_RESOURCES"):
         out.pop(key, None)
@@ -137,14 +138,13 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     proc = subprocess.Popen(cmd, env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        # A Train worker process runs on w1 and its trial's Train run exists: let it load and start training.
-        wait_for(lambda: cluster.train_workers_on("w1") and train_runs(storage, name), 300,
-                 what="a Train worker on the worker node")
-        running = train_runs(storage, name)
-        assert len(running) == 1  # the first trial, before it could finish
-        killed_trial = running[0].rsplit("-", 1)[0]
-        time.sleep(4)
-        assert cluster.train_workers_on("w1"), "the trial ended before the node could be killed"
+        # The trial's rank-0 worker logs its first optimizer step (streamed to the driver's output): it is
+        # training now, on w1 (the only node with `worker_node`), and has not finished.
+        line = wait_for(lambda: [x for x in (tmp_path / "sweep.out").read_text().splitlines()
+                                 if "first optimizer step" in x], 300, interval=0.2,
+                        what="the first trial's first optimizer step")[0]
+        killed_trial = line.split("mosecrot trial ", 1)[1].split(":", 1)[0]
+        assert cluster.train_workers_on("w1"), "no Train worker on the worker node"
         assert not _trial_runs(mlflow_server, name)  # no trial finished yet: the kill is mid-trial
         cluster.kill_worker("w1")
         killed_at = time.perf_counter()
@@ -156,6 +156,9 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
         log.close()
     text = (tmp_path / "sweep.out").read_text()
     assert rc == 0, text[-6000:]
+    started = {x.split("pid=", 1)[1].split(")", 1)[0] for x in text.splitlines()
+               if f"mosecrot trial {killed_trial}: first optimizer step" in x and "pid=" in x}
+    assert len(started) == 2, started  # the killed trial trained again, in a new Train worker process
     runs = _assert_all_finished(mlflow_server, name, trials=2)
     assert killed_trial in {tags_of(r)["trial_id"] for r in runs}
     assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
