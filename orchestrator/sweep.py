@@ -27,8 +27,10 @@ What a sweep does, in order:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,9 +73,6 @@ def is_uri(path: str) -> bool:
 
 def resources_from_env(name: str) -> dict[str, float] | None:
     """A resource map from a JSON environment variable (None when unset or empty)."""
-    import json
-    import os
-
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
@@ -256,12 +255,26 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": worker_env()}, "log_to_driver": True}
+    env = worker_env()
+    job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # set for a `ray job submit` entrypoint
+    if job:  # Ray refuses to merge env var keys the job's runtime env already sets (same values here)
+        try:
+            job_env = (json.loads(job).get("runtime_env") or {}).get("env_vars") or {}
+        except (ValueError, AttributeError):
+            job_env = {}
+        env = {k: v for k, v in env.items() if k not in job_env}
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
     if address:
         kwargs["address"] = address
     elif num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except ValueError as err:  # a job runtime env that this driver's cannot be merged with: use the job's
+        if not job or "merge" not in str(err):
+            raise
+        kwargs.pop("runtime_env")
+        ray.init(**kwargs)
     return True
 
 

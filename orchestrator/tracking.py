@@ -231,9 +231,17 @@ class SweepTracker:
 
     def log_trial(self, trial_id: str, name: str, params: dict[str, Any], result: dict[str, Any] | None,
                   status: str, error: str | None = None, seeds: list[int] | None = None) -> str | None:
-        """One child run per trial (skipped when this trial was already logged under the parent)."""
-        if self.logged(TRIAL_TAG, trial_id):
-            return None
+        """One child run per trial (skipped when this trial was already logged under the parent).
+
+        A child left RUNNING (the driver died while logging it) is replaced, and so is a FAILED one when
+        the trial, resumed, finished: a trial keeps exactly one child run, with its final status."""
+        if self.parent_id is not None:
+            earlier = self._runs(f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = '{_quote(trial_id)}'")
+            final = [r for r in earlier if r.info.status == "FINISHED" or (r.info.status == "FAILED" and status == "FAILED")]
+            if final:
+                return None
+            for r in earlier:  # a stale RUNNING record, or FAILED superseded by FINISHED
+                self.client.delete_run(r.info.run_id)
         result = result or {}
         tags = {KIND_TAG: "trial", TRIAL_TAG: trial_id, "mlflow.runName": name, **trial_tags(self.space, seeds)}
         if status == "FINISHED" and "report_mean" not in result:

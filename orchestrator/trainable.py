@@ -29,9 +29,10 @@ first optimizer step on rank 0: Train controller, worker start, imports, model l
 ``timing.worker_start_s``; the absolute ``timing.started_at`` / ``timing.first_step_at`` (epoch seconds)
 are for benchmarks and are not logged to MLflow.
 
-Fault injection (tests only): ``MOSECROT_FAULT_INJECT=INDEX[,INDEX...]`` in the sweep driver's
-environment makes the trials with those Tune trial indices (the ``_00000`` suffix of the trial id)
-raise `InjectedFault` in every Train worker before training. Unset (the default) it does nothing.
+Fault injection (tests only): ``MOSECROT_FAULT_INJECT=N[,N...]`` in the sweep driver's environment makes
+the trials numbered N (Tune's trial number, 1 for the first trial, as in the trial directory name
+``tune_trainable_<id>_<N>_...``) raise `InjectedFault` in every Train worker before training (Train and
+Tune then retry them as configured). Unset (the default) it does nothing.
 
 Ray is imported inside functions only, so this module (and `run_trial_locally`) works without it.
 """
@@ -186,18 +187,20 @@ class InjectedFault(RuntimeError):
 
 
 def fault_indices(value: str | None = None) -> frozenset[int]:
-    """Trial indices from ``$MOSECROT_FAULT_INJECT`` (``"0"``, ``"0,3"``); empty when unset."""
+    """Trial numbers from ``$MOSECROT_FAULT_INJECT`` (``"1"``, ``"1,3"``); empty when unset."""
     raw = os.environ.get(FAULT_ENV, "") if value is None else value
     try:
         return frozenset(int(x) for x in raw.replace(" ", "").split(",") if x)
     except ValueError:
-        raise ValueError(f"${FAULT_ENV}={raw!r}: expected trial indices such as 0 or 0,3") from None
+        raise ValueError(f"${FAULT_ENV}={raw!r}: expected trial numbers such as 1 or 1,3") from None
 
 
-def trial_index(trial_id: str) -> int | None:
-    """Tune's trial index: ``a1b2c_00003`` -> 3."""
-    tail = str(trial_id).rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else None
+def trial_number(trial_id: str, trial_dir: str | None) -> int | None:
+    """Tune's trial number from the trial directory name: ``tune_trainable_9c971921_3_anchors...`` -> 3."""
+    name = Path(str(trial_dir or "")).name
+    _, sep, rest = name.partition(f"_{trial_id}_")
+    head = rest.split("_", 1)[0]
+    return int(head) if sep and head.isdigit() else None
 
 
 FIRST_STEP_LINE = "mosecrot trial {trial_id}: first optimizer step {seconds:.1f} s after the trial started"
@@ -349,7 +352,7 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
         tune.report({k: v for k, v in done["metrics"].items() if isinstance(v, (int, float, str))})
         return
     fault = None
-    if fault_inject and trial_index(ctx.get_trial_id()) in fault_inject:
+    if fault_inject and trial_number(ctx.get_trial_id(), ctx.get_trial_dir()) in fault_inject:
         fault = f"injected fault: trial {ctx.get_trial_id()} selected by ${FAULT_ENV}"
     trainer = TorchTrainer(
         train_loop_per_worker,

