@@ -86,17 +86,17 @@ def arm_loop(space, points: list[dict]) -> dict:
     return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
 
 
-def _start_times_callback():
-    from ray.tune import Callback
+from ray.tune import Callback  # noqa: E402 (the benchmark needs Ray anyway)
 
-    class TrialStarts(Callback):
-        def __init__(self):
-            self.started: dict[str, float] = {}
 
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self.started.setdefault(trial.trial_id, time.time())
+class TrialStarts(Callback):
+    """Driver-side wall time at which Tune started each trial (module level: Tune pickles callbacks)."""
 
-    return TrialStarts()
+    def __init__(self):
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started.setdefault(trial.trial_id, time.time())
 
 
 def arm_sweep(space, root: Path, concurrency: int) -> dict:
@@ -111,7 +111,7 @@ def arm_sweep(space, root: Path, concurrency: int) -> dict:
     space.name = f"bench_sweep_c{concurrency}"
     space.resources.max_concurrent_trials = concurrency
     space.resources.cpus_per_worker = 2.0 / concurrency
-    callback = _start_times_callback()
+    callback = TrialStarts()
     t0 = time.perf_counter()
     results = run_sweep(space, tracking_uri=f"sqlite:///{root}/mlruns-c{concurrency}.db",
                         storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,

@@ -176,7 +176,7 @@ def make_searcher(space: SearchSpace, paths: SweepPaths):
 
     storage = optuna.storages.RDBStorage(paths.optuna_storage)
     # With a define-by-run space, OptunaSearch takes metric and mode here (Tune does not pass them on).
-    searcher = OptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
+    searcher = _resumable_optuna_class()(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
                             sampler=optuna_sampler(space), study_name=paths.study_name, storage=storage)
     return searcher, {}
 
@@ -243,9 +243,36 @@ def _tune_callback_class():
     return MlflowTrialCallback
 
 
-def __getattr__(name: str):  # PEP 562: lets pickle find the lazily built callback class
+def _resumable_optuna_class():
+    """`OptunaSearch` that tolerates results of trials the study already finished.
+
+    A driver killed between Optuna's ``tell`` and Tune's next experiment-state save leaves a trial that is
+    COMPLETE in the study but unfinished in Tune's state; on ``--resume`` Tune runs it again (the trainable
+    re-reports the finished Train run instead of retraining), and stock `OptunaSearch` would then fail the
+    whole sweep reporting an intermediate value to a finished Optuna trial."""
+    if "ResumableOptunaSearch" in globals():
+        return globals()["ResumableOptunaSearch"]
+    from optuna.exceptions import UpdateFinishedTrialError
+    from ray.tune.search.optuna import OptunaSearch
+
+    class ResumableOptunaSearch(OptunaSearch):
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            try:
+                super().on_trial_result(trial_id, result)
+            except UpdateFinishedTrialError:
+                log.info("trial %s already finished in the Optuna study; result not re-reported", trial_id)
+
+    ResumableOptunaSearch.__module__ = __name__
+    ResumableOptunaSearch.__qualname__ = "ResumableOptunaSearch"
+    globals()["ResumableOptunaSearch"] = ResumableOptunaSearch
+    return ResumableOptunaSearch
+
+
+def __getattr__(name: str):  # PEP 562: lets pickle find the lazily built callback and searcher classes
     if name == "MlflowTrialCallback":
         return _tune_callback_class()
+    if name == "ResumableOptunaSearch":
+        return _resumable_optuna_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
