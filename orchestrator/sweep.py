@@ -282,26 +282,17 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
-    env = worker_env()
-    job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # set for a `ray job submit` entrypoint
-    if job:  # Ray refuses to merge env var keys the job's runtime env already sets (same values here)
-        try:
-            job_env = (json.loads(job).get("runtime_env") or {}).get("env_vars") or {}
-        except (ValueError, AttributeError):
-            job_env = {}
-        env = {k: v for k, v in env.items() if k not in job_env}
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
+    kwargs: dict[str, Any] = {"log_to_driver": True}
+    # Inside a `ray job submit` entrypoint the job's runtime env (working_dir, env_vars) already applies to
+    # every worker: a second runtime env here would be merged into a new one (and env var keys the job sets
+    # are refused), so the job's is used as is; set MOSECROT_* variables in the job's env_vars.
+    if not os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        kwargs["runtime_env"] = {"env_vars": worker_env()}
     if address:
         kwargs["address"] = address
     elif num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
-    try:
-        ray.init(**kwargs)
-    except ValueError as err:  # a job runtime env that this driver's cannot be merged with: use the job's
-        if not job or "merge" not in str(err):
-            raise
-        kwargs.pop("runtime_env")
-        ray.init(**kwargs)
+    ray.init(**kwargs)
     return True
 
 
