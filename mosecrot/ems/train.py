@@ -57,7 +57,7 @@ class EMSTrainResult:
 
 
 @dataclass
-class Prepared:
+class TrainingInputs:
     data: EMSData
     tokenizer: EMSTokenizer
     directory: Path
@@ -99,7 +99,7 @@ def cached_tokenizer(data: EMSData, config: EMSConfig, cache: DiskCache | None =
 
 
 def prepare_training(config: EMSConfig, bible: Bible | None = None, output_dir: str | Path | None = None,
-                     cache: DiskCache | None = None) -> Prepared:
+                     cache: DiskCache | None = None) -> TrainingInputs:
     """Data, tokenizer and the checkpoint to resume from: every input check, before any training."""
     config.validate()
     rank, _ = _rank_world()
@@ -122,19 +122,28 @@ def prepare_training(config: EMSConfig, bible: Bible | None = None, output_dir: 
                              f"corpus gives ({tokenizer.fingerprint})", path=directory,
                              expected="train.resume=false or another train.output_dir")
         resume_from = directory
-    return Prepared(data, tokenizer, directory, resume_from)
+    return TrainingInputs(data, tokenizer, directory, resume_from)
+
+
+def training_progress(config: EMSConfig, step: int, seconds: float) -> float:
+    """How far the run is, 0..1: by steps, or by the time budget when that comes first."""
+    t = config.train
+    progress = step / t.max_steps
+    if t.time_budget_s:
+        progress = max(progress, seconds / t.time_budget_s)
+    return min(1.0, progress)
 
 
 def learning_rate(config: EMSConfig, step: int, seconds: float) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``max_steps`` or at the time
-    budget, whichever comes first (so a budget-limited run still ends with a small rate)."""
+    """Linear warm-up over the first ``warmup_fraction`` of the run, then cosine decay to 0 at its end;
+    the run ends at ``max_steps`` or at the time budget, whichever comes first, so a budget-limited run
+    warms up and decays fully too."""
     t = config.train
-    if step < t.warmup_steps:
-        return t.learning_rate * (step + 1) / t.warmup_steps
-    progress = (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps)
-    if t.time_budget_s:
-        progress = max(progress, seconds / t.time_budget_s)
-    return t.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    p = training_progress(config, step, seconds)
+    if p < t.warmup_fraction:  # (step + 1): the first step already moves
+        return t.learning_rate * min(1.0, max(p, (step + 1) / t.max_steps) / t.warmup_fraction)
+    decay = (p - t.warmup_fraction) / max(1e-9, 1.0 - t.warmup_fraction)
+    return t.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, decay)))
 
 
 def _batch(data: EMSData, tokenizer: EMSTokenizer, lang: str, rows: np.ndarray, config: EMSConfig,
@@ -202,7 +211,7 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
     bar = tqdm(total=t.max_steps, initial=start, desc=f"ems {config.name}", disable=not (hooks.progress and rank == 0))
     window: list[dict[str, float]] = []
     pairs_done, step = 0, start
-    stop = start >= t.max_steps
+    stop = start >= t.max_steps or (t.time_budget_s is not None and seconds >= t.time_budget_s)
     while not stop:
         t0 = time.perf_counter()
         lr = learning_rate(config, step, seconds)
