@@ -238,12 +238,30 @@ def timing_metrics(started_at: float | None, worker_at: float, first_step_at: fl
     return out
 
 
+def system_metrics(cpu_before: float, wall_before: float) -> dict[str, float]:
+    """The worker's own resource use over its training (logged by rank 0 into the trial's MLflow run):
+    mean CPU utilisation of its process (100 = one core), peak resident memory, peak GPU memory."""
+    import resource
+
+    import torch
+
+    wall = max(time.time() - wall_before, 1e-9)
+    cpu = time.process_time() - cpu_before
+    out = {"system.cpu_percent": round(100.0 * cpu / wall, 1),
+           # ru_maxrss is in KiB on Linux
+           "system.peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "system.wall_s": round(wall, 2)}
+    if torch.cuda.is_available():
+        out["system.gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
 # --- inside Ray Train workers ---------------------------------------------------------------------------
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}`` plus, from
     `tune_trainable`, ``started_at`` (the Tune function's start) and ``fault`` (test-only fault injection)."""
-    worker_at = time.time()
+    worker_at, cpu_at = time.time(), time.process_time()
     import ray.train
     import ray.train.torch
     from mosecrot.training import LoopHooks
@@ -270,7 +288,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False)
     finally:
         clock.close()
-    metrics = {**payload["metrics"], **timing_metrics(config.get("started_at"), worker_at, clock.at)}
+    metrics = {**payload["metrics"], **timing_metrics(config.get("started_at"), worker_at, clock.at),
+               **system_metrics(cpu_at, worker_at)}
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, CHECKPOINT_FILE).write_text(json.dumps(payload, indent=1, default=str))
