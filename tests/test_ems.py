@@ -202,8 +202,10 @@ def test_leakage_guard_keeps_every_evaluation_verse_out(ebible, tmp_path):
         assert len(pairs) == 66 * 12 - len(banned)  # everything else is used
     assert data.excluded_ids == banned
     # The tokenizer corpus is the training side only.
-    corpus_ids = {v for p in data.train.values() for v in p.ids}
-    assert not corpus_ids & banned
+    corpus = set(data.tokenizer_sentences())
+    train_texts = {t for p in data.train.values() for t in (*p.src, *p.tgt)}
+    heldout_texts = {t for p in data.heldout.values() for t in (*p.src, *p.tgt)}
+    assert corpus == train_texts and not heldout_texts & corpus
     # The guard itself trips when a banned verse is smuggled in.
     leaky = EMSData({"de": LanguagePairs("de", ["43002003"], ["x"], ["y"])}, {}, {"taxi1500": {"43002003"}})
     with pytest.raises(LeakageError, match="43002003"):
@@ -331,6 +333,10 @@ def test_language_sharing_no_verse_with_the_pivot(tmp_path):
                                 "data": {"taxi1500_path": None, "bible_genre": [], "retrieval_test_size": 1}})
     with pytest.raises(InputError, match="no parallel verses between 'de' and the pivot 'en'"):
         build_ems_data(cfg)
+    (root / "deu-x.txt").write_text("und die erde\n")  # one line for two references: misaligned
+    with pytest.raises(InputError, match="deu-x.txt: has 1 lines but vref.txt has 2"):
+        train_ems(cfg, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_impossible_vocabulary_size(ebible, tmp_path):

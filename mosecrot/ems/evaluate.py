@@ -5,16 +5,17 @@ the same verses for EMS and for the frozen multilingual-e5 encoder.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import numpy as np
 
 from mosecrot.cache import DiskCache, texts_fingerprint
+from mosecrot.configschema import to_dict
 from mosecrot.ems.checkpoint import EMSBundle
 from mosecrot.ems.data import LanguagePairs
 from mosecrot.errors import InputError
 from mosecrot.text.bible import Bible, open_bible
-from mosecrot.configschema import to_dict
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -49,7 +50,8 @@ def heldout_pairs(bundle: EMSBundle, bible: Bible | None = None, limit: int | No
         if missing:
             raise InputError(f"{len(missing)} held-out {lang} verses are not in this Bible (e.g. {missing[:3]})",
                              expected="the Bible the checkpoint was trained with")
-        ids = ids[:limit] if limit else ids
+        if limit and limit < len(ids):  # a seeded sample, not the first books
+            ids = sorted(random.Random(0).sample(list(ids), limit))
         out[lang] = LanguagePairs(lang, list(ids), [texts[v] for v in ids], [pivot_texts[v] for v in ids])
     if languages:
         unknown = sorted(set(languages) - set(out))
