@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,27 @@ from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
 
 T = TypeVar("T")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` and ``5E+2`` are numbers, not strings
+    (YAML 1.1 demands a dot, ``1.0e-3``, which nobody types on a command line)."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse config YAML (a file's text or a ``--set`` value) with `ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _type_name(tp: Any) -> str:
@@ -156,7 +178,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise InputError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise InputError(
@@ -174,7 +196,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise InputError(f"bad override {item!r}", expected="KEY=VALUE, e.g. anchors.count=500")
         dotted, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = load_yaml_text(raw) if raw != "" else None
         node = data
         parts = dotted.strip().split(".")
         for part in parts[:-1]:

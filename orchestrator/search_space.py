@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-import yaml
 
 from mosecrot.config import ExperimentConfig, MethodConfig, experiment_path
-from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml
+from mosecrot.configschema import apply_overrides, from_dict, interpolate, load_yaml_text, read_yaml
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.paths import REPO_ROOT
 
@@ -283,7 +282,7 @@ def _apply_overrides(data: dict, overrides: list[str]) -> dict:
         if not sep or head not in ("fixed", "space") or not rest:
             data = apply_overrides(data, [item])
             continue
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = load_yaml_text(raw) if raw != "" else None
         section = dict(data.get(head) or {})
         if head == "fixed":
             section[rest] = value

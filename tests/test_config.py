@@ -61,3 +61,16 @@ def test_unknown_experiment_lists_shipped_ones():
 def test_every_shipped_experiment_loads(path):
     cfg = load_experiment(str(path))
     assert cfg.name == path.stem and "${" not in str(from_dict.__name__) and cfg.target_languages
+
+
+def test_exponent_floats_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads `1e-3` as a string; configs accept it as the number everyone means."""
+    from mosecrot.config import load_experiment
+
+    cfg = load_experiment("quickstart", ["training.learning_rate=1e-3"])
+    assert cfg.training.learning_rate == 1e-3
+    from mosecrot.configschema import read_yaml
+
+    path = tmp_path / "x.yaml"
+    path.write_text("a: 5E-5\nb: 2e\nc: '1e-3'\n")
+    assert read_yaml(path) == {"a": 5e-5, "b": "2e", "c": "1e-3"}
