@@ -2,15 +2,24 @@
 127.0.0.1), an `mlflow server` on loopback, and helpers to read their state.
 
 Everything is started as a subprocess of the test and stopped by the PIDs the test started (never by
-name): `mlflow server` by its process group, Ray nodes by the processes whose command line names the
-cluster's own temp dir (GCS, raylets, agents, log monitors; their worker processes exit with their
-raylet). Ray's unix sockets live under that temp dir, so it is short and in /tmp (107-byte limit).
+name): `mlflow server` by its process group, Ray nodes by the processes that carry the cluster's own temp
+dir in their command line or environment (GCS, raylets, dashboard, log monitors, and the dashboard and
+runtime-env agents and the Ray client server, which outlive their raylet and ignore SIGTERM), plus the
+descendants of those. Ray's unix sockets live under that temp dir, so it is short and in /tmp (107-byte
+limit).
+
+Authentication: Ray 2.60 enables token authentication for a new cluster whenever ``~/.ray/auth_token``
+exists (any earlier ``ray.init()`` on the machine writes one), and the dashboard/job server then answers
+401 to requests without the token. `ray_auth_env` gives every test cluster its own token, passed by
+environment to the nodes and to every client (sweep drivers, ``ray job submit``), so a test never depends
+on, nor touches, the user's ``~/.ray``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -34,16 +44,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float) -> None:
+def ray_auth_env() -> dict[str, str]:
+    """Token authentication with a fresh token for one test cluster and its clients (see the module doc)."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def wait_http(url: str, timeout: float, token: str | None = None) -> None:
+    """Poll `url` until it answers 200 (with ``Authorization: Bearer token`` when given); TimeoutError with
+    the last failure otherwise."""
     deadline = time.time() + timeout
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    last: object = None
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
                 if r.status == 200:
                     return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(url)
+                last = f"HTTP {r.status}"
+        except urllib.error.HTTPError as err:
+            last = err
+            if err.code in (401, 403):  # the server is up and refuses us: waiting will not help
+                raise PermissionError(f"{url}: {err}") from None
+        except OSError as err:
+            last = err
+        time.sleep(1)
+    raise TimeoutError(f"{url} not answering within {timeout:.0f} s (last: {last})")
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
@@ -169,6 +194,29 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def environ_has(pid: int, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
+def descendants(pids: set[int]) -> set[int]:
+    """`pids` and every process below them (by parent PID)."""
+    parent: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, frontier = set(pids), set(pids)
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -177,17 +225,32 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def ray_pids(ray_tmp: Path) -> set[int]:
+    """The live processes of the Ray nodes that use `ray_tmp`: those naming it in their command line or
+    carrying ``RAY_TMPDIR=ray_tmp`` in their environment (agents and the client server rename themselves
+    and lose the marker from their command line), and their descendants (workers)."""
+    marker, env_marker = str(ray_tmp), f"RAY_TMPDIR={ray_tmp}\0"
+    own = os.getpid()
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != own:
+            pid = int(proc.name)
+            if marker in cmdline(pid) or environ_has(pid, env_marker):
+                found.add(pid)
+    return {p for p in descendants(found) if p != own and alive(p)}
+
+
 def stop_our_ray(ray_tmp: Path) -> None:
-    """Stop the Ray nodes a test started, by PID: the processes whose command line names its temp dir
-    (GCS, raylets, dashboard agents, log monitors); their worker processes exit with their raylet."""
-    pids = pids_with(str(ray_tmp))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the Ray nodes a test started, by PID (`ray_pids`): SIGTERM, then SIGKILL what is left after
+    8 s (Ray's agents ignore SIGTERM once their raylet is gone)."""
+    pids = ray_pids(ray_tmp)
+    for sig, wait in ((signal.SIGTERM, 8), (signal.SIGKILL, 15)):
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.time() + 15
+        deadline = time.time() + wait
         while time.time() < deadline and any(alive(pid) for pid in pids):
             time.sleep(0.5)
 
@@ -198,7 +261,10 @@ class RayCluster:
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-        self.env = {**env, "RAY_TMPDIR": str(self.tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+        # The nodes use the clients' token when `env` has one (`ray_auth_env`), else their own.
+        auth = {k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if k in env} or ray_auth_env()
+        self.env = {**env, **auth, "RAY_TMPDIR": str(self.tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.token = self.env["RAY_AUTH_TOKEN"] if self.env.get("RAY_AUTH_MODE") == "token" else None
         self.logs = Path(logs)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -237,13 +303,16 @@ class RayCluster:
             args += ["--resources", json.dumps(resources)]
         self._ray_start(args, "head.out")
         if dashboard:
-            wait_http(self.dashboard_url + "/api/version", 120)
+            wait_http(self.dashboard_url + "/api/version", 120, token=self.token)
         return self
 
     def add_worker(self, name: str, num_cpus: int = 1, resources: dict[str, float] | None = None) -> int:
         """Start a worker node; returns its raylet's PID (the one `kill_worker` kills)."""
         before = self.raylets()
-        args = ["--address", self.address, "--num-cpus", str(num_cpus)]
+        # Its own temp dir (under the head's, so `stop` finds it), as a node of a real cluster has its own
+        # disk: nodes sharing one session dir share ``runtime_resources``, and a node that sets up a job's
+        # working_dir re-extracts it (overwrite) under the feet of the job driver running in it on the head.
+        args = ["--address", self.address, "--num-cpus", str(num_cpus), "--temp-dir", str(self.tmp / name)]
         if resources:
             args += ["--resources", json.dumps(resources)]
         self._ray_start(args, f"{name}.out")

