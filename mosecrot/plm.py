@@ -62,5 +62,34 @@ def single_token_ids(tokenizer, words: list[str]) -> dict[str, int]:
     if not unique:
         return {}
     special = set(tokenizer.all_special_ids)
-    encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
+    plain = _plain_backend(tokenizer)
+    if plain is not None:  # the Rust tokenizer directly: transformers' per-encoding conversion costs 2x
+        encoded = [e.ids for e in plain.encode_batch(unique, add_special_tokens=False)]
+    else:
+        encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
     return {w: ids[0] for w, ids in zip(unique, encoded) if len(ids) == 1 and ids[0] not in special}
+
+
+def _plain_backend(tokenizer):
+    """A copy of a fast tokenizer's Rust tokenizer without the padding/truncation its tokenizer.json may
+    carry (MiniLM's pads to 128), i.e. encoding as ``tokenizer(texts)`` does; None for a slow tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.no_padding()
+    plain.no_truncation()
+    return plain
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Content hash of a tokenizer (vocabulary, normalizer, pre-tokenizer, special tokens), independent of
+    the padding/truncation state that calling it changes."""
+    import hashlib
+
+    plain = _plain_backend(tokenizer)
+    blob = plain.to_str() if plain is not None else repr(sorted(tokenizer.get_vocab().items()))
+    blob += repr(sorted(tokenizer.all_special_ids))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

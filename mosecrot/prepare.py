@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from mosecrot.anchors import AnchorSet, UnionAnchors, build_pair_anchors, build_union_anchors, eligible_pairs
-from mosecrot.cache import DiskCache
+from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import to_dict
 from mosecrot.dictionaries import BilingualDictionary, freedict_path, load_dictionary
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.plm import load_tokenizer, single_token_ids
+from mosecrot.plm import load_tokenizer, single_token_ids, tokenizer_fingerprint
 from mosecrot.provenance import environment
 from mosecrot.tasks import TASKS, canonical_task_name, TaskData, load_task, task_evaluation_ids
 from mosecrot.text.bible import Bible, open_bible
@@ -141,15 +141,40 @@ def test_token_coverage(task: TaskData, vectors: StaticVectors, lowercase: bool)
     return covered / total if total else 0.0
 
 
-def english_frequencies(bible: Bible | None, language: str = "en") -> Counter:
-    """English word counts from the Bible, used to order shared (union) anchors."""
+def english_frequencies(bible: Bible | None, language: str = "en", cache: DiskCache | None = None) -> Counter:
+    """English word counts from the Bible, used to order shared (union) anchors; cached on disk by the
+    text's fingerprint and the word tokeniser when `cache` is given."""
     if bible is None:
         return Counter()
     tokenize = get_tokenizer(language)
-    counts: Counter = Counter()
-    for text in bible.texts(language).values():
-        counts.update(tokenize(text))
-    return counts
+    texts = list(bible.texts(language).values())
+
+    def count() -> Counter:
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(tokenize(text))
+        return counts
+
+    if cache is None:
+        return count()
+    key = {"language": language, "texts": texts_fingerprint(texts), "n": len(texts), "tokenizer": tokenize.__name__}
+    return cache.get_or_build(
+        "word_counts", key,
+        lambda d: (d / "counts.json").write_text(json.dumps(count(), ensure_ascii=False)),
+        lambda d: Counter(json.loads((d / "counts.json").read_text())))
+
+
+def cached_single_token_ids(tokenizer, words: list[str], cache: DiskCache | None = None) -> dict[str, int]:
+    """`single_token_ids`, cached on disk by the tokenizer's content and the word list (every trial of a
+    sweep asks the same question about the same dictionaries)."""
+    if cache is None:
+        return single_token_ids(tokenizer, words)
+    unique = sorted(set(words))
+    key = {"tokenizer": tokenizer_fingerprint(tokenizer), "words": texts_fingerprint(unique), "n": len(unique)}
+    return cache.get_or_build(
+        "single_token_ids", key,
+        lambda d: (d / "ids.json").write_text(json.dumps(single_token_ids(tokenizer, unique), ensure_ascii=False)),
+        lambda d: json.loads((d / "ids.json").read_text()))
 
 
 def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
@@ -203,7 +228,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
     t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
-    token_ids = single_token_ids(tokenizer, all_en)
+    token_ids = cached_single_token_ids(tokenizer, all_en, cache)
     a = cfg.anchors
     anchors: dict[str, AnchorSet] = {}
     union = None
@@ -221,7 +246,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
                                  dictionaries[lang].origin)
             for lang in cfg.target_languages
         }
-        freq = english_frequencies(bible, cfg.source_language)
+        freq = english_frequencies(bible, cfg.source_language, cache)
         union = build_union_anchors(eligible, token_ids, count=a.count, strategy=a.strategy, seed=a.seed,
                                     source_frequency=freq.get, on_shortfall=a.on_shortfall)
         anchors = union.per_language

