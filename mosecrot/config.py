@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml
 from mosecrot.errors import InputError
@@ -90,6 +90,10 @@ class MethodConfig:
     model: str | None = None  # multilingual_plm: hub id or path of the multilingual encoder
     classifier_c: float = 1.0  # lr / frozen_encoder / ems: inverse regularisation of the logistic regression
     ems: str | None = None  # ems: checkpoint directory, or EMS config name/path trained in the run (default cpu)
+    # ems (with an EMS config, not a checkpoint): dotted overrides of that config before it is trained, e.g.
+    # {loss.temperature: 0.05, loss.contrastive_weight: 1.0, model.layers: 3, train.time_budget_s: 300};
+    # nested blocks ({loss: {temperature: 0.05}}) mean the same. Part of the trained encoder's cache key.
+    ems_set: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, prefix: str = "methods") -> None:
         from mosecrot.methods import METHODS
@@ -98,10 +102,13 @@ class MethodConfig:
             raise unknown_choice("method kind", self.kind, list(METHODS), key=f"{prefix}.kind")
         if self.classifier_c <= 0:
             raise InputError("classifier_c must be positive", key=f"{prefix}.classifier_c")
-        if self.kind == "ems" and self.ems:
-            from mosecrot.ems.method import check_encoder_spec
+        if self.ems_set and self.kind != "ems":
+            raise InputError(f"ems_set applies to kind ems only, not {self.kind}", key=f"{prefix}.ems_set",
+                             expected="no ems_set, or kind: ems")
+        if self.kind == "ems" and (self.ems or self.ems_set):
+            from mosecrot.ems.method import check_method_encoder
 
-            check_encoder_spec(self.ems, key=f"{prefix}.ems")
+            self.ems_set = check_method_encoder(self.ems, self.ems_set, key=prefix)
         if self.kind == "multilingual_plm" and not self.model:
             raise InputError("the multilingual_plm method needs a model", key=f"{prefix}.model",
                              expected="a hub id (bert-base-multilingual-cased) or a local path")

@@ -40,6 +40,7 @@ _SCALARS = (type(None), bool, int, float, str)  # what Optuna's categorical dist
 # Keys a parameter may not search: they define the sweep's languages (hence the protocol) or its method.
 _RESERVED_PARAMS = ("name", "methods", "target_languages", "source_language", "method.name", "method.kind")
 _RESERVED_FIXED = ("name", "methods")
+_EMS_SET = "method.ems_set."  # method.ems_set.loss.temperature: a dotted key of the EMS config (kind ems)
 
 
 # --- schema -----------------------------------------------------------------------------------------
@@ -361,7 +362,9 @@ def _resolve_base(space: SearchSpace, path: Path) -> ExperimentConfig:
 def _check_params(space: SearchSpace) -> None:
     """Every parameter addresses a real field, and every listed value (and both bounds) builds a config."""
     for key in space.space:
-        if key.startswith("method."):
+        if key.startswith(_EMS_SET):
+            _check_ems_key(space, key)
+        elif key.startswith("method."):
             _field_type(MethodConfig, key[len("method."):], f"space.{key}", shown=key)
         else:
             _field_type(ExperimentConfig, key, f"space.{key}")
@@ -369,14 +372,49 @@ def _check_params(space: SearchSpace) -> None:
     first = {key: r[0][1] for key, r in reps.items()}
     for key, options in reps.items():
         for sub, value in options:
+            params = _representative(space, first, key, value)
             try:
-                _build(space, {**first, key: value})
+                _build(space, params)
             except InputError as err:
-                owner = next((k for k in space.space if _covers(k, err.key)), key)
-                where = sub if owner == key else reps[owner][0][0]
-                shown = value if owner == key else first[owner]
-                raise InputError(f"{owner} = {shown!r} is not valid: {err.message}",
+                owner = next((k for k in params if _covers(k, err.key)), key)
+                shown = params.get(owner, value)
+                where = sub if owner == key else next(
+                    (s for s, v in reps[owner] if _same(v, shown)), reps[owner][0][0])
+                also = f" (with {key} = {value!r})" if owner != key else ""
+                raise InputError(f"{owner} = {shown!r} is not valid: {err.message}{also}",
                                  key=f"space.{owner}.{where}", expected=err.expected) from None
+
+
+def _check_ems_key(space: SearchSpace, key: str) -> None:
+    """``method.ems_set.X``: X is a field of the EMS config (mosecrot/ems/config.py), of the tuned ems method."""
+    from mosecrot.ems.config import setting_type
+
+    if space.method_data().get("kind") != "ems":
+        raise InputError(f"{key} tunes the EMS config of a kind ems method, not of {space.method_data()['kind']}",
+                         key=f"space.{key}", expected="method: {kind: ems, ems: CONFIG}")
+    dotted = key[len(_EMS_SET):]
+    tp = setting_type(dotted, f"space.{key}", shown=key)
+    if dataclasses.is_dataclass(_unwrap(tp)):
+        names = sorted(f.name for f in dataclasses.fields(_unwrap(tp)) if f.init)
+        raise InputError(f"{key} is a whole block of the EMS config, not one setting", key=f"space.{key}",
+                         expected="one of: " + ", ".join(f"{key}.{n}" for n in names))
+
+
+def _representative(space: SearchSpace, first: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """The params of a trial with ``key = value``, the other parameters at their first value, and only the
+    active ones set (``key``'s parents at the first values that activate it), as a real trial would have:
+    a space may allow values together that no trial combines (both loss weights 0 behind a `when`)."""
+    wanted, stack = {key: value}, [key]
+    while stack:
+        for parent, values in space.space[stack.pop()].when.items():
+            if parent not in wanted and values:
+                wanted[parent] = values[0]
+                stack.append(parent)
+    params: dict[str, Any] = {}
+    for k in _order(space):
+        if _active(space.space[k], params):
+            params[k] = wanted.get(k, first[k])
+    return params
 
 
 def _check_objective(space: SearchSpace, exp: ExperimentConfig) -> None:
@@ -513,7 +551,12 @@ def _build(space: SearchSpace, params: dict[str, Any]) -> tuple[ExperimentConfig
     exp_data, method_data = space.base, space.method_data()
     for key, value in params.items():
         value = interpolate(value)
-        if key.startswith("method."):
+        if key.startswith(_EMS_SET):  # one dotted key of the flat ems_set mapping, not a nested path
+            from mosecrot.ems.config import normalize_settings
+
+            ems_set = normalize_settings(method_data.get("ems_set") or {}, key="method.ems_set")
+            method_data = {**method_data, "ems_set": {**ems_set, key[len(_EMS_SET):]: value}}
+        elif key.startswith("method."):
             method_data = _set(method_data, key[len("method."):], value)
         else:
             exp_data = _set(exp_data, key, value)

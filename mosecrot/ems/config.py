@@ -7,9 +7,12 @@ ties a checkpoint to the tokenizer and data it was trained with.
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mosecrot.cache import stable_hash
 from mosecrot.config import BibleConfig
@@ -210,10 +213,89 @@ def config_path(name_or_path: str) -> Path:
     return candidate
 
 
-def load_ems_config(name_or_path: str, overrides: list[str] | None = None) -> EMSConfig:
+def load_ems_config(name_or_path: str, overrides: list[str] | None = None,
+                    settings: dict[str, Any] | None = None) -> EMSConfig:
+    """The EMS config ``name_or_path`` with ``overrides`` (``KEY=VALUE`` strings, as ``--set``) and then
+    ``settings`` (``{dotted key: value}``, as a method's ``ems_set``) applied."""
     path = config_path(name_or_path)
     data = apply_overrides(read_yaml(path), overrides or [])
+    data = apply_settings(data, normalize_settings(settings or {}))
     return from_dict(EMSConfig, interpolate(data), file=str(path))
+
+
+# --- dotted overrides as data (a method's ``ems_set``, a sweep's ``method.ems_set.KEY``) -------------
+
+def _unwrap_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def setting_type(dotted: str, key: str | None = None, shown: str | None = None) -> Any:
+    """The declared type of EMS config field ``dotted`` (``loss.temperature`` -> float), or an InputError at
+    ``key`` that names where the path breaks and lists the valid names there."""
+    key = key or dotted
+    shown = shown or dotted
+    prefix = shown[: len(shown) - len(dotted)].rstrip(".")
+    tp: Any = EMSConfig
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        tp = _unwrap_optional(tp)
+        where = ".".join(([prefix] if prefix else []) + parts[:i]) or "the EMS config"
+        if dataclasses.is_dataclass(tp):
+            names = sorted(f.name for f in dataclasses.fields(tp) if f.init)
+            if part not in names:
+                raise InputError(f"{shown!r} is not an EMS config field: {where} has no {part!r}", key=key,
+                                 expected="one of: " + ", ".join(names))
+            tp = typing.get_type_hints(tp)[part]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            raise InputError(f"{shown!r} is not an EMS config field: {where} is not a mapping", key=key)
+    return tp
+
+
+def normalize_settings(settings: dict[str, Any], key: str = "ems_set") -> dict[str, Any]:
+    """``{dotted EMS key: value}``, checked against the schema (no file is read). A nested mapping at a
+    config block is the same as its dotted keys (``{loss: {temperature: 0.05}}`` = ``{loss.temperature: 0.05}``),
+    so YAML blocks and ``--set method.ems_set.loss.temperature=...`` mean the same; a later key wins."""
+    if not isinstance(settings, dict):
+        raise InputError("expected a mapping of dotted EMS config keys to values", key=key,
+                         expected="e.g. {loss.temperature: 0.05, model.layers: 3}")
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, mapping: dict) -> None:
+        for k, value in mapping.items():
+            dotted = f"{prefix}.{k}" if prefix else str(k)
+            if not dotted or any(not part for part in dotted.split(".")):
+                raise InputError(f"bad EMS config key {dotted!r}", key=f"{key}.{dotted}",
+                                 expected="a dotted key such as loss.temperature")
+            tp = _unwrap_optional(setting_type(dotted, f"{key}.{dotted}", shown=f"{key}.{dotted}"))
+            if isinstance(value, dict) and dataclasses.is_dataclass(tp):
+                walk(dotted, value)
+                continue
+            out.pop(dotted, None)  # a later setting wins (``--set`` after the file), applied in order
+            out[dotted] = value
+
+    walk("", settings)
+    return out
+
+
+def apply_settings(data: dict, settings: dict[str, Any]) -> dict:
+    """A copy of config ``data`` with each dotted key of ``settings`` set to its value."""
+    data = dict(data)
+    for dotted, value in settings.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
 
 
 def ems_config_from_dict(data: dict, overrides: list[str] | None = None) -> EMSConfig:
@@ -226,5 +308,6 @@ def known_configs() -> list[str]:
 
 __all__ = [
     "EMSConfig", "EMSDataConfig", "EMSLossConfig", "EMSModelConfig", "EMSTokenizerConfig", "EMSTrainConfig",
-    "PRESETS", "config_path", "ems_config_from_dict", "known_configs", "load_ems_config",
+    "PRESETS", "apply_settings", "config_path", "ems_config_from_dict", "known_configs", "load_ems_config",
+    "normalize_settings", "setting_type",
 ]

@@ -3,6 +3,8 @@ vectors, evaluated on every target language, with the metric keys of every other
 
 ``ems:`` of the method names the encoder: a checkpoint directory (`mosecrot ems train`), or an EMS
 config (``cpu``, ``xtr_only``, a YAML path; default ``cpu``) that is trained here and cached on disk.
+``ems_set:`` (config only) overrides that config by dotted key (``{loss.temperature: 0.05, model.layers: 3}``);
+the overrides are part of the trained config, hence of its cache key, so every setting trains its own encoder.
 Either way the encoder must not have seen the run's evaluation verses: a trained config gets them
 added to its exclusions, a checkpoint that lacks any of them is refused.
 """
@@ -11,14 +13,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mosecrot.cache import texts_fingerprint
-from mosecrot.configschema import to_dict
+from mosecrot.configschema import from_dict, interpolate, read_yaml, to_dict
 from mosecrot.ems.checkpoint import EMSBundle, is_checkpoint, load_checkpoint
-from mosecrot.ems.config import config_path, load_ems_config
+from mosecrot.ems.config import EMSConfig, apply_settings, config_path, load_ems_config, normalize_settings
 from mosecrot.ems.data import task_exclusions
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
@@ -55,6 +57,50 @@ def check_encoder_spec(spec: str, key: str = "methods.ems") -> None:
         raise InputError(f"{spec!r} is neither an EMS config file nor a checkpoint directory", key=key)
 
 
+def check_method_encoder(spec: str | None, ems_set: dict[str, Any], key: str = "methods") -> dict[str, Any]:
+    """Cheap check of a ``kind: ems`` method's ``ems`` and ``ems_set`` (no data is read): the spec exists, the
+    overrides name EMS config fields and build a valid config. Returns ``ems_set`` with dotted keys."""
+    if spec:
+        check_encoder_spec(spec, key=f"{key}.ems")
+    if not ems_set:
+        return {}
+    if spec and is_checkpoint(spec):
+        raise InputError(f"{spec!r} is a trained checkpoint: its config cannot be overridden", key=f"{key}.ems_set",
+                         expected="no ems_set, or ems: an EMS config name/path (trained in the run)")
+    ems_training_config(spec, ems_set, key=key)
+    return normalize_settings(ems_set, key=f"{key}.ems_set")
+
+
+def ems_training_config(spec: str | None, ems_set: dict[str, Any] | None = None, key: str = "methods") -> EMSConfig:
+    """The EMS config a method trains (before the run's evaluation verses are added to its exclusions): the
+    config ``spec`` (default cpu) with ``ems_set`` applied. An error the overrides cause names
+    ``KEY.ems_set.FIELD`` (``methods[0].ems_set.loss.temperature``)."""
+    spec = spec or DEFAULT_CONFIG
+    if not ems_set:
+        return load_ems_config(spec)
+    where = f"{key}.ems_set"
+    settings = normalize_settings(ems_set, key=where)
+    path = config_path(spec)
+    base = read_yaml(path)
+    try:
+        return from_dict(EMSConfig, interpolate(apply_settings(base, settings)))
+    except InputError as err:
+        load_ems_config(spec)  # the config file itself is broken: that error, by file and key
+        field = err.key or next(iter(settings))
+        raise InputError(f"{err.message} (EMS config {spec!r} with ems_set {settings})", key=f"{where}.{field}",
+                         expected=err.expected) from None
+
+
+def encoder_cache_key(cfg: EMSConfig) -> dict[str, Any]:
+    """What decides a trained encoder: the config fingerprint (data, tokenizer, model, losses, optimisation:
+    every ``ems_set`` override lands in one of them) and the training budget."""
+    key: dict[str, Any] = {"config": cfg.fingerprint(), "max_steps": cfg.train.max_steps,
+                           "budget": cfg.train.time_budget_s}
+    if cfg.train.precision != "fp32":  # not in the fingerprint (a checkpoint may resume in another precision)
+        key["precision"] = cfg.train.precision
+    return key
+
+
 def _load(directory: Path) -> EMSBundle:
     key = str(directory.resolve())
     if key not in _LOADED:
@@ -62,11 +108,14 @@ def _load(directory: Path) -> EMSBundle:
     return _LOADED[key]
 
 
-def resolve_encoder(ctx: "RunContext", spec: str | None) -> EMSBundle:
+def resolve_encoder(ctx: "RunContext", spec: str | None, ems_set: dict[str, Any] | None = None) -> EMSBundle:
     """The EMS bundle a method names, checked against the run's evaluation verses."""
     spec = spec or DEFAULT_CONFIG
     needed = run_evaluation_ids(ctx)
     if is_checkpoint(spec):
+        if ems_set:
+            raise InputError(f"{spec!r} is a trained checkpoint: its config cannot be overridden",
+                             key="methods.ems_set", expected="no ems_set, or an EMS config name to train here")
         bundle = _load(Path(spec))
         leaked = sorted(needed - bundle.excluded_ids)
         if leaked:
@@ -75,13 +124,13 @@ def resolve_encoder(ctx: "RunContext", spec: str | None) -> EMSBundle:
                              expected="a checkpoint whose data.exclude_ids / bible_genre cover this task, or an "
                                       "EMS config name to train one here")
         return bundle
-    cfg = load_ems_config(spec)
+    cfg = ems_training_config(spec, ems_set)
     if needed:  # add only what the config's own exclusions miss, so experiments share one encoder
         covered = set().union(*task_exclusions(cfg, open_bible(to_dict(cfg.bible)))[0].values())
         extra = needed - covered
         if extra:
             cfg.data.exclude_ids = sorted(extra | set(cfg.data.exclude_ids))
-    key = {"config": cfg.fingerprint(), "max_steps": cfg.train.max_steps, "budget": cfg.train.time_budget_s}
+    key = encoder_cache_key(cfg)
 
     def build(d: Path) -> None:
         train_ems(cfg, EMSHooks(progress=ctx.hooks.progress), output_dir=d, cache=ctx.cache)
@@ -100,7 +149,7 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     """Logistic regression on frozen English EMS vectors, zero-shot on each target language."""
     from mosecrot.methods import _fit_predict
 
-    bundle = resolve_encoder(ctx, method.ems)
+    bundle = resolve_encoder(ctx, method.ems, method.ems_set)
     unseen = [lang for lang in ctx.targets if lang not in bundle.meta.get("languages", [])]
     if unseen:
         log.warning("EMS %s was not trained on %s: their vectors come from the shared vocabulary alone",
@@ -121,4 +170,5 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     return out
 
 
-__all__ = ["resolve_encoder", "run_ems", "run_evaluation_ids"]
+__all__ = ["check_method_encoder", "ems_training_config", "encoder_cache_key", "resolve_encoder", "run_ems",
+           "run_evaluation_ids"]
