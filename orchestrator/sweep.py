@@ -249,10 +249,15 @@ def _resumable_optuna_class():
     A driver killed between Optuna's ``tell`` and Tune's next experiment-state save leaves a trial that is
     COMPLETE in the study but unfinished in Tune's state; on ``--resume`` Tune runs it again (the trainable
     re-reports the finished Train run instead of retraining), and stock `OptunaSearch` would then fail the
-    whole sweep reporting an intermediate value to a finished Optuna trial."""
+    whole sweep reporting an intermediate value to a finished Optuna trial.
+
+    A driver killed after Optuna's ``ask`` for the next trial but before Tune saved that trial leaves a
+    RUNNING Optuna trial that no restored Tune trial owns: nobody would ever finish it (it stayed RUNNING in
+    the study, and constant-liar TPE kept lying about it). On restore such orphans are marked FAIL."""
     if "ResumableOptunaSearch" in globals():
         return globals()["ResumableOptunaSearch"]
     from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
 
     class ResumableOptunaSearch(OptunaSearch):
@@ -261,6 +266,24 @@ def _resumable_optuna_class():
                 super().on_trial_result(trial_id, result)
             except UpdateFinishedTrialError:
                 log.info("trial %s already finished in the Optuna study; result not re-reported", trial_id)
+
+        def restore(self, checkpoint_path: str) -> None:
+            super().restore(checkpoint_path)
+            self.fail_orphaned_trials()
+
+        def fail_orphaned_trials(self) -> list[int]:
+            """Mark FAIL every RUNNING trial of the study that no Tune trial of this searcher owns; returns
+            their numbers."""
+            if self._ot_study is None:
+                return []
+            owned = {getattr(t, "_trial_id", None) for t in self._ot_trials.values()}
+            orphans = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if t._trial_id not in owned]
+            for t in orphans:
+                self._ot_study.tell(t.number, state=TrialState.FAIL)
+                log.warning("Optuna trial %d was asked by a driver that died before Tune recorded it: "
+                            "marked FAIL (its params %s were never run)", t.number, t.params)
+            return [t.number for t in orphans]
 
     ResumableOptunaSearch.__module__ = __name__
     ResumableOptunaSearch.__qualname__ = "ResumableOptunaSearch"

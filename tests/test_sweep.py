@@ -175,6 +175,32 @@ def test_optuna_searcher_gets_metric_mode_and_a_sqlite_study(tmp_path, mode):
     assert alg is None and len(grid_space[GRID_KEY]["grid_search"]) == grid.num_trials
 
 
+def test_restored_optuna_searcher_fails_trials_asked_by_a_dead_driver(tmp_path):
+    """A driver killed between Optuna's ask and Tune's state save leaves a RUNNING Optuna trial no Tune
+    trial owns: the restored searcher marks it FAIL, and keeps the trials its state owns."""
+    import optuna
+
+    from orchestrator.sweep import make_searcher
+
+    space = load_search_space("quickstart")
+    paths = sweep_paths(space, str(tmp_path))
+    Path(paths.experiment_path).mkdir(parents=True)
+    searcher, _ = make_searcher(space, paths)
+    assert searcher.suggest("t1") and searcher.suggest("t2")
+    searcher.on_trial_complete("t1", {OBJECTIVE: 0.5})
+    ckpt = tmp_path / "searcher.pkl"
+    searcher.save(str(ckpt))  # Tune's last state save: it owns t1 (done) and t2 (running)
+    study = optuna.load_study(study_name=space.name, storage=paths.optuna_storage)
+    orphan = study.ask()  # the dead driver's next suggestion, never saved by Tune
+    restored, _ = make_searcher(space, paths)
+    restored.restore(str(ckpt))
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {0: "COMPLETE", 1: "RUNNING", 2: "FAIL"} and orphan.number == 2
+    assert restored.fail_orphaned_trials() == []  # idempotent
+    restored.on_trial_complete("t2", {OBJECTIVE: 0.25})
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
 def test_start_or_resume_refuses_ambiguous_starts():
     assert start_or_resume(False, False, "/p") == "start"
     assert start_or_resume(True, True, "/p") == "restore"
