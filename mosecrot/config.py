@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml
+from mosecrot.configschema import apply_overrides, from_dict, interpolate, named_config_path, read_yaml
 from mosecrot.errors import InputError
 from mosecrot.paths import REPO_ROOT
 from mosecrot.errors import unknown_choice
@@ -150,14 +150,7 @@ class ExperimentConfig:
 
 def experiment_path(name_or_path: str) -> Path:
     """``quickstart`` -> experiments/quickstart.yaml; paths pass through."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    candidate = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.yaml"))
-        raise InputError(f"no experiment named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
-    return candidate
+    return named_config_path(name_or_path, EXPERIMENTS_DIR, "experiment")
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:

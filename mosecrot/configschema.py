@@ -196,9 +196,17 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise InputError(f"bad override {item!r}", expected="KEY=VALUE, e.g. anchors.count=500")
         dotted, raw = item.split("=", 1)
-        value = load_yaml_text(raw) if raw != "" else None
+        data = apply_settings(data, {dotted.strip(): load_yaml_text(raw) if raw != "" else None})
+    return data
+
+
+def apply_settings(data: dict, settings: dict[str, Any]) -> dict:
+    """A copy of config ``data`` with each dotted key of ``settings`` set to its value (copy on write:
+    the mappings along each path are copied, the input is never mutated)."""
+    data = dict(data)
+    for dotted, value in settings.items():
         node = data
-        parts = dotted.strip().split(".")
+        parts = dotted.split(".")
         for part in parts[:-1]:
             child = node.get(part)
             child = dict(child) if isinstance(child, dict) else {}
@@ -206,3 +214,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = child
         node[parts[-1]] = value
     return data
+
+
+def named_config_path(name_or_path: str, directory: Path, what: str) -> Path:
+    """``NAME`` -> ``directory/NAME.yaml``; YAML paths and existing paths pass through."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    candidate = directory / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(x.stem for x in directory.glob("*.yaml"))
+        raise InputError(f"no {what} named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
+    return candidate

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from mosecrot.cache import stable_hash
 from mosecrot.config import BibleConfig
-from mosecrot.configschema import apply_overrides, from_dict, interpolate, read_yaml, to_dict
+from mosecrot.configschema import apply_overrides, apply_settings, from_dict, interpolate, named_config_path, read_yaml, to_dict
 from mosecrot.errors import InputError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
@@ -203,14 +203,7 @@ class EMSConfig:
 
 def config_path(name_or_path: str) -> Path:
     """``cpu`` -> mosecrot/ems/configs/cpu.yaml; paths pass through."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    candidate = CONFIGS_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = sorted(x.stem for x in CONFIGS_DIR.glob("*.yaml"))
-        raise InputError(f"no EMS config named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
-    return candidate
+    return named_config_path(name_or_path, CONFIGS_DIR, "EMS config")
 
 
 def load_ems_config(name_or_path: str, overrides: list[str] | None = None,
@@ -281,21 +274,6 @@ def normalize_settings(settings: dict[str, Any], key: str = "ems_set") -> dict[s
 
     walk("", settings)
     return out
-
-
-def apply_settings(data: dict, settings: dict[str, Any]) -> dict:
-    """A copy of config ``data`` with each dotted key of ``settings`` set to its value."""
-    data = dict(data)
-    for dotted, value in settings.items():
-        node = data
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[part] = child
-            node = child
-        node[parts[-1]] = value
-    return data
 
 
 def ems_config_from_dict(data: dict, overrides: list[str] | None = None) -> EMSConfig:
