@@ -101,7 +101,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     paper = PAPER_TAXI1500 if cfg.task.name == "taxi1500" else None
     console.print(results_table(report.summary, f"{cfg.name}: {cfg.task.name} test macro-F1, "
                                 f"mean ± std over seeds {cfg.seeds}", paper))
-    console.print(f"results: {report.directory / 'results.json'}   ({report.timings['total']:.0f} s)")
+    _write_tables([report.directory], report.directory, paper)
+    console.print(f"results: {report.directory / 'results.json'}  report.md  report.csv   "
+                  f"({report.timings['total']:.0f} s)")
+    return 0
+
+
+def _write_tables(runs: list, out_dir: Path | None, paper: dict | None):
+    from orchestrator.tables import merge_runs, to_csv, to_markdown
+
+    table = merge_runs(runs, paper)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "report.md").write_text(to_markdown(table))
+        (Path(out_dir) / "report.csv").write_text(to_csv(table))
+    return table
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from mosecrot.reference import PAPER_TAXI1500
+    from orchestrator.tables import format_cell, load_results
+
+    task = load_results(args.runs[0])["task"]
+    paper = PAPER_TAXI1500 if task == "taxi1500" and not args.no_paper else None
+    table = _write_tables(args.runs, args.output_dir, paper)
+    grid = Table(title=f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
+    for col in ["method", "supervision", *table.languages, "mean"]:
+        grid.add_column(col, justify="left" if col in ("method", "supervision") else "right")
+    for row in table.rows:
+        grid.add_row(row.label, row.supervision, *[format_cell(row.cells.get(lang)) for lang in table.languages],
+                     format_cell(row.average))
+    console.print(grid)
+    for src in table.sources:
+        t = src.get("training") or {}
+        console.print(f"  {src['experiment']} (anchors {src['anchors']}, seeds {src['seeds']}, "
+                      f"epochs {t.get('epochs')}, max_length {t.get('max_length')}, batch {t.get('batch_size')}"
+                      f"{'' if src['complete'] else ', INCOMPLETE'}): wall {src['timings_s']} s  {src['path']}",
+                      highlight=False)
+    if args.output_dir:
+        console.print(f"wrote {Path(args.output_dir) / 'report.md'} and report.csv")
     return 0
 
 
@@ -244,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = experiment_command("run", "run an experiment: every method x seed, per-language table and JSON",
                            "training.epochs=1", "root of run directories (default: the config's output_dir)")
     r.set_defaults(func=cmd_run)
+
+    tb = sub.add_parser("table", help="one per-language table from several `mosecrot run` directories "
+                                      "(e.g. pair- and union-anchor runs), with the paper's numbers")
+    tb.add_argument("runs", nargs="+", help="run directories (runs/NAME/STAMP) or their results.json")
+    tb.add_argument("--output-dir", help="also write report.md and report.csv here")
+    tb.add_argument("--no-paper", action="store_true", help="leave out the published numbers")
+    tb.set_defaults(func=cmd_table)
 
     sw = sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow")
     sw.add_argument("space", help="search space name (search_spaces/NAME.yaml) or a YAML path")

@@ -1,0 +1,121 @@
+"""One per-language table from several `mosecrot run` results (XTREME style: rows methods, columns
+languages and mean, cells mean ± std over seeds), as markdown or CSV.
+
+Why: the paper-faithful `pair`-anchor runs and the `union`-anchor runs with the baselines are separate
+experiments (different anchor sets mean different English fine-tunings); people compare them in one
+table, with the published numbers beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mosecrot.errors import InputError
+
+
+@dataclass
+class Row:
+    label: str
+    supervision: str
+    cells: dict[str, dict | float | None]   # language -> {"mean", "std", "n"} (ours) or a float (paper)
+    average: dict | None = None
+    source: str = ""
+
+
+@dataclass
+class MergedTable:
+    task: str
+    metric: str
+    languages: list[str]
+    rows: list[Row] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+
+
+def _results_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise InputError(f"{path}: no results.json (expected a `mosecrot run` directory or its results.json)")
+    return p
+
+
+def load_results(path: str | Path) -> dict:
+    p = _results_path(path)
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc})") from exc
+    for key in ("summary", "config", "task"):
+        if key not in data:
+            raise InputError(f"{p}: missing key {key!r}; is this a `mosecrot run` results.json?")
+    data["_path"] = str(p)
+    return data
+
+
+def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | None = None) -> MergedTable:
+    """Rows of every run in order; a method name that occurs in several runs is labelled with its anchor
+    scope (``rr-softmax [pair]``). Columns are the union of the runs' languages, first-seen order."""
+    runs = [load_results(p) for p in paths]
+    tasks = {r["task"] for r in runs}
+    if len(tasks) != 1:
+        raise InputError(f"runs are on different tasks {sorted(tasks)}; a table compares one task")
+    metrics = {r["summary"]["metric"] for r in runs}
+    if len(metrics) != 1:
+        raise InputError(f"runs report different metrics {sorted(metrics)}")
+    languages: list[str] = []
+    for r in runs:
+        languages += [lang for lang in r["summary"]["languages"] if lang not in languages]
+    counts: dict[str, int] = {}
+    for r in runs:
+        for name in r["summary"]["methods"]:
+            counts[name] = counts.get(name, 0) + 1
+    table = MergedTable(task=tasks.pop(), metric=metrics.pop(), languages=languages)
+    for r in runs:
+        scope = r["config"].get("anchors", {}).get("scope", "?")
+        table.sources.append({"path": r["_path"], "experiment": r.get("experiment"), "anchors": scope,
+                              "complete": r.get("complete"), "seeds": r.get("seeds"),
+                              "training": r.get("training"), "timings_s": r.get("timings_s")})
+        for name, m in r["summary"]["methods"].items():
+            label = f"{name} [{scope}]" if counts[name] > 1 or scope == "pair" else name
+            table.rows.append(Row(label, m["supervision"], dict(m["languages"]), m.get("average"),
+                                  r.get("experiment", "")))
+    for name, scores in (paper or {}).items():
+        if any(scores.get(lang) is not None for lang in languages):
+            table.rows.append(Row(name, "paper", {lang: scores.get(lang) for lang in languages}, None, "paper"))
+    return table
+
+
+def format_cell(value: dict | float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+    return f"{value:.2f}"
+
+
+def to_markdown(table: MergedTable) -> str:
+    head = ["method", "supervision", *table.languages, "mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.rows:
+        cells = [format_cell(row.cells.get(lang)) for lang in table.languages]
+        lines.append("| " + " | ".join([row.label, row.supervision, *cells, format_cell(row.average)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: MergedTable) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["method", "supervision", "source", "language", "mean", "std", "n"])
+    for row in table.rows:
+        for lang in [*table.languages, "mean"]:
+            v = row.average if lang == "mean" else row.cells.get(lang)
+            if isinstance(v, dict):
+                w.writerow([row.label, row.supervision, row.source, lang, v["mean"], v["std"], v.get("n")])
+            elif v is not None:
+                w.writerow([row.label, row.supervision, row.source, lang, v, "", ""])
+    return out.getvalue()

@@ -1,0 +1,53 @@
+"""`mosecrot table`: several run directories merged into one per-language table."""
+
+import json
+
+import pytest
+
+from mosecrot.errors import InputError
+from orchestrator.cli import main
+from orchestrator.tables import merge_runs, to_csv, to_markdown
+
+
+def _run(tmp_path, name, scope, methods, task="taxi1500", languages=("de", "es")):
+    d = tmp_path / name
+    d.mkdir()
+    summary = {"metric": "test_macro_f1", "languages": list(languages), "methods": {
+        m: {"kind": "mosecrot", "supervision": "zero-shot",
+            "languages": {lang: {"mean": v, "std": 0.01, "n": 3} for lang in languages},
+            "average": {"mean": v, "std": 0.01, "n": 3}} for m, v in methods.items()}}
+    (d / "results.json").write_text(json.dumps({
+        "experiment": name, "task": task, "complete": True, "summary": summary, "seeds": [0, 1, 2],
+        "config": {"anchors": {"scope": scope}}, "training": {"epochs": 4}, "timings_s": {"total": 1.0}}))
+    return d
+
+
+def test_pair_and_union_runs_merge_with_scope_labels_and_paper_rows(tmp_path):
+    pair = _run(tmp_path, "paper", "pair", {"rr-softmax": 0.4})
+    union = _run(tmp_path, "union", "union", {"rr-softmax": 0.3, "ls": 0.2}, languages=("de", "es", "sw"))
+    table = merge_runs([pair, union], {"paper LS": {"de": 0.14, "es": 0.26, "mt": 0.08}})
+    assert table.languages == ["de", "es", "sw"]
+    assert [r.label for r in table.rows] == ["rr-softmax [pair]", "rr-softmax [union]", "ls", "paper LS"]
+    md = to_markdown(table)
+    assert "| rr-softmax [pair] | zero-shot | 0.400 ± 0.010 | 0.400 ± 0.010 | – | 0.400 ± 0.010 |" in md
+    assert "| paper LS | paper | 0.14 | 0.26 | – | – |" in md
+    assert "rr-softmax [union],zero-shot,union,sw,0.3,0.01,3" in to_csv(table)
+
+
+def test_runs_on_different_tasks_are_refused(tmp_path):
+    a = _run(tmp_path, "a", "union", {"ls": 0.2})
+    b = _run(tmp_path, "b", "union", {"ls": 0.2}, task="sib200")
+    with pytest.raises(InputError, match="different tasks"):
+        merge_runs([a, b])
+
+
+def test_cli_names_a_directory_without_results(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().out
+
+
+def test_cli_writes_markdown_and_csv(tmp_path):
+    run = _run(tmp_path, "r", "union", {"ls": 0.2})
+    assert main(["table", str(run), "--output-dir", str(tmp_path / "out")]) == 0
+    assert "paper RR softmax top-50" in (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "report.csv").read_text().startswith("method,supervision")
