@@ -96,8 +96,8 @@ def test_xtr_target_is_uniform_over_the_other_sentences_tokens():
     ids = torch.tensor([[3, 5, 3, 0], [2, 4, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
     q = bag_of_tokens(ids, mask, vocab_size=6)
-    expected = torch.tensor([[0, 0, 0, 2 / 3, 0, 1 / 3], [0, 0, 0.5, 0, 0.5, 0]])
-    assert torch.allclose(q, expected)  # padding (id 0) gets no mass, a repeated token twice the mass
+    expected = torch.tensor([[0, 0, 0, 0.5, 0, 0.5], [0, 0, 0.5, 0, 0.5, 0]])
+    assert torch.allclose(q, expected)  # padding (id 0) gets no mass, a repeated token counts once
 
 
 def test_xtr_kl_on_a_hand_computed_case():

@@ -22,6 +22,7 @@ from mosecrot.configschema import from_dict, interpolate, read_yaml, to_dict
 from mosecrot.ems.checkpoint import EMSBundle, is_checkpoint, load_checkpoint
 from mosecrot.ems.config import EMSConfig, apply_settings, config_path, load_ems_config, normalize_settings
 from mosecrot.ems.data import task_exclusions
+from mosecrot.ems.losses import OBJECTIVE_VERSION
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
 from mosecrot.tasks import canonical_task_name
@@ -95,7 +96,7 @@ def encoder_cache_key(cfg: EMSConfig) -> dict[str, Any]:
     """What decides a trained encoder: the config fingerprint (data, tokenizer, model, losses, optimisation:
     every ``ems_set`` override lands in one of them) and the training budget."""
     key: dict[str, Any] = {"config": cfg.fingerprint(), "max_steps": cfg.train.max_steps,
-                           "budget": cfg.train.time_budget_s}
+                           "budget": cfg.train.time_budget_s, "objective": OBJECTIVE_VERSION}
     if cfg.train.precision != "fp32":  # not in the fingerprint (a checkpoint may resume in another precision)
         key["precision"] = cfg.train.precision
     return key

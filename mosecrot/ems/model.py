@@ -106,8 +106,9 @@ class EMSModel(nn.Module):
             # a -> b: predict b's tokens from a's vector and b's language; and the reverse.
             logits_ab = self.xtr(u, self.languages(lang_b))
             logits_ba = self.xtr(v, self.languages(lang_a))
-            xtr = 0.5 * (xtr_kl(logits_ab, bag_of_tokens(ids_b, mask_b, self.vocab_size))
-                         + xtr_kl(logits_ba, bag_of_tokens(ids_a, mask_a, self.vocab_size)))
+            # summed over the two directions, as in the reference code (total = XTR + 2 x contrastive)
+            xtr = (xtr_kl(logits_ab, bag_of_tokens(ids_b, mask_b, self.vocab_size))
+                   + xtr_kl(logits_ba, bag_of_tokens(ids_a, mask_a, self.vocab_size)))
         con = zero
         if loss.contrastive_weight > 0:
             con = contrastive_loss(self.projection(u), self.projection(v), loss.temperature)
