@@ -76,6 +76,28 @@ class DiskCache:
             if file_sha256(f) != digest:
                 raise CorruptEntry(f"{f}: checksum mismatch")
 
+    def add_files(self, path: Path, write: Callable[[Path], None]) -> None:
+        """Add files to an existing entry: `write(tmp_dir)` writes them, then they are moved into the entry
+        and the manifest is extended (atomically replaced), so they are verified like the rest.
+
+        For derived files that later code versions store (a faster layout of the same data): the key and
+        the existing files are unchanged, so entries built by older versions are upgraded, not rebuilt."""
+        tmp = path.parent / f".{path.name}.add-{os.getpid()}-{time.monotonic_ns()}"
+        tmp.mkdir()
+        try:
+            write(tmp)
+            manifest = json.loads((path / MANIFEST).read_text())
+            for f in sorted(tmp.rglob("*")):
+                if f.is_file():
+                    rel = str(f.relative_to(tmp))
+                    manifest["files"][rel] = file_sha256(f)
+                    os.replace(f, path / rel)
+            new = path / f".{MANIFEST}.{os.getpid()}-{time.monotonic_ns()}"
+            new.write_text(json.dumps(manifest, indent=1, default=str))
+            os.replace(new, path / MANIFEST)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def get_or_build(
         self,
         namespace: str,

@@ -358,6 +358,39 @@ def test_training_cache_hit_and_corruption_rebuild(tmp_path, monkeypatch):
     assert calls == [1, 1, 1, 1]  # config and corpus are part of the key
 
 
+def test_cached_vectors_load_without_gensim_and_old_entries_are_upgraded(tmp_path, monkeypatch):
+    import json
+    import pickle
+
+    from mosecrot.vectors.train import MATRIX_FILE, WORDS_FILE, CachedSubwords
+
+    cache = DiskCache(tmp_path / "cache")
+    texts = synthetic_corpus(300)
+    trained = train_vectors(texts, "en", TINY, cache=cache, progress=False)
+    (entry,) = list((tmp_path / "cache" / "vectors").iterdir())
+    loaded = train_vectors(texts, "en", TINY, cache=cache, progress=False)
+    assert isinstance(loaded.subwords, CachedSubwords) and loaded.subwords._wv is None  # gensim not loaded
+    assert loaded.words == trained.words
+    np.testing.assert_array_equal(loaded.matrix, trained.matrix)
+    oov = "kittenzz"
+    np.testing.assert_allclose(loaded.vector(oov), trained.vector(oov), rtol=1e-6)  # loads the model now
+    assert len(pickle.dumps(loaded.subwords)) < 500  # ships its path, not the model
+
+    # an entry written before the fast layout: loaded through gensim once, then upgraded in place
+    manifest = json.loads((entry / "MANIFEST.json").read_text())
+    for name in (WORDS_FILE, MATRIX_FILE):
+        (entry / name).unlink()
+        del manifest["files"][name]
+    (entry / "MANIFEST.json").write_text(json.dumps(manifest))
+    old = train_vectors(texts, "en", TINY, cache=cache, progress=False)
+    np.testing.assert_array_equal(old.matrix, trained.matrix)
+    assert {WORDS_FILE, MATRIX_FILE} <= set(json.loads((entry / "MANIFEST.json").read_text())["files"])
+    cache.verify(entry)  # the added files are checksummed like the rest
+    again = train_vectors(texts, "en", TINY, cache=cache, progress=False)
+    assert isinstance(again.subwords, CachedSubwords)
+    np.testing.assert_array_equal(again.matrix, trained.matrix)
+
+
 def test_train_language_vectors_excludes_evaluation_verses(tmp_path):
     texts = synthetic_corpus(300)
     texts[:40] = ["Secretword appears only in test verses secretword."] * 40

@@ -31,6 +31,46 @@ CACHE_NAMESPACE = "vectors"
 KV_FILE = "vectors.kv"
 COUNTS_FILE = "counts.npy"
 META_FILE = "meta.json"
+# The fast layout: the composed word vectors and the vocabulary, so a load is two file reads. gensim's
+# own load recomputes every word vector from its n-grams in a Python loop (seconds per language, on
+# every prepare of every sweep trial); the subword model is then loaded only when an OOV word needs it.
+WORDS_FILE = "words.json"
+MATRIX_FILE = "matrix.npy"
+
+
+class CachedSubwords:
+    """The fastText subword model of a cache entry, loaded on first use.
+
+    Pickles as its path only, so shared resources sent to Ray workers stay small; `available` says
+    whether the file exists where this object is used (another node may have its own cache)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._wv = None
+
+    @property
+    def available(self) -> bool:
+        return self._wv is not None or self.path.is_file()
+
+    @property
+    def model(self):
+        if self._wv is None:
+            from gensim.models.fasttext import FastTextKeyedVectors
+
+            self._wv = FastTextKeyedVectors.load(str(self.path))
+        return self._wv
+
+    def get_vector(self, word: str, norm: bool = False) -> np.ndarray:
+        return self.model.get_vector(word, norm=norm)
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.path, self._wv = Path(state["path"]), None
+
+    def __repr__(self) -> str:
+        return f"CachedSubwords({str(self.path)!r}, loaded={self._wv is not None})"
 
 
 @dataclass
@@ -116,6 +156,10 @@ def train_vectors(
         wv.save(str(directory / KV_FILE))
         np.save(directory / COUNTS_FILE, _counts(wv))
         (directory / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        _write_fast_layout(directory, wv)
+
+    def load(directory: Path) -> StaticVectors:
+        return _load_entry(directory, cache)
 
     key = {
         "kind": "fasttext",
@@ -125,7 +169,7 @@ def train_vectors(
         "config": asdict(config),
         "gensim": _gensim_version(),
     }
-    return cache.get_or_build(CACHE_NAMESPACE, key, build, _load_entry)
+    return cache.get_or_build(CACHE_NAMESPACE, key, build, load)
 
 
 def train_language_vectors(
@@ -205,12 +249,29 @@ def _counts(wv) -> np.ndarray:
     return np.array([wv.get_vecattr(w, "count") for w in wv.index_to_key], dtype=np.int64)
 
 
-def _load_entry(directory: Path) -> StaticVectors:
+def _write_fast_layout(directory: Path, wv) -> None:
+    (directory / WORDS_FILE).write_text(json.dumps(list(wv.index_to_key), ensure_ascii=False))
+    np.save(directory / MATRIX_FILE, np.asarray(wv.vectors, dtype=np.float32))
+
+
+def _load_entry(directory: Path, cache: DiskCache | None = None) -> StaticVectors:
+    meta = json.loads((directory / META_FILE).read_text())
+    counts = np.load(directory / COUNTS_FILE)
+    if (directory / WORDS_FILE).is_file() and (directory / MATRIX_FILE).is_file():
+        words = json.loads((directory / WORDS_FILE).read_text())
+        return StaticVectors(words, np.load(directory / MATRIX_FILE), counts=counts,
+                             subwords=CachedSubwords(directory / KV_FILE), source=meta["source"], meta=meta)
     from gensim.models.fasttext import FastTextKeyedVectors
 
-    wv = FastTextKeyedVectors.load(str(directory / KV_FILE))
-    meta = json.loads((directory / META_FILE).read_text())
-    return _to_static(wv, np.load(directory / COUNTS_FILE), meta)
+    wv = FastTextKeyedVectors.load(str(directory / KV_FILE))  # an entry from before the fast layout
+    if cache is not None:
+        try:
+            cache.add_files(directory, lambda tmp: _write_fast_layout(tmp, wv))
+        except OSError as err:  # a read-only cache still works, only slower
+            import logging
+
+            logging.getLogger(__name__).warning("could not add the fast layout to %s: %s", directory, err)
+    return _to_static(wv, counts, meta)
 
 
 def _to_static(wv, counts: np.ndarray, meta: dict[str, Any]) -> StaticVectors:
