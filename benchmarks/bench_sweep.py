@@ -1,7 +1,8 @@
 """What a sweep costs over a plain loop: the same N short trials (the same params), run
 
   (a) in a plain Python loop in this process, calling the #3 loop (`orchestrator.trainable.run_trial_locally`:
-      prepare from cache, the method's fine-tuning, swap, evaluation), and
+      the resources loaded once before the loop, as a sweep's driver does; per trial its anchors, the
+      method's fine-tuning, swap, evaluation), and
   (b) through `orchestrator.sweep.run_sweep` (embedded Ray, Tune + Ray Train workers, MLflow in a SQLite
       store in a temp dir), once with one concurrent trial and once with two,
 
@@ -69,19 +70,24 @@ def _fresh_cache(warm: Path, root: Path, name: str) -> Path:
 
 def arm_loop(space, points: list[dict]) -> dict:
     """(a): the plain loop, timed from the first trial's start to the last one's end."""
-    from orchestrator.trainable import FirstStepClock, run_trial_locally
+    from mosecrot.prepare import load_resources
+    from orchestrator.trainable import FirstStepClock, base_experiment, run_trial_locally
 
     trials = []
     t0 = time.perf_counter()
+    # What a sweep's driver does once (from the warm cache), timed here as in arm (b): load the task
+    # splits, vectors and dictionaries, and hand them to every trial.
+    shared = load_resources(base_experiment(space), progress=False)
     for params in points:
         start = time.time()
         clock = FirstStepClock()
         try:
-            payload = run_trial_locally(space, params)
+            payload = run_trial_locally(space, params, shared=shared)
         finally:
             clock.close()
         trials.append({"params": params, "seconds": round(time.time() - start, 2),
                        "first_step_s": round(clock.at - start, 2) if clock.at else None,
+                       "prepare_s": payload["metrics"].get("timing.prepare_s"),
                        "objective": payload["metrics"].get("objective")})
     return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
 
@@ -131,6 +137,8 @@ def arm_sweep(space, root: Path, concurrency: int) -> dict:
             "overhead_s": round(first - started, 2) if first and started else None,
             "tune_fn_to_worker_s": m.get("timing.worker_start_s"),
             "tune_fn_to_first_step_s": m.get("timing.first_step_s"),
+            "prepare_s": m.get("timing.prepare_s"),
+            "shared_resources": m.get("timing.shared_resources"),
             "objective": m.get("objective"),
         })
     return {"concurrency": concurrency, "cpus_per_worker": space.resources.cpus_per_worker,

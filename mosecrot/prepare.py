@@ -127,6 +127,7 @@ class Prepared:
     rows: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     evaluation_ids: set[str] = field(default_factory=set)
+    shared: "SharedResources | None" = None  # what a sweep hands to its trials (see `SharedResources`)
 
 
 def test_token_coverage(task: TaskData, vectors: StaticVectors, lowercase: bool) -> float:
@@ -177,15 +178,60 @@ def cached_single_token_ids(tokenizer, words: list[str], cache: DiskCache | None
         lambda d: json.loads((d / "ids.json").read_text()))
 
 
-def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
+@dataclass
+class SharedResources:
+    """What does not depend on anchors or the method: task splits, static vectors, dictionaries, the
+    evaluation ids and English word counts. A sweep loads them once in the driver and hands them to
+    every trial (through Ray's object store), so a trial's `prepare` builds only its anchors.
+
+    ``key`` is `resource_key` of the config they were loaded for; `prepare` uses them only for a config
+    with the same key (a trial that searches, say, ``vectors.training.dim`` loads its own)."""
+
+    key: dict[str, Any]
+    tasks: dict[str, TaskData]
+    vectors: dict[str, StaticVectors]
+    dictionaries: dict[str, BilingualDictionary]
+    evaluation_ids: set[str]
+    english_counts: Counter | None = None
+
+    def usable_here(self) -> bool:
+        """False where a lazily loaded subword model's file is missing (another node's disk cache)."""
+        return all(getattr(v.subwords, "available", True) for v in self.vectors.values())
+
+
+def resource_key(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The config keys that decide `SharedResources` (everything `load_resources` reads)."""
+    return {"task": to_dict(cfg.task), "vectors": to_dict(cfg.vectors), "dictionary": to_dict(cfg.dictionary),
+            "bible": to_dict(cfg.bible), "source": cfg.source_language, "targets": list(cfg.target_languages),
+            "cache_dir": str(cfg.cache_dir)}
+
+
+def prepare(cfg: ExperimentConfig, progress: bool = True, shared: SharedResources | None = None) -> Prepared:
+    """Everything the experiment's runs need; with `shared` (of a config with the same `resource_key`) only
+    the anchors and the per-language rows are built here."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     bible = preflight(cfg)
     cache = DiskCache(cfg.cache_dir)
+    timings["preflight"] = time.perf_counter() - t0
+    if shared is not None and shared.key != resource_key(cfg):
+        log.info("shared resources were loaded for another config; loading this trial's own")
+        shared = None
+    if shared is None:
+        shared = load_resources(cfg, bible, cache, progress, timings)
+    return _build_anchors(cfg, bible, cache, shared, timings, t0)
+
+
+def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: DiskCache | None = None,
+                   progress: bool = True, timings: dict[str, float] | None = None) -> SharedResources:
+    """Task splits of every language, static vectors and dictionaries of every target language (from the
+    disk cache, or built into it)."""
+    timings = {} if timings is None else timings
+    if bible is None and _uses_bible(cfg):
+        bible = preflight(cfg)
+    cache = cache or DiskCache(cfg.cache_dir)
     name = task_name(cfg)
     opts = task_options(cfg, bible)
-    timings["preflight"] = time.perf_counter() - t0
-
     t = time.perf_counter()
     languages = [cfg.source_language] + list(cfg.target_languages)
     tasks = {}
@@ -224,7 +270,14 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
             kw.update(bible=bible, exclude_ids=eval_ids, cache=cache, min_count=cfg.dictionary.min_count)
         dictionaries[lang] = load_dictionary(kind, lang, **kw)
     timings["dictionaries"] = time.perf_counter() - t
+    english = english_frequencies(bible, cfg.source_language, cache) if cfg.anchors.scope == "union" else None
+    return SharedResources(resource_key(cfg), tasks, vectors, dictionaries, set(eval_ids), english)
 
+
+def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache, shared: SharedResources,
+                   timings: dict[str, float], t0: float) -> Prepared:
+    tasks, vectors, dictionaries = shared.tasks, shared.vectors, shared.dictionaries
+    languages = [cfg.source_language] + list(cfg.target_languages)
     t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
@@ -246,7 +299,9 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
                                  dictionaries[lang].origin)
             for lang in cfg.target_languages
         }
-        freq = english_frequencies(bible, cfg.source_language, cache)
+        freq = shared.english_counts
+        if freq is None:
+            freq = english_frequencies(bible, cfg.source_language, cache)
         union = build_union_anchors(eligible, token_ids, count=a.count, strategy=a.strategy, seed=a.seed,
                                     source_frequency=freq.get, on_shortfall=a.on_shortfall)
         anchors = union.per_language
@@ -272,7 +327,8 @@ def prepare(cfg: ExperimentConfig, progress: bool = True) -> Prepared:
             )
         rows.append(row)
     timings["total"] = time.perf_counter() - t0
-    return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, eval_ids)
+    return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, set(shared.evaluation_ids),
+                    shared)
 
 
 def write_report(prepared: Prepared, out_dir: Path) -> Path:

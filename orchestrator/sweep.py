@@ -16,7 +16,8 @@ What a sweep does, in order:
    ``STORAGE/NAME`` exists: a new sweep refuses to overwrite one, ``resume=True`` requires one;
 2. starts (or on resume reopens) the parent MLflow run;
 3. prepares the base experiment once in the driver (task splits, static vectors, dictionaries, anchors go
-   to the disk cache every trial then loads), and logs the baselines once (``kind=baseline`` children);
+   to the disk cache), puts its `SharedResources` (task splits, vectors, dictionaries) in Ray's object
+   store for every trial's workers, and logs the baselines once (``kind=baseline`` children);
 4. ``ray.init(address)`` (None: an embedded local cluster), sizes concurrency, and fits a `Tuner` over
    ``tune_trainable`` with `OptunaSearch` (the study in SQLite at ``STORAGE/NAME/optuna.db``, study name =
    the sweep name, or the space's ``searcher.storage``/``study_name``) or Tune's grid generator, optional
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from mosecrot.errors import InputError
 from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
 from orchestrator.trainable import (
+    SharedRef,
     FAULT_ENV,
     GRID_KEY,
     OBJECTIVE,
@@ -154,14 +156,16 @@ def asha_max_t(space: SearchSpace) -> int:
 
 def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failures: int = 1,
                    driver_resources: dict[str, float] | None = None,
-                   worker_resources: dict[str, float] | None = None, fault_inject: frozenset[int] | None = None):
+                   worker_resources: dict[str, float] | None = None, fault_inject: frozenset[int] | None = None,
+                   shared: Any = None):
     """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources).
-    ``worker_resources`` are added to each Train worker's request; ``fault_inject`` is test-only."""
+    ``worker_resources`` are added to each Train worker's request; ``fault_inject`` is test-only; ``shared``:
+    an object-store reference to the sweep's `SharedResources`, handed to every trial's workers."""
     from ray import tune
 
     fn = tune.with_parameters(tune_trainable, space=space, storage_path=storage_path,
                               train_max_failures=train_max_failures, worker_extra_resources=worker_resources,
-                              fault_inject=fault_inject or None)
+                              fault_inject=fault_inject or None, shared=shared)
     return tune.with_resources(fn, dict(driver_resources or DEFAULT_DRIVER_RESOURCES))
 
 
@@ -359,13 +363,20 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
             Path(paths.experiment_path).mkdir(parents=True, exist_ok=True)
         from mosecrot.prepare import prepare
 
-        prepared = prepare(base_experiment(space), progress=progress)  # once per sweep: trials load the cache
+        prepared = prepare(base_experiment(space), progress=progress)  # once per sweep
         if baselines and space.baselines:
             log_baselines(space, tracker, progress=progress, prepared=prepared)
+        shared = prepared.shared
         del prepared
         ensure_ray(address, num_cpus)
+        import ray
+
+        # Task splits, vectors and dictionaries go to the object store once; each trial's workers read them
+        # (numpy arrays zero-copy) and build only their anchors, instead of reloading them from disk.
+        shared_ref = SharedRef(ray.put(shared))
+        del shared
         trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources, worker_resources,
-                                   fault_inject)
+                                   fault_inject, shared=shared_ref)
         if mode == "restore":
             tuner = tune.Tuner.restore(paths.experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)

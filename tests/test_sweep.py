@@ -251,7 +251,7 @@ def test_worker_loop_reports_equally_on_every_rank_and_checkpoints_on_rank_0(qui
             saved = json.loads((Path(checkpoint.path) / trainable.CHECKPOINT_FILE).read_text())
         reports.append((metrics, saved))
 
-    def fake_run_trial(space, params, hooks_factory, sink=None, progress=False):
+    def fake_run_trial(space, params, hooks_factory, sink=None, progress=False, shared=None):
         reporter = EpochReporter(space, "en", sink)
         hooks = hooks_factory(reporter)
         assert hooks.prepare_model is ray.train.torch.prepare_model and hooks.is_main == (rank == 0)
