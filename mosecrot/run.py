@@ -20,6 +20,7 @@ import yaml
 from mosecrot.cache import DiskCache
 from mosecrot.config import ExperimentConfig, MethodConfig
 from mosecrot.configschema import to_dict
+from mosecrot.errors import InputError
 from mosecrot.methods import METHODS, RunContext, default_methods, seeds_then_methods, supervision
 from mosecrot.plm import load_tokenizer
 from mosecrot.prepare import prepare
@@ -63,20 +64,69 @@ def summarize(records: list[dict], languages: list[str], metric: str = "test_mac
     return {"metric": metric, "languages": languages, "methods": methods}
 
 
+def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
+    """The ``results.json`` of an earlier run of the same config in `directory`, to continue it.
+
+    Refused (before any work) when the directory has no results, the run is complete, or its resolved
+    config differs from `cfg` (the differing keys are named): records of another config must not mix."""
+    path = Path(directory) / "results.json"
+    if not path.is_file():
+        raise InputError("no results.json to resume", path=path, expected="a run directory of `mosecrot run`")
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"results.json is not valid JSON ({err})", path=path) from err
+    if old.get("complete"):
+        raise InputError("this run is complete; nothing to resume", path=path)
+    now, before = _flat(to_dict(cfg)), _flat(old.get("config") or {})
+    differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    if differ:
+        raise InputError("the config differs from the run's: " + ", ".join(
+            f"{k} ({before.get(k)!r} there, {now.get(k)!r} here)" for k in differ[:5]), path=path,
+            expected="the same experiment and --set overrides as the interrupted run")
+    return old
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.loads(json.dumps(v, default=str))  # tuples and lists compare alike
+    return out
+
+
 def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[MethodConfig] | None = None,
-                   output_dir: str | Path | None = None) -> RunReport:
+                   output_dir: str | Path | None = None, resume: str | Path | None = None) -> RunReport:
+    """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
+    its finished (seed, method) records are kept and only the rest run."""
     t0 = time.perf_counter()
     methods = methods or cfg.methods or default_methods()
     for i, method in enumerate(methods):  # cheap checks before the expensive prepare
         method.validate(f"methods[{i}]")
         if method.model:
             load_tokenizer(method.model)
+    old = load_unfinished(resume, cfg) if resume else None
     prepared = prepare(cfg, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
     report = RunReport(cfg, [], {}, timings)
-    report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
+    if old is not None:
+        report.directory = Path(resume)
+        report.records = list(old.get("records", []))
+        report.environment = {**old.get("environment", {}),
+                              "resumed": [*old.get("environment", {}).get("resumed", []), environment()]}
+        # An interrupted session writes no total: count its prepare and the seconds of the finished records.
+        before = old.get("timings_s", {})
+        timings["earlier_sessions"] = float(before.get("prepare", 0.0)) + sum(
+            float(r.get("seconds", 0.0)) for r in report.records)
+    else:
+        report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
+    done = {(r["seed"], r["method"]) for r in report.records}
     for seed, method in seeds_then_methods(ctx, cfg.seeds, methods):
+        if (seed, method.name) in done:
+            continue
         t = time.perf_counter()
         metrics = METHODS[method.kind](ctx, method, seed)
         report.records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
@@ -86,7 +136,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
         report.summary = summarize(report.records, list(cfg.target_languages))
         write_run(report, complete=False)
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
-    timings["total"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
     report.summary = summarize(report.records, list(cfg.target_languages))
     write_run(report, complete=True)
     return report

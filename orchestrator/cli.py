@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mosecrot.run import run_experiment
 
     cfg = load_experiment(args.experiment, args.set)
-    report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir)
+    report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
     paper = PAPER_TAXI1500 if cfg.task.name == "taxi1500" else None
     console.print(results_table(report.summary, f"{cfg.name}: {cfg.task.name} test macro-F1, "
                                 f"mean ± std over seeds {cfg.seeds}", paper))
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = experiment_command("run", "run an experiment: every method x seed, per-language table and JSON",
                            "training.epochs=1", "root of run directories (default: the config's output_dir)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (runs/NAME/STAMP) of the same "
+                                                      "config: finished seed x method records are kept")
     r.set_defaults(func=cmd_run)
 
     tb = sub.add_parser("table", help="one per-language table from several `mosecrot run` directories "

