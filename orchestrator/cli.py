@@ -120,17 +120,16 @@ def _write_tables(runs: list, out_dir: Path | None, paper: dict | None):
 
 def cmd_table(args: argparse.Namespace) -> int:
     from mosecrot.reference import PAPER_TAXI1500
-    from orchestrator.tables import format_cell, load_results
+    from orchestrator.tables import header, load_results, row_cells
 
     task = load_results(args.runs[0])["task"]
     paper = PAPER_TAXI1500 if task == "taxi1500" and not args.no_paper else None
     table = _write_tables(args.runs, args.output_dir, paper)
     grid = Table(title=f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
-    for col in ["method", "supervision", *table.languages, "mean"]:
+    for col in header(table):
         grid.add_column(col, justify="left" if col in ("method", "supervision") else "right")
     for row in table.rows:
-        grid.add_row(row.label, row.supervision, *[format_cell(row.cells.get(lang)) for lang in table.languages],
-                     format_cell(row.average))
+        grid.add_row(*row_cells(table, row))
     console.print(grid)
     for src in table.sources:
         t = src.get("training") or {}

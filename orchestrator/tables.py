@@ -24,6 +24,7 @@ class Row:
     cells: dict[str, dict | float | None]   # language -> {"mean", "std", "n"} (ours) or a float (paper)
     average: dict | None = None
     source: str = ""
+    common: dict | float | None = None  # mean over `MergedTable.common_languages`, when rows differ
 
 
 @dataclass
@@ -33,6 +34,11 @@ class MergedTable:
     languages: list[str]
     rows: list[Row] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
+    common_languages: list[str] = field(default_factory=list)  # languages every row has (if not all)
+
+    @property
+    def common_column(self) -> str | None:
+        return "mean " + "/".join(self.common_languages) if self.common_languages else None
 
 
 def _results_path(path: str | Path) -> Path:
@@ -87,7 +93,27 @@ def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | Non
     for name, scores in (paper or {}).items():
         if any(scores.get(lang) is not None for lang in languages):
             table.rows.append(Row(name, "paper", {lang: scores.get(lang) for lang in languages}, None, "paper"))
+    covered = [{lang for lang, v in r.cells.items() if v is not None} for r in table.rows]
+    shared = [lang for lang in languages if all(lang in c for c in covered)]
+    if shared and len(shared) < len(languages):  # rows cover different languages: add a like-for-like mean
+        table.common_languages = shared
+        for row in table.rows:
+            row.common = _common_mean(row, shared)
     return table
+
+
+def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
+    """Mean over `languages`: per seed then mean ± std over seeds for our rows, plain mean for paper rows."""
+    cells = [row.cells.get(lang) for lang in languages]
+    if all(isinstance(c, float | int) for c in cells):
+        return sum(cells) / len(cells)
+    seeds = [c.get("seeds") for c in cells if isinstance(c, dict)]
+    if len(seeds) != len(cells) or any(s is None or len(s) != len(seeds[0]) for s in seeds):
+        return None
+    per_seed = [sum(vals) / len(vals) for vals in zip(*seeds)]
+    mean = sum(per_seed) / len(per_seed)
+    std = (sum((v - mean) ** 2 for v in per_seed) / len(per_seed)) ** 0.5
+    return {"mean": mean, "std": std, "n": len(per_seed)}
 
 
 def format_cell(value: dict | float | None, digits: int = 3) -> str:
@@ -98,12 +124,20 @@ def format_cell(value: dict | float | None, digits: int = 3) -> str:
     return f"{value:.2f}"
 
 
+def header(table: MergedTable) -> list[str]:
+    return ["method", "supervision", *table.languages, "mean", *([table.common_column] if table.common_column else [])]
+
+
+def row_cells(table: MergedTable, row: Row) -> list[str]:
+    cells = [row.label, row.supervision, *[format_cell(row.cells.get(lang)) for lang in table.languages],
+             format_cell(row.average)]
+    return cells + ([format_cell(row.common)] if table.common_column else [])
+
+
 def to_markdown(table: MergedTable) -> str:
-    head = ["method", "supervision", *table.languages, "mean"]
+    head = header(table)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in table.rows:
-        cells = [format_cell(row.cells.get(lang)) for lang in table.languages]
-        lines.append("| " + " | ".join([row.label, row.supervision, *cells, format_cell(row.average)]) + " |")
+    lines += ["| " + " | ".join(row_cells(table, row)) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
 
 
@@ -112,8 +146,8 @@ def to_csv(table: MergedTable) -> str:
     w = csv.writer(out)
     w.writerow(["method", "supervision", "source", "language", "mean", "std", "n"])
     for row in table.rows:
-        for lang in [*table.languages, "mean"]:
-            v = row.average if lang == "mean" else row.cells.get(lang)
+        for lang in [*table.languages, "mean", *([table.common_column] if table.common_column else [])]:
+            v = row.average if lang == "mean" else row.common if lang == table.common_column else row.cells.get(lang)
             if isinstance(v, dict):
                 w.writerow([row.label, row.supervision, row.source, lang, v["mean"], v["std"], v.get("n")])
             elif v is not None:

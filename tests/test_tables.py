@@ -14,7 +14,8 @@ def _run(tmp_path, name, scope, methods, task="taxi1500", languages=("de", "es")
     d.mkdir()
     summary = {"metric": "test_macro_f1", "languages": list(languages), "methods": {
         m: {"kind": "mosecrot", "supervision": "zero-shot",
-            "languages": {lang: {"mean": v, "std": 0.01, "n": 3} for lang in languages},
+            "languages": {lang: {"mean": v, "std": 0.01, "n": 3, "seeds": [v - 0.01, v, v + 0.01]}
+                          for lang in languages},
             "average": {"mean": v, "std": 0.01, "n": 3}} for m, v in methods.items()}}
     (d / "results.json").write_text(json.dumps({
         "experiment": name, "task": task, "complete": True, "summary": summary, "seeds": [0, 1, 2],
@@ -29,9 +30,18 @@ def test_pair_and_union_runs_merge_with_scope_labels_and_paper_rows(tmp_path):
     assert table.languages == ["de", "es", "sw"]
     assert [r.label for r in table.rows] == ["rr-softmax [pair]", "rr-softmax [union]", "ls", "paper LS"]
     md = to_markdown(table)
-    assert "| rr-softmax [pair] | zero-shot | 0.400 ± 0.010 | 0.400 ± 0.010 | – | 0.400 ± 0.010 |" in md
-    assert "| paper LS | paper | 0.14 | 0.26 | – | – |" in md
+    assert "| method | supervision | de | es | sw | mean | mean de/es |" in md  # rows cover different languages
+    assert "| rr-softmax [pair] | zero-shot | 0.400 ± 0.010 | 0.400 ± 0.010 | – | 0.400 ± 0.010 | 0.400 ± 0.008 |" in md
+    assert "| paper LS | paper | 0.14 | 0.26 | – | – | 0.20 |" in md
     assert "rr-softmax [union],zero-shot,union,sw,0.3,0.01,3" in to_csv(table)
+
+
+def test_common_mean_is_per_seed_over_the_shared_languages(tmp_path):
+    pair = _run(tmp_path, "p", "pair", {"rr": 0.4})
+    union = _run(tmp_path, "u", "union", {"rr": 0.2}, languages=("de", "es", "sw"))
+    rows = {r.label: r for r in merge_runs([pair, union]).rows}
+    assert rows["rr [union]"].common["mean"] == pytest.approx(0.2)
+    assert rows["rr [union]"].common["std"] == pytest.approx((2 / 3) ** 0.5 * 0.01)
 
 
 def test_runs_on_different_tasks_are_refused(tmp_path):
