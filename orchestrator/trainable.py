@@ -66,8 +66,11 @@ GRID_KEY = "grid_point"  # grid sweeps: Tune's grid generator hands the whole po
 CHECKPOINT_FILE = "trial.json"
 FAULT_ENV = "MOSECROT_FAULT_INJECT"  # test-only: trial indices whose Train workers raise (see the module doc)
 # Env vars the driver hands to every Ray worker (caches and data must resolve the same everywhere).
+# S3-compatible storage (MinIO, moto, Ceph) is reached through the AWS SDKs' standard endpoint variables;
+# credentials are not propagated (they would show in the dashboard): workers take them from their nodes.
 PROPAGATED_ENV = ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
-                  "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE")
+                  "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                  "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 # --- params and metrics -------------------------------------------------------------------------------
