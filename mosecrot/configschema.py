@@ -226,3 +226,19 @@ def named_config_path(name_or_path: str, directory: Path, what: str) -> Path:
         known = sorted(x.stem for x in directory.glob("*.yaml"))
         raise InputError(f"no {what} named {name_or_path!r}", expected="a YAML path or one of: " + ", ".join(known))
     return candidate
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings (and dataclasses) to dotted keys; lists and scalars are leaves."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = to_dict(data)
+    if not isinstance(data, dict):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out

@@ -19,7 +19,7 @@ import yaml
 
 from mosecrot.cache import DiskCache
 from mosecrot.config import ExperimentConfig, MethodConfig
-from mosecrot.configschema import to_dict
+from mosecrot.configschema import flatten, to_dict
 from mosecrot.errors import InputError
 from mosecrot.methods import METHODS, RunContext, default_methods, seeds_then_methods, supervision
 from mosecrot.plm import load_tokenizer
@@ -78,7 +78,7 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
         raise InputError(f"results.json is not valid JSON ({err})", path=path) from err
     if old.get("complete"):
         raise InputError("this run is complete; nothing to resume", path=path)
-    now, before = _flat(to_dict(cfg)), _flat(old.get("config") or {})
+    now, before = _comparable(to_dict(cfg)), _comparable(old.get("config") or {})
     differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
     if differ:
         raise InputError("the config differs from the run's: " + ", ".join(
@@ -87,14 +87,9 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
     return old
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.loads(json.dumps(v, default=str))  # tuples and lists compare alike
-    return out
+def _comparable(config: dict) -> dict[str, Any]:
+    """Dotted keys with JSON-normalised values (tuples and lists compare alike)."""
+    return {k: json.loads(json.dumps(v, default=str)) for k, v in flatten(config).items()}
 
 
 def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[MethodConfig] | None = None,

@@ -20,10 +20,11 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 INSPECT_WORDS = ("god", "water", "king", "love", "house")
 
 
-def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
+def _table(title: str, rows: list[dict], columns: list[str],
+           left: tuple[str, ...] = ("language", "text", "dictionary")) -> Table:
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("language", "text", "dictionary") else "right")
+        table.add_column(col, justify="left" if col in left else "right")
     for row in rows:
         cells = []
         for col in columns:
@@ -68,27 +69,13 @@ def _inspect(prepared) -> None:
             console.print(f"  {lang} {word} ({en}): {nn}")
 
 
-def results_table(summary: dict, title: str, paper: dict | None = None) -> Table:
-    """Rows: methods; columns: languages and mean; cells: mean ± std over seeds."""
-    langs = summary["languages"]
-    table = Table(title=title)
-    table.add_column("method")
-    table.add_column("supervision")
-    for lang in [*langs, "mean"]:
-        table.add_column(lang, justify="right")
-    for name, m in summary["methods"].items():
-        cells = []
-        for lang in langs:
-            v = m["languages"].get(lang)
-            cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "–")
-        avg = m["average"]
-        cells.append(f"{avg['mean']:.3f} ± {avg['std']:.3f}" if avg else "–")
-        table.add_row(name, m["supervision"], *cells)
-    for name, scores in (paper or {}).items():
-        shown = [scores.get(lang) for lang in langs]
-        if any(v is not None for v in shown):
-            table.add_row(f"[dim]{name}[/]", "paper", *[f"{v:.2f}" if v is not None else "" for v in shown], "")
-    return table
+def print_table(table, title: str) -> None:
+    """A merged results table (`orchestrator.tables`): rows methods, columns languages and means."""
+    from orchestrator.tables import header, row_cells
+
+    columns = header(table)
+    rows = [dict(zip(columns, row_cells(table, row))) for row in table.rows]
+    console.print(_table(title, rows, columns, left=("method", "supervision")))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,9 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.experiment, args.set)
     report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
     paper = PAPER_TAXI1500 if cfg.task.name == "taxi1500" else None
-    console.print(results_table(report.summary, f"{cfg.name}: {cfg.task.name} test macro-F1, "
-                                f"mean ± std over seeds {cfg.seeds}", paper))
-    _write_tables([report.directory], report.directory, paper)
+    table = _write_tables([report.directory], report.directory, paper)
+    print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, mean ± std over seeds {cfg.seeds}")
     console.print(f"results: {report.directory / 'results.json'}  report.md  report.csv   "
                   f"({report.timings['total']:.0f} s)")
     return 0
@@ -120,17 +106,12 @@ def _write_tables(runs: list, out_dir: Path | None, paper: dict | None):
 
 def cmd_table(args: argparse.Namespace) -> int:
     from mosecrot.reference import PAPER_TAXI1500
-    from orchestrator.tables import header, load_results, row_cells
+    from orchestrator.tables import load_results
 
     task = load_results(args.runs[0])["task"]
     paper = PAPER_TAXI1500 if task == "taxi1500" and not args.no_paper else None
     table = _write_tables(args.runs, args.output_dir, paper)
-    grid = Table(title=f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
-    for col in header(table):
-        grid.add_column(col, justify="left" if col in ("method", "supervision") else "right")
-    for row in table.rows:
-        grid.add_row(*row_cells(table, row))
-    console.print(grid)
+    print_table(table, f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
     for src in table.sources:
         t = src.get("training") or {}
         console.print(f"  {src['experiment']} (anchors {src['anchors']}, seeds {src['seeds']}, "

@@ -124,14 +124,25 @@ def format_cell(value: dict | float | None, digits: int = 3) -> str:
     return f"{value:.2f}"
 
 
+def value_columns(table: MergedTable) -> list[str]:
+    """The columns after method and supervision: languages, "mean", and the common-language mean if any."""
+    return [*table.languages, "mean", *([table.common_column] if table.common_column else [])]
+
+
+def cell_value(table: MergedTable, row: Row, column: str) -> dict | float | None:
+    if column == "mean":
+        return row.average
+    if column == table.common_column:
+        return row.common
+    return row.cells.get(column)
+
+
 def header(table: MergedTable) -> list[str]:
-    return ["method", "supervision", *table.languages, "mean", *([table.common_column] if table.common_column else [])]
+    return ["method", "supervision", *value_columns(table)]
 
 
 def row_cells(table: MergedTable, row: Row) -> list[str]:
-    cells = [row.label, row.supervision, *[format_cell(row.cells.get(lang)) for lang in table.languages],
-             format_cell(row.average)]
-    return cells + ([format_cell(row.common)] if table.common_column else [])
+    return [row.label, row.supervision, *[format_cell(cell_value(table, row, c)) for c in value_columns(table)]]
 
 
 def to_markdown(table: MergedTable) -> str:
@@ -146,8 +157,8 @@ def to_csv(table: MergedTable) -> str:
     w = csv.writer(out)
     w.writerow(["method", "supervision", "source", "language", "mean", "std", "n"])
     for row in table.rows:
-        for lang in [*table.languages, "mean", *([table.common_column] if table.common_column else [])]:
-            v = row.average if lang == "mean" else row.common if lang == table.common_column else row.cells.get(lang)
+        for lang in value_columns(table):
+            v = cell_value(table, row, lang)
             if isinstance(v, dict):
                 w.writerow([row.label, row.supervision, row.source, lang, v["mean"], v["std"], v.get("n")])
             elif v is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from mosecrot.configschema import to_dict
+from mosecrot.configschema import flatten, to_dict
 from mosecrot.errors import InputError
 from orchestrator.search_space import SearchSpace
 
@@ -89,22 +89,6 @@ def sanitize_key(key: str) -> str:
     while "//" in key:
         key = key.replace("//", "/")
     return key[:250]
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings (and dataclasses) to dotted keys; lists and scalars are leaves."""
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        data = to_dict(data)
-    if not isinstance(data, dict):
-        return {prefix: data} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def param_values(params: dict[str, Any]) -> dict[str, str]:

@@ -12,6 +12,7 @@ default is 2 workers for speed; the cache makes a finished run reproducible anyw
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -26,6 +27,8 @@ from mosecrot.errors import InputError
 from mosecrot.text.bible import Bible
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors.static import StaticVectors
+
+log = logging.getLogger(__name__)
 
 CACHE_NAMESPACE = "vectors"
 KV_FILE = "vectors.kv"
@@ -268,9 +271,7 @@ def _load_entry(directory: Path, cache: DiskCache | None = None) -> StaticVector
         try:
             cache.add_files(directory, lambda tmp: _write_fast_layout(tmp, wv))
         except OSError as err:  # a read-only cache still works, only slower
-            import logging
-
-            logging.getLogger(__name__).warning("could not add the fast layout to %s: %s", directory, err)
+            log.warning("could not add the fast layout to %s: %s", directory, err)
     return _to_static(wv, counts, meta)
 
 
