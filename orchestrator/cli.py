@@ -193,7 +193,10 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_report(report: dict) -> None:
+def _print_report(report: dict, trials: bool = False) -> None:
+    """The best-per-method table; with ``trials`` also every finished trial with its searched params."""
+    from orchestrator.tracking import trial_columns
+
     langs = report["languages"]
     table = Table(title=f"{report['experiment']}: {report['metric']} (best trial per method by objective, "
                         f"beside the baselines)")
@@ -204,6 +207,15 @@ def _print_report(report: dict) -> None:
         cells += [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "–" for c in ["objective", *langs, "mean"]]
         table.add_row(*cells)
     console.print(table)
+    if trials and report.get("trials"):
+        columns = trial_columns(report)[:-1]
+        every = Table(title=f"every finished trial ({len(report['trials'])}), best objective first")
+        for col in columns:
+            every.add_column(col, justify="left" if col in report["searched"] else "right")
+        for r in report["trials"]:
+            every.add_row(*[f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
+                            for c in columns])
+        console.print(every)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -218,9 +230,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.set:
             raise
     report = sweep_report(name, args.tracking_uri, mode=mode, languages=langs)
-    _print_report(report)
+    _print_report(report, trials=args.trials)
     paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
-    console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
+    console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {paths['png']}", highlight=False)
     return 0
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -304,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
     rp.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
     rp.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
+    rp.add_argument("--trials", action="store_true",
+                    help="also print every finished trial with its searched params (always in report.md, trials.csv)")
     rp.set_defaults(func=cmd_report, space=None)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store (loopback by default)")

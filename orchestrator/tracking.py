@@ -355,8 +355,10 @@ def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str =
     """Best trial per tuned method (by `objective`, never by test) beside every baseline, per language.
 
     Reads the latest sweep (parent run) of MLflow experiment `experiment`. Returns ``{"languages", "rows",
-    "parent_run_id", "tracking_uri"}``; each row: method, kind (trial/baseline), supervision, run_id,
-    objective, the ``{metric}.{lang}`` scores and their mean."""
+    "trials", "searched", "parent_run_id", "tracking_uri"}``; each row: method, kind (trial/baseline),
+    supervision, run_id, objective, the ``{metric}.{lang}`` scores and their mean. ``trials`` holds every
+    finished trial the same way, best objective first, with the values of the ``searched`` params (those
+    that differ between trials), so a grid such as the paper's weighting x k reads as one table."""
     from mlflow import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -388,7 +390,7 @@ def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str =
         found = {k[len(prefix):] for r in runs for k in r.data.metrics if k.startswith(prefix)}
         languages = sorted(found - {"mean"})
     best: dict[str, Any] = {}
-    rows = []
+    rows, finished = [], []
     sign = 1 if mode == "max" else -1
     for r in runs:
         tags, m = r.data.tags, r.data.metrics
@@ -397,14 +399,20 @@ def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str =
         if tags.get(KIND_TAG) == "trial":
             if objective not in m or not any(k.startswith(prefix) for k in m):
                 continue
+            finished.append(r)
             name = tags.get("method", "trial")
             if name not in best or sign * m[objective] > sign * best[name].data.metrics[objective]:
                 best[name] = r
         elif tags.get(KIND_TAG) == "baseline":
             rows.append(_report_row(r, "baseline", languages, prefix, objective))
     rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
-    return {"languages": languages, "rows": rows, "parent_run_id": parent.info.run_id, "tracking_uri": uri,
-            "metric": metric, "experiment": experiment}
+    keys = sorted({k for r in finished for k in r.data.params})
+    searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
+    finished.sort(key=lambda r: -sign * r.data.metrics[objective])
+    trials = [{**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
+              for r in finished]
+    return {"languages": languages, "rows": rows, "trials": trials, "searched": searched,
+            "parent_run_id": parent.info.run_id, "tracking_uri": uri, "metric": metric, "experiment": experiment}
 
 
 def _report_row(run, kind: str, languages: list[str], prefix: str, objective: str) -> dict[str, Any]:
@@ -419,8 +427,14 @@ def _report_row(run, kind: str, languages: list[str], prefix: str, objective: st
     return row
 
 
+def trial_columns(report: dict[str, Any]) -> list[str]:
+    """Columns of the every-trial table: the searched params, then objective and scores (run_id last)."""
+    return [*report.get("searched", []), "objective", *report["languages"], "mean", "run_id"]
+
+
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``report.md``, ``report.csv`` and ``report.png`` (per-language scores per method) in `out_dir`."""
+    """``report.md`` (best per method beside the baselines, then every trial), ``report.csv``, ``trials.csv``
+    and ``report.png`` (per-language scores per method) in `out_dir`."""
     import csv
 
     out = Path(out_dir)
@@ -431,17 +445,26 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))
 
+    def md_table(columns: list[str], records: list[dict[str, Any]]) -> list[str]:
+        return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                + ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in records])
+
     md = [f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; "
-          f"baselines)", "", "| " + " | ".join(cols[:-1]) + " |", "|" + "---|" * (len(cols) - 1)]
-    md += ["| " + " | ".join(fmt(r.get(c)) for c in cols[:-1]) + " |" for r in rows]
+          f"baselines)", "", *md_table(cols[:-1], rows)]
+    trials = report.get("trials", [])
+    if trials:
+        md += ["", f"## Every finished trial ({len(trials)}), best objective first", "",
+               *md_table(trial_columns(report)[:-1], trials)]
     md += ["", f"MLflow: {report['tracking_uri']} (parent run {report['parent_run_id']})"]
-    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "png": out / "report.png"}
+    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "trials_csv": out / "trials.csv",
+             "png": out / "report.png"}
     paths["markdown"].write_text("\n".join(md) + "\n")
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c) for c in cols})
+    for path, columns, records in ((paths["csv"], cols, rows), (paths["trials_csv"], trial_columns(report), trials)):
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            for r in records:
+                w.writerow({c: r.get(c) for c in columns})
     import matplotlib
 
     matplotlib.use("Agg")

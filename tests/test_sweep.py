@@ -286,7 +286,7 @@ def test_tracker_parent_children_statuses_dedupe_and_report(quickstart, tmp_path
             OBJECTIVE: 0.9, REPORT_MEAN: 0.4, "training_iteration": 2, "time_total_s": 12.0}
     worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
     assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
-    assert tracker.log_trial("t2", "trial_2", params, worse, "FINISHED", seeds=[0])
+    assert tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
     assert tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
     assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED") is None  # exactly one child per trial
     tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
@@ -318,8 +318,13 @@ def test_tracker_parent_children_statuses_dedupe_and_report(quickstart, tmp_path
     rows = {r["method"]: r for r in report["rows"]}
     assert rows["mosecrot"]["run_id"] == t1.info.run_id  # best by objective, not by test score
     assert rows["mosecrot"]["mean"] == pytest.approx(0.4) and rows["lr"]["kind"] == "baseline"
+    # every finished trial, best objective first, with the params that differ between trials (not t3: FAILED)
+    assert report["searched"] == [K]
+    assert [(t["run_id"], t[K]) for t in report["trials"]] == [(t1.info.run_id, "all"), (kids["t2"].info.run_id, "10")]
     paths = write_report(report, tmp_path / "report")
     assert "| mosecrot | trial |" in paths["markdown"].read_text()
+    assert "## Every finished trial (2)" in paths["markdown"].read_text()
+    assert paths["trials_csv"].read_text().splitlines()[0] == f"{K},objective,de,fr,sw,mean,run_id"
     assert paths["csv"].read_text().splitlines()[0].startswith("method,kind,supervision,objective,de,fr,sw,mean")
     assert paths["png"].stat().st_size > 1000
 
