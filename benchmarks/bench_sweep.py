@@ -107,6 +107,11 @@ class TrialStarts(Callback):
         self.started.setdefault(trial.trial_id, time.time())
 
 
+def _point_key(params: dict) -> str:
+    """One grid point's params as a key shared by the two arms."""
+    return json.dumps(params, sort_keys=True)
+
+
 def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, float]) -> dict:
     """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call."""
     import copy
@@ -114,6 +119,7 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
     import ray
 
     from orchestrator.sweep import run_sweep
+    from orchestrator.trainable import trial_params
 
     space = copy.deepcopy(space)
     space.name = f"bench_sweep_c{concurrency}"
@@ -132,9 +138,9 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
         trial_id = m.get("trial_id")
         started = callback.started.get(trial_id)
         first = m.get("timing.first_step_at")
-        params = {k: v for k, v in (r.config or {}).items()}
+        params = dict(r.config or {})
         start_to_first = round(first - started, 2) if first and started else None
-        own = loop_first_step.get(json.dumps(params.get("grid_point", params), sort_keys=True))
+        own = loop_first_step.get(_point_key(trial_params(params)))
         trials.append({
             "trial_id": trial_id, "params": params,
             "error": str(r.error)[:300] if r.error else None,
@@ -183,7 +189,7 @@ def main() -> None:
         loop = arm_loop(space, points)
         print(f"(a) plain loop: {loop['seconds']:.1f} s", flush=True)
         sweeps = []
-        own = {json.dumps(t["params"], sort_keys=True): t["first_step_s"] for t in loop["trials"]}
+        own = {_point_key(t["params"]): t["first_step_s"] for t in loop["trials"]}
         for c in [int(x) for x in args.concurrency.split(",") if x]:
             _fresh_cache(warm, root, f"sweep{c}")
             sweeps.append(arm_sweep(space, root, c, own))

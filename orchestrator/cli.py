@@ -197,25 +197,18 @@ def _print_report(report: dict, trials: bool = False) -> None:
     """The best-per-method table; with ``trials`` also every finished trial with its searched params."""
     from orchestrator.tracking import trial_columns
 
-    langs = report["languages"]
-    table = Table(title=f"{report['experiment']}: {report['metric']} (best trial per method by objective, "
-                        f"beside the baselines)")
-    for col in ["method", "kind", "supervision", "objective", *langs, "mean"]:
-        table.add_column(col, justify="left" if col in ("method", "kind", "supervision") else "right")
-    for r in report["rows"]:
-        cells = [r["method"], r["kind"], r["supervision"]]
-        cells += [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "–" for c in ["objective", *langs, "mean"]]
-        table.add_row(*cells)
-    console.print(table)
+    def shown(records: list[dict], columns: list[str]) -> list[dict]:
+        return [{c: f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
+                 for c in columns} for r in records]
+
+    columns = ["method", "kind", "supervision", "objective", *report["languages"], "mean"]
+    console.print(_table(f"{report['experiment']}: {report['metric']} (best trial per method by objective, "
+                         f"beside the baselines)", shown(report["rows"], columns), columns,
+                         left=("method", "kind", "supervision")))
     if trials and report.get("trials"):
         columns = trial_columns(report)[:-1]
-        every = Table(title=f"every finished trial ({len(report['trials'])}), best objective first")
-        for col in columns:
-            every.add_column(col, justify="left" if col in report["searched"] else "right")
-        for r in report["trials"]:
-            every.add_row(*[f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
-                            for c in columns])
-        console.print(every)
+        console.print(_table(f"every finished trial ({len(report['trials'])}), best objective first",
+                             shown(report["trials"], columns), columns, left=tuple(report["searched"])))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
