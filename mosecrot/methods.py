@@ -204,7 +204,7 @@ def _evaluate_target(ctx: RunContext, model, lang: str, input_ids_of: Callable[[
     task = ctx.prepared.tasks[lang]
     out = {}
     for split in ("dev", "test"):
-        if split not in task.splits:
+        if split not in task.splits or split not in ctx.training.eval_target_splits:
             continue
         data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
         m = evaluate(model, data, pad_id, ctx.training.eval_batch_size)
@@ -368,7 +368,7 @@ def run_lr(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]
             raise InputError(f"the lr baseline needs a labelled {lang} train split", key="methods")
         x = averaged_static(task.splits["train"]["text"], lang, vectors, lower)
         evals = {(s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
-                 for s in ("dev", "test") if s in task.splits}
+                 for s in ("dev", "test") if s in task.splits and s in ctx.training.eval_target_splits}
         metrics.update(_fit_predict(x, task.splits["train"]["label"], evals, method.classifier_c, seed))
     return metrics
 
@@ -395,7 +395,7 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
         for s in ("dev", "test"):
-            if s in task.splits:
+            if s in task.splits and s in ctx.training.eval_target_splits:
                 evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
     return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_c, seed)
 

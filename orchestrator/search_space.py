@@ -436,6 +436,14 @@ def _check_objective(space: SearchSpace, exp: ExperimentConfig) -> None:
         if len(set(obj.languages)) != len(obj.languages):
             raise InputError("duplicate selection language", key="objective.languages")
     selection = set(obj.languages) if obj.protocol == "selection-languages-dev" else set()
+    if selection and obj.split not in exp.training.eval_target_splits:
+        raise InputError(f"the objective selects on the {obj.split} sets of {sorted(selection)}, which "
+                         f"training.eval_target_splits {exp.training.eval_target_splits} does not evaluate",
+                         key="fixed.training.eval_target_splits", expected=f"a list that includes {obj.split}")
+    if "test" not in exp.training.eval_target_splits:
+        raise InputError("the sweep reports target test scores, which training.eval_target_splits "
+                         f"{exp.training.eval_target_splits} leaves out", key="fixed.training.eval_target_splits",
+                         expected="a list that includes test")
     if space.report_languages is None:
         space.report_languages = [t for t in targets if t not in selection]
     report = space.report_languages

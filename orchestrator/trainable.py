@@ -71,6 +71,7 @@ FAULT_ENV = "MOSECROT_FAULT_INJECT"  # test-only: trial indices whose Train work
 PROPAGATED_ENV = ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
                   "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                   "AWS_REGION", "AWS_DEFAULT_REGION")
+TRAIN_CONTROLLER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_WARN_BLOCKING_GET_INSIDE_ASYNC": "0"}
 
 
 # --- params and metrics -------------------------------------------------------------------------------
@@ -443,4 +444,10 @@ def worker_env() -> dict[str, str]:
     """The driver's settings that Ray workers must share (runtime_env env_vars)."""
     env = {k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Ray Train V2 starts each trial's TrainController with these two variables as its runtime env; when the
+    # job's env already holds them (same values), the controller is an idle pooled worker instead of a fresh
+    # process. The controller polls its workers every HEALTH_CHECK_INTERVAL_S (default 2 s) and each state
+    # change waits for a poll: 0.5 s cuts about 3-4 s off every trial (measured, 1-worker trials).
+    for key, value in TRAIN_CONTROLLER_ENV.items():
+        env.setdefault(key, os.environ.get(key, value))
     return env

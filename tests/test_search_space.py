@@ -81,9 +81,10 @@ def test_shipped_space_loads_and_samples_valid_trials(name):
 def test_shipped_protocols():
     quick = load_search_space("quickstart")
     assert quick.objective.protocol == "english-dev" and quick.objective.languages == ["en"]
-    assert quick.report_languages == ["de", "fr", "sw"] and quick.num_trials == 6
+    assert quick.report_languages == ["de", "sw"] and quick.num_trials == 6
     assert quick.searcher.kind == "optuna-tpe" and quick.searcher.seed == 0
     assert quick.base["training"]["epochs"] == 1
+    assert quick.base["training"]["eval_target_splits"] == ["test"] and quick.base["training"]["group_by_length"]
     for name in ("explore_taxi1500", "explore_sib200"):
         space = load_search_space(name)
         assert space.objective.protocol == "selection-languages-dev"
@@ -285,6 +286,13 @@ BAD = [
      "objective.languages[0]", "not a target language"),
     ("selection-without-languages", [(("objective",), {"protocol": "selection-languages-dev"})],
      "objective.languages", "needs"),
+    ("selection-dev-not-evaluated", [(("objective",), {**SELECTION, "languages": ["de"]}), (("report_languages",), None),
+                                     (("fixed", "training.eval_target_splits"), ["test"])],
+     "fixed.training.eval_target_splits", "includes dev"),
+    ("report-test-not-evaluated", [(("fixed", "training.eval_target_splits"), ["dev"])],
+     "fixed.training.eval_target_splits", "includes test"),
+    ("unknown-eval-split", [(("fixed", "training.eval_target_splits"), ["test", "train"])],
+     "fixed.training.eval_target_splits", "dev, test"),
     ("report-not-target", [(("report_languages",), ["de", "es"])], "report_languages[1]", "not a target language"),
     ("unknown-protocol", [(("objective", "protocol"), "english-test")], "objective.protocol", "english-dev"),
     ("bad-mode", [(("objective", "mode"), "maximize")], "objective.mode", "max"),

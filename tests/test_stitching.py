@@ -16,7 +16,7 @@ from mosecrot.stitching import (
     swap_input_embeddings,
     target_mapping,
 )
-from mosecrot.training import EncodedSplit, TrainingConfig, evaluate, finetune
+from mosecrot.training import EncodedSplit, TrainingConfig, evaluate, finetune, predict
 from mosecrot.vectors import StaticVectors
 
 
@@ -121,6 +121,50 @@ def test_finetune_is_deterministic_on_cpu_and_metrics_cover_the_whole_split(toke
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     metrics = evaluate(model, data, tokenizer.pad_token_id, batch_size=5)  # batches that do not divide n
     assert metrics["n"] == len(data) and 0 <= metrics["macro_f1"] <= 1
+
+
+def test_predict_batches_by_length_but_returns_each_example_in_split_order(tokenizer):
+    torch.manual_seed(0)
+    model = load_classifier("minilm", 3, seed=3).eval()
+    texts = ["a very long verse " * 6, "short", "in the beginning god created the heaven and the earth",
+             "and god said", "let there be light " * 3, "amen"]
+    ids = [tokenizer(t, truncation=True, max_length=40)["input_ids"] for t in texts]
+    split = EncodedSplit(ids, [0, 1, 2, 0, 1, 2])
+    pred, loss = predict(model, split, tokenizer.pad_token_id, batch_size=2)
+    one_by_one = [predict(model, EncodedSplit([row], [lab]), tokenizer.pad_token_id, batch_size=1)
+                  for row, lab in zip(ids, split.labels)]
+    assert pred.tolist() == [int(p[0]) for p, _ in one_by_one]
+    assert loss == pytest.approx(float(np.mean([l for _, l in one_by_one])), rel=1e-4)
+
+
+def test_group_by_length_pads_less_and_sees_every_example_once_per_epoch(tokenizer, monkeypatch):
+    import mosecrot.training as training
+
+    rng = np.random.default_rng(0)
+    ids = [[101] + [1000 + int(t) for t in rng.integers(0, 50, size=int(n))] + [102]
+           for n in rng.integers(2, 60, size=256)]
+    data = EncodedSplit(ids, [i % 2 for i in range(len(ids))])
+    seen: dict[bool, list[tuple[int, int]]] = {}
+    for grouped in (False, True):
+        batches = seen.setdefault(grouped, [])
+        collate = training.make_collate(tokenizer.pad_token_id)
+
+        def spy(pad_id, _batches=batches, _collate=collate):
+            def inner(batch):
+                out = _collate(batch)
+                _batches.append((out["input_ids"].numel(), len(batch)))
+                return out
+            return inner
+
+        monkeypatch.setattr(training, "make_collate", spy)
+        cfg = TrainingConfig(epochs=1, batch_size=8, device="cpu", group_by_length=grouped, learning_rate=1e-5)
+        finetune(load_classifier("minilm", 2, seed=1), data, EncodedSplit(ids[:8], [0, 1] * 4), cfg, seed=1,
+                 pad_id=tokenizer.pad_token_id)
+    train_batches = {g: b[:32] for g, b in seen.items()}  # 256 / 8 training batches, then dev evaluation
+    assert all(sum(n for _, n in b) == 256 for b in train_batches.values())
+    real = sum(len(row) for row in ids)
+    padding = {g: sum(cells for cells, _ in b) - real for g, b in train_batches.items()}
+    assert padding[True] < 0.5 * padding[False]
 
 
 def test_frozen_embeddings_stay_frozen_while_the_body_learns(tokenizer):

@@ -164,7 +164,7 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
         for s in ("dev", "test"):
-            if s in task.splits:
+            if s in task.splits and s in ctx.training.eval_target_splits:
                 evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
     out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_c, seed)
     out["ems_steps"] = float(bundle.meta.get("step", 0))
