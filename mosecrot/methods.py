@@ -166,7 +166,7 @@ def split_of(task: TaskData, split: str, input_ids: list[list[int]]) -> EncodedS
 def _english_metrics(ctx: RunContext, model, tokenizer, ft: FinetuneResult) -> dict[str, float]:
     en = ctx.config.source_language
     out = {f"dev_{k}.{en}": v for k, v in ft.best_dev.items() if k in ("macro_f1", "accuracy", "loss")}
-    if "test" in ctx.source.splits:
+    if "test" in ctx.source.splits and ctx.training.eval_source_test:
         test = split_of(ctx.source, "test", cached_encode(ctx, ctx.config.model, tokenizer,
                                                           ctx.source.splits["test"]["text"], ctx.training.max_length))
         m = evaluate(model, test, tokenizer.pad_token_id, ctx.training.eval_batch_size)
@@ -390,7 +390,7 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
     src, en = ctx.source, ctx.config.source_language
     x = _e5_vectors(ctx, list(src.splits["train"]["text"]))
     evals = {("dev", en): (_e5_vectors(ctx, list(src.splits["dev"]["text"])), src.splits["dev"]["label"])}
-    if "test" in src.splits:
+    if "test" in src.splits and ctx.training.eval_source_test:
         evals[("test", en)] = (_e5_vectors(ctx, list(src.splits["test"]["text"])), src.splits["test"]["label"])
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]

@@ -39,6 +39,7 @@ class TrainingConfig:
     # Which target-language splits zero-shot methods are scored on. [test] halves-ish a sweep trial's
     # evaluation when nothing selects on target dev sets (english-dev protocol); [dev, test] otherwise.
     eval_target_splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    eval_source_test: bool = True  # the source language's test set (English dev is always scored: selection)
     # Batches of similar-length examples (transformers' LengthGroupedSampler: shuffled mega-batches, sorted
     # within): Bible verses padded to the batch maximum nearly double the tokens a batch computes on.
     group_by_length: bool = False
@@ -51,9 +52,10 @@ class TrainingConfig:
             raise InputError("learning rate must be positive", key=f"{prefix}.learning_rate")
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError("max_steps must be >= 1 or null", key=f"{prefix}.max_steps")
-        if not isinstance(self.group_by_length, bool):
-            raise InputError(f"{self.group_by_length!r} is not a boolean", key=f"{prefix}.group_by_length",
-                             expected="true or false")
+        for name in ("group_by_length", "eval_source_test"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{getattr(self, name)!r} is not a boolean", key=f"{prefix}.{name}",
+                                 expected="true or false")
         splits = self.eval_target_splits
         if not isinstance(splits, list) or not splits or any(x not in ("dev", "test") for x in splits) \
                 or len(set(splits)) != len(splits):

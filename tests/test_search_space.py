@@ -85,6 +85,7 @@ def test_shipped_protocols():
     assert quick.searcher.kind == "optuna-tpe" and quick.searcher.seed == 0
     assert quick.base["training"]["epochs"] == 1
     assert quick.base["training"]["eval_target_splits"] == ["test"] and quick.base["training"]["group_by_length"]
+    assert quick.base["training"]["eval_source_test"] is False
     for name in ("explore_taxi1500", "explore_sib200"):
         space = load_search_space(name)
         assert space.objective.protocol == "selection-languages-dev"
@@ -293,6 +294,10 @@ BAD = [
      "fixed.training.eval_target_splits", "includes test"),
     ("unknown-eval-split", [(("fixed", "training.eval_target_splits"), ["test", "train"])],
      "fixed.training.eval_target_splits", "dev, test"),
+    ("group-by-length-not-bool", [(("fixed", "training.group_by_length"), "yes")],
+     "fixed.training.group_by_length", "bool"),
+    ("eval-source-test-not-bool", [(("fixed", "training.eval_source_test"), 0)],
+     "fixed.training.eval_source_test", "bool"),
     ("report-not-target", [(("report_languages",), ["de", "es"])], "report_languages[1]", "not a target language"),
     ("unknown-protocol", [(("objective", "protocol"), "english-test")], "objective.protocol", "english-dev"),
     ("bad-mode", [(("objective", "mode"), "maximize")], "objective.mode", "max"),

@@ -402,6 +402,7 @@ def test_trial_without_ray_runs_locally_with_final_metrics():
     assert 0 <= m["test_macro_f1.de"] <= 1 and m[OBJECTIVE] == m["dev_macro_f1.en"]
     assert m[REPORT_MEAN] == m["test_macro_f1.de"]
     assert "dev_macro_f1.de" not in m  # quickstart evaluates target test sets only (english-dev selects)
+    assert "test_macro_f1.en" not in m  # and English dev, not English test
     assert payload["epoch_reports"] and OBJECTIVE in payload["epoch_reports"][0]
 
 

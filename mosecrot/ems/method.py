@@ -160,7 +160,8 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     def vec(split) -> np.ndarray:
         return ems_vectors(ctx, bundle, list(split["text"]))
 
-    evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"]) for s in ("dev", "test") if s in src.splits}
+    evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"]) for s in ("dev", "test")
+             if s in src.splits and (s == "dev" or ctx.training.eval_source_test)}
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
         for s in ("dev", "test"):
