@@ -157,6 +157,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
                         address=args.address, baselines=not args.no_baselines, progress=not args.no_progress,
                         driver_resources=driver)
+    import ray
+
+    if ray.is_initialized():  # now: the workers' last log lines arrive here, not in the middle of the report
+        ray.shutdown()
     for line in summary_lines(space, results, args.tracking_uri):
         console.print(line, highlight=False, markup=False)
     if not args.no_report:

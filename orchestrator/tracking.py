@@ -322,7 +322,12 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
         ctx = RunContext(prepared, exp.training, LoopHooks(progress=progress), DiskCache(exp.cache_dir))
         per_seed: dict[str, list[dict[str, float]]] = {m.name: [] for m in todo}
         failed: dict[str, str] = {}
-        for seed, method in seeds_then_methods(ctx, exp.seeds, todo):  # LS and the floor share a fine-tuning
+        from tqdm.auto import tqdm
+
+        bar = tqdm(seeds_then_methods(ctx, exp.seeds, todo), desc="baselines", unit="run",  # LS and the floor
+                   total=len(exp.seeds) * len(todo), disable=not progress)  # share a fine-tuning (lazily)
+        for seed, method in bar:
+            bar.set_postfix_str(f"{method.name} seed {seed}")
             if method.name in failed:
                 continue
             try:
@@ -330,6 +335,7 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
             except Exception as err:  # one broken baseline is recorded FAILED; the others still run
                 log.exception("baseline %s failed", method.name)
                 failed[method.name] = f"{type(err).__name__}: {err}"
+        bar.close()
         for method in todo:
             if method.name in failed:
                 tracker.log_baseline(method.name, method.kind, supervision(method.kind), {}, list(exp.seeds),
