@@ -39,6 +39,7 @@ from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
 from mosecrot.tasks import task_evaluation_ids
 from mosecrot.text.bible import BOOK_CODES
+from mosecrot.training import TrainingConfig
 
 WORDS = ("god king land house water people spoke went came said lord city son day man earth heaven light "
          "fire bread gold stone sea tree mountain field temple law word hand heart voice night").split()
@@ -407,7 +408,8 @@ def test_ems_method_metric_keys_and_the_evaluation_verse_check(ebible, tmp_path)
              for lang in ("en", "de", "fr")}
     ctx = SimpleNamespace(config=SimpleNamespace(task=SimpleNamespace(name="bible-genre"), source_language="en"),
                           prepared=SimpleNamespace(tasks=tasks), source=tasks["en"], targets=["de", "fr"],
-                          cache=DiskCache(tmp_path / "cache"), hooks=SimpleNamespace(progress=False))
+                          cache=DiskCache(tmp_path / "cache"), hooks=SimpleNamespace(progress=False),
+                          training=TrainingConfig())
     unaware = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False),
                         output_dir=tmp_path / "a")
     with pytest.raises(InputError, match="key 'methods.ems'.*may have trained on .* evaluation verses"):
