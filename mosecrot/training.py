@@ -52,15 +52,17 @@ class TrainingConfig:
             raise InputError("learning rate must be positive", key=f"{prefix}.learning_rate")
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError("max_steps must be >= 1 or null", key=f"{prefix}.max_steps")
-        for name in ("group_by_length", "eval_source_test"):
-            if not isinstance(getattr(self, name), bool):
-                raise InputError(f"{getattr(self, name)!r} is not a boolean", key=f"{prefix}.{name}",
-                                 expected="true or false")
         splits = self.eval_target_splits
         if not isinstance(splits, list) or not splits or any(x not in ("dev", "test") for x in splits) \
                 or len(set(splits)) != len(splits):
             raise InputError(f"got {splits!r}", key=f"{prefix}.eval_target_splits",
                              expected="a non-empty list of distinct splits from: dev, test")
+
+    def scored_splits(self, available, source: bool = False) -> list[str]:
+        """The dev/test splits of `available` that zero-shot methods score, in that order: for the source
+        language dev (selection) and test unless ``eval_source_test`` is off; for targets ``eval_target_splits``."""
+        wanted = ("dev", "test") if self.eval_source_test else ("dev",)
+        return [s for s in ("dev", "test") if s in available and s in (wanted if source else self.eval_target_splits)]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -160,13 +160,12 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
     def vec(split) -> np.ndarray:
         return ems_vectors(ctx, bundle, list(split["text"]))
 
-    evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"]) for s in ("dev", "test")
-             if s in src.splits and (s == "dev" or ctx.training.eval_source_test)}
+    evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"])
+             for s in ctx.training.scored_splits(src.splits, source=True)}
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
-        for s in ("dev", "test"):
-            if s in task.splits and s in ctx.training.eval_target_splits:
-                evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
+        for s in ctx.training.scored_splits(task.splits):
+            evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
     out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_c, seed)
     out["ems_steps"] = float(bundle.meta.get("step", 0))
     return out
