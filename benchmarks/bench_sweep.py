@@ -113,8 +113,10 @@ def _point_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, float]) -> dict:
-    """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call."""
+def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, float],
+              workers_per_trial: int | None = None) -> dict:
+    """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call. ``workers_per_trial``
+    0 is Train's local mode (the loop in the Tune trial's process); None keeps the space's value."""
     import copy
 
     import ray
@@ -126,6 +128,8 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
     space.name = f"bench_sweep_c{concurrency}"
     space.resources.max_concurrent_trials = concurrency
     space.resources.cpus_per_worker = 2.0 / concurrency
+    if workers_per_trial is not None:
+        space.resources.workers_per_trial = workers_per_trial
     callback = TrialStarts()
     t0 = time.perf_counter()
     results = run_sweep(space, tracking_uri=f"sqlite:///{root}/mlruns-c{concurrency}.db",
@@ -156,6 +160,7 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
             "objective": m.get("objective"),
         })
     return {"concurrency": concurrency, "cpus_per_worker": space.resources.cpus_per_worker,
+            "workers_per_trial": space.resources.workers_per_trial,
             "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials}
 
 
@@ -166,6 +171,9 @@ def main() -> None:
                         help="cap on optimizer steps per trial (default: one epoch, 19 steps)")
     parser.add_argument("--train-per-class", type=int, default=100, help="English train verses per class")
     parser.add_argument("--concurrency", default="1,2", help="arm (b) runs, comma-separated")
+    parser.add_argument("--workers-per-trial", type=int, default=None,
+                        help="Ray Train workers per trial in arm (b); 0 = Train's local mode (the loop runs in the "
+                             "Tune trial's process); default: the quickstart space's")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -194,7 +202,7 @@ def main() -> None:
         own = {_point_key(t["params"]): t["first_step_s"] for t in loop["trials"]}
         for c in [int(x) for x in args.concurrency.split(",") if x]:
             _fresh_cache(warm, root, f"sweep{c}")
-            sweeps.append(arm_sweep(space, root, c, own))
+            sweeps.append(arm_sweep(space, root, c, own, args.workers_per_trial))
             print(f"(b) sweep, {c} concurrent: {sweeps[-1]['seconds']:.1f} s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)

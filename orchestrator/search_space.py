@@ -185,15 +185,28 @@ class ObjectiveConfig:
 
 @dataclass
 class ResourcesConfig:
-    workers_per_trial: int = 1  # Ray Train workers (DDP ranks) per trial
+    # Ray Train workers (DDP ranks) per trial; 0 = local mode: the loop runs in the Tune trial's own process
+    # (Ray Train local mode, no worker actor), which then holds the cpus/gpus "per worker" itself.
+    workers_per_trial: int = 1
     cpus_per_worker: float = 1.0  # fractional values let trials share cores on a laptop
     gpus_per_worker: float = 0
     max_concurrent_trials: int | None = None  # null: the driver sizes it (cluster GPUs / GPUs per trial)
 
+    @property
+    def local_mode(self) -> bool:
+        """Ray Train local mode: no Train worker actor; the trial's process runs the loop as rank 0 of 1."""
+        return self.workers_per_trial == 0
+
+    @property
+    def processes_per_trial(self) -> int:
+        """Processes that hold the per-worker resources: the Train workers, or the trial itself in local mode."""
+        return max(1, self.workers_per_trial)
+
     def check(self, key: str = "resources") -> None:
-        if self.workers_per_trial < 1:
-            raise InputError(f"workers_per_trial {self.workers_per_trial} is not positive",
-                             key=f"{key}.workers_per_trial", expected=">= 1")
+        if self.workers_per_trial < 0:
+            raise InputError(f"workers_per_trial {self.workers_per_trial} is negative",
+                             key=f"{key}.workers_per_trial",
+                             expected=">= 1 Ray Train workers, or 0 for local mode (the loop in the trial's process)")
         if not self.cpus_per_worker > 0:
             raise InputError(f"cpus_per_worker {self.cpus_per_worker} is not positive", key=f"{key}.cpus_per_worker",
                              expected="> 0 (fractions allowed)")

@@ -49,6 +49,7 @@ from orchestrator.trainable import (
     trial_params,
     tune_trainable,
     worker_env,
+    worker_resources as per_worker_resources,
 )
 from orchestrator.tracking import SweepTracker, check_tracking, log_baselines, resolve_tracking_uri, ui_command
 
@@ -133,12 +134,12 @@ def max_concurrent_trials(space: SearchSpace, cluster: dict[str, float]) -> int:
     if res.max_concurrent_trials is not None:
         caps.append(res.max_concurrent_trials)
     if res.gpus_per_worker > 0:
-        per_trial = res.workers_per_trial * res.gpus_per_worker
+        per_trial = res.processes_per_trial * res.gpus_per_worker
         gpus = float(cluster.get("GPU", 0))
         if gpus >= per_trial:
             caps.append(int(math.floor(gpus / per_trial + 1e-9)))
     else:
-        per_trial = res.workers_per_trial * res.cpus_per_worker
+        per_trial = res.processes_per_trial * res.cpus_per_worker
         cpus = float(cluster.get("CPU", 0))
         if cpus >= per_trial:
             caps.append(int(math.floor(cpus / per_trial + 1e-9)))
@@ -158,7 +159,8 @@ def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failu
                    driver_resources: dict[str, float] | None = None,
                    worker_resources: dict[str, float] | None = None, fault_inject: frozenset[int] | None = None,
                    shared: Any = None):
-    """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources).
+    """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources), or,
+    in local mode (``workers_per_trial: 0``), at one worker's resources (the trial's process trains).
     ``worker_resources`` are added to each Train worker's request; ``fault_inject`` is test-only; ``shared``:
     an object-store reference to the sweep's `SharedResources`, handed to every trial's workers."""
     from ray import tune
@@ -166,6 +168,8 @@ def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failu
     fn = tune.with_parameters(tune_trainable, space=space, storage_path=storage_path,
                               train_max_failures=train_max_failures, worker_extra_resources=worker_resources,
                               fault_inject=fault_inject or None, shared=shared)
+    if space.resources.local_mode:  # the trial's own process trains: it holds what a Train worker would
+        return tune.with_resources(fn, {**per_worker_resources(space), **(worker_resources or {})})
     return tune.with_resources(fn, dict(driver_resources or DEFAULT_DRIVER_RESOURCES))
 
 
@@ -423,7 +427,10 @@ def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable, tracker: SweepT
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode=space.objective.mode, search_alg=search_alg,
                                     scheduler=make_scheduler(space), num_samples=num_samples,
-                                    max_concurrent_trials=concurrency),
+                                    max_concurrent_trials=concurrency,
+                                    # Local mode trains in the trial's process: reusing it keeps torch,
+                                    # transformers and the shared resources loaded from one trial to the next.
+                                    reuse_actors=space.resources.local_mode),
         run_config=tune.RunConfig(name=space.name, storage_path=paths.storage_path,
                                   failure_config=tune.FailureConfig(max_failures=tune_max_failures),
                                   callbacks=[callback, *(callbacks or [])], verbose=1),

@@ -10,6 +10,10 @@ Layers (Ray 2.60, Train V2):
   metrics reach Tune, and only rank 0 attaches a checkpoint (a small JSON, not weights).
 * `tune_trainable(config, space=...)` is the Tune function: it builds and fits the `TorchTrainer`;
   `TuneReportCallback` forwards each worker report to Tune (a `TorchTrainer` cannot be passed to `Tuner`).
+* ``resources.workers_per_trial: 0``: the same `TorchTrainer` in Ray Train's local mode
+  (``ScalingConfig(num_workers=0)``): `train_loop_per_worker` runs in the Tune trial's process as rank 0
+  of 1, reports with ``ray.tune.report`` (``ray.train.*`` refuses to run in a Tune session), and a resumed
+  trial whose Tune checkpoint holds the final payload is reported again, not retrained.
 * `run_trial_locally(space, params)` runs the same trial in this process, without Ray (debugging, tests).
 
 What Tune sees, per trial:
@@ -279,7 +283,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     from mosecrot.training import LoopHooks
 
-    rank = ray.train.get_context().get_world_rank()
+    # Local mode (workers_per_trial 0): this is the Tune trial's process, where Ray refuses ray.train.report /
+    # get_context (a Tune session): rank 0 of 1, reports straight to Tune, no DDP wrapping.
+    local = bool(config.get("local"))
+    rank = 0 if local else ray.train.get_context().get_world_rank()
+    report, checkpoint_class = _reporter(local)
     space: SearchSpace = config["space"]
     params: dict[str, Any] = config["params"]
     if config.get("fault"):
@@ -293,12 +301,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     clock = FirstStepClock(announce)
 
     def hooks(reporter: EpochReporter) -> LoopHooks:
+        if local:
+            return LoopHooks(report=reporter, is_main=True, progress=False)
         return LoopHooks(prepare_model=ray.train.torch.prepare_model,
                          prepare_loader=ray.train.torch.prepare_data_loader,
                          report=reporter, is_main=rank == 0, progress=rank == 0)
 
     try:
-        payload = run_trial(space, params, hooks, sink=lambda m: ray.train.report(m), progress=False,
+        payload = run_trial(space, params, hooks, sink=lambda m: report(m), progress=False,
                             shared=resolve_shared(config.get("shared")))
     finally:
         clock.close()
@@ -307,9 +317,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, CHECKPOINT_FILE).write_text(json.dumps(payload, indent=1, default=str))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            report(metrics, checkpoint=checkpoint_class.from_directory(tmp))
     else:
-        ray.train.report(metrics)
+        report(metrics)
+
+
+def _reporter(local: bool) -> tuple[Callable[..., None], type]:
+    """(report, Checkpoint class) for the loop's reports. In Train's local mode (``workers_per_trial: 0``) the
+    loop runs inside the Tune function, where ``ray.train.report`` is refused (and would only keep the last
+    metrics: no callbacks, no storage): reports go straight to Tune (metrics, ASHA's intermediate values, the
+    final checkpoint)."""
+    if local:
+        from ray import tune
+
+        return tune.report, tune.Checkpoint
+    import ray.train
+
+    return ray.train.report, ray.train.Checkpoint
 
 
 @dataclass(frozen=True)
@@ -364,9 +388,24 @@ def train_storage_path(storage_path: str, experiment: str) -> str:
     return storage_path.rstrip("/") + "/" + experiment + "-train"
 
 
-def finished_train_payload(train_storage: str, trial_id: str) -> dict[str, Any] | None:
+def checkpoint_payload(checkpoint: Any) -> dict[str, Any] | None:
+    """The final payload in a trial checkpoint (local mode: the trial's own Tune checkpoint), else None."""
+    if checkpoint is None:
+        return None
+    try:
+        with checkpoint.as_directory() as directory:
+            payload = json.loads(Path(directory, CHECKPOINT_FILE).read_text())
+    except (OSError, ValueError) as err:  # unreadable: train again rather than fail the trial
+        log.warning("could not read the trial checkpoint %s: %s", checkpoint, err)
+        return None
+    return payload if isinstance(payload.get("metrics"), dict) else None
+
+
+def finished_train_payload(train_storage: str, trial_id: str, local_mode: bool = False) -> dict[str, Any] | None:
     """The final payload (``trial.json`` of the rank-0 checkpoint) of a Train run of `trial_id` that already
-    finished under `train_storage` (a local path or a pyarrow-supported URI), else None.
+    finished under `train_storage` (a local path or a pyarrow-supported URI), else None. ``local_mode``:
+    `train_storage` is the Tune experiment directory and the checkpoints are the trial's own (Tune trial
+    directories are named ``<trainable>_<trial_id>_<N>_...``).
 
     A restored sweep restarts every trial its last saved Tune state did not mark finished; a trial whose
     Train run had completed before the driver died is then re-reported from this payload, not retrained."""
@@ -377,7 +416,8 @@ def finished_train_payload(train_storage: str, trial_id: str) -> dict[str, Any] 
             (pafs.LocalFileSystem(), train_storage)
         runs = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         for run in sorted(runs, key=lambda i: i.path):
-            if run.type != pafs.FileType.Directory or not run.base_name.startswith(f"{trial_id}-"):
+            ours = f"_{trial_id}_" in run.base_name if local_mode else run.base_name.startswith(f"{trial_id}-")
+            if run.type != pafs.FileType.Directory or not ours:
                 continue
             for item in fs.get_file_info(pafs.FileSelector(run.path)):
                 if item.type == pafs.FileType.Directory and item.base_name.startswith("checkpoint_"):
@@ -413,7 +453,15 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
     res = space.resources
     storage = storage_path  # the sweep's storage path (local dir, NFS or s3://); None: Ray's default
     train_storage = train_storage_path(storage, ctx.get_experiment_name()) if storage else None
-    done = finished_train_payload(train_storage, ctx.get_trial_id()) if train_storage else None
+    local = res.local_mode
+    if local:  # the trial's own checkpoints hold the final payload once it finished (no Train run directory);
+        # the restored Tune state may predate the last one, so the trial directory on storage is searched too
+        done = checkpoint_payload(tune.get_checkpoint())
+        if done is None and storage:
+            done = finished_train_payload(storage.rstrip("/") + "/" + ctx.get_experiment_name(), ctx.get_trial_id(),
+                                          local_mode=True)
+    else:
+        done = finished_train_payload(train_storage, ctx.get_trial_id()) if train_storage else None
     if done is not None:  # finished before the sweep driver died: report it again, do not retrain
         tune.report({k: v for k, v in done["metrics"].items() if isinstance(v, (int, float, str))})
         return
@@ -423,11 +471,13 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"space": space, "params": params, "started_at": started_at, "fault": fault,
-                           "trial_id": ctx.get_trial_id(), "shared": shared},
+                           "trial_id": ctx.get_trial_id(), "shared": shared, "local": local},
         torch_config=TorchConfig(backend=backend(space)),
+        # workers_per_trial 0: Train's local mode (the loop runs here, as rank 0 of 1; Train's FailureConfig and
+        # callbacks do not apply, Tune's FailureConfig retries the trial).
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
-                                               resources_per_worker={**worker_resources(space),
-                                                                     **(worker_extra_resources or {})}),
+                                               resources_per_worker=None if local else {
+                                                   **worker_resources(space), **(worker_extra_resources or {})}),
         run_config=ray.train.RunConfig(
             # A fresh name per attempt: a retried trial starts its Train run over instead of resuming a
             # finished or broken one.

@@ -315,7 +315,7 @@ BAD = [
     ("grace-period-0", [(("scheduler",), {"kind": "asha", "grace_period": 0})], "scheduler.grace_period", ">= 1"),
     ("negative-gpus", [(("resources", "gpus_per_worker"), -1)], "resources.gpus_per_worker", ">= 0"),
     ("zero-cpus", [(("resources", "cpus_per_worker"), 0)], "resources.cpus_per_worker", "> 0"),
-    ("zero-workers", [(("resources", "workers_per_trial"), 0)], "resources.workers_per_trial", ">= 1"),
+    ("negative-workers", [(("resources", "workers_per_trial"), -1)], "resources.workers_per_trial", "0 for local mode"),
     ("unknown-baseline", [(("baselines",), ["ls", "mbert"])], "baselines[1]", "frozen_encoder"),
     ("mosecrot-baseline", [(("baselines",), ["mosecrot"])], "baselines[0]", "tuned method"),
     ("baseline-needs-model", [(("baselines",), [{"kind": "multilingual_plm"}])], "baselines[0].model", "model"),

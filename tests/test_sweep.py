@@ -275,6 +275,84 @@ def test_worker_loop_reports_equally_on_every_rank_and_checkpoints_on_rank_0(qui
         assert saved is None
 
 
+def test_local_mode_loop_reports_to_tune_without_ray_train(quickstart, monkeypatch):
+    """workers_per_trial 0: the loop runs in the Tune trial's process, where ray.train.* refuses to run; it
+    must report (epochs + final with the checkpoint) through ray.tune.report and never touch ray.train."""
+    import ray.train
+    from ray import tune
+
+    import orchestrator.trainable as trainable
+
+    reports = []
+
+    def refuse(*args, **kwargs):
+        raise DeprecationWarning("ray.train.* is refused inside a Tune session")
+
+    def fake_tune_report(metrics, checkpoint=None):
+        saved = None
+        if checkpoint is not None:
+            assert isinstance(checkpoint, tune.Checkpoint)
+            saved = json.loads((Path(checkpoint.path) / trainable.CHECKPOINT_FILE).read_text())
+        reports.append((metrics, saved))
+
+    def fake_run_trial(space, params, hooks_factory, sink=None, progress=False, shared=None):
+        reporter = EpochReporter(space, "en", sink)
+        hooks = hooks_factory(reporter)
+        assert hooks.is_main and hooks.prepare_model(reporter) is reporter  # identity: one process, no DDP
+        hooks.report({"epoch": 1, "dev_macro_f1": 0.4, "dev_accuracy": 0.5, "dev_loss": 1.0})
+        return {"params": params, "metrics": final_metrics(space, {"dev_macro_f1.en": 0.4, "test_macro_f1.de": 0.1})}
+
+    monkeypatch.setattr(ray.train, "get_context", refuse)
+    monkeypatch.setattr(ray.train, "report", refuse)
+    monkeypatch.setattr(tune, "report", fake_tune_report)
+    monkeypatch.setattr(trainable, "run_trial", fake_run_trial)
+    trainable.train_loop_per_worker({"space": quickstart, "params": {"anchors.count": 700}, "local": True})
+    assert [m[OBJECTIVE] for m, _ in reports] == [0.4, 0.4]
+    assert reports[0][1] is None and reports[-1][1]["params"] == {"anchors.count": 700}
+
+
+def test_checkpoint_payload_reads_a_finished_trial_or_nothing(tmp_path):
+    from ray import tune
+
+    from orchestrator.trainable import CHECKPOINT_FILE, checkpoint_payload
+
+    assert checkpoint_payload(None) is None
+    (tmp_path / CHECKPOINT_FILE).write_text(json.dumps({"metrics": {"objective": 0.3}}))
+    assert checkpoint_payload(tune.Checkpoint.from_directory(tmp_path))["metrics"] == {"objective": 0.3}
+    (tmp_path / CHECKPOINT_FILE).write_text("{not json")
+    assert checkpoint_payload(tune.Checkpoint.from_directory(tmp_path)) is None
+
+
+def test_finished_payload_found_by_trial_id_in_train_runs_and_in_local_trial_dirs(tmp_path):
+    from orchestrator.trainable import CHECKPOINT_FILE, finished_train_payload
+
+    def put(directory: Path, metrics: dict) -> None:
+        directory.mkdir(parents=True)
+        (directory / CHECKPOINT_FILE).write_text(json.dumps({"metrics": metrics}))
+
+    put(tmp_path / "train" / "abc12-9f9f9f" / "checkpoint_2026", {"objective": 0.1})
+    put(tmp_path / "exp" / "tune_trainable_abc12_3_anchors=600_2026" / "checkpoint_000000", {"objective": 0.2})
+    (tmp_path / "exp" / "tune_trainable_abc99_4_anchors=700_2026").mkdir()  # unfinished: no checkpoint
+    assert finished_train_payload(str(tmp_path / "train"), "abc12")["metrics"] == {"objective": 0.1}
+    assert finished_train_payload(str(tmp_path / "train"), "abc99") is None
+    assert finished_train_payload(str(tmp_path / "exp"), "abc12", local_mode=True)["metrics"] == {"objective": 0.2}
+    assert finished_train_payload(str(tmp_path / "exp"), "abc99", local_mode=True) is None
+    assert finished_train_payload(str(tmp_path / "exp"), "abc1", local_mode=True) is None  # ids match whole
+    assert finished_train_payload(str(tmp_path / "nowhere"), "abc12") is None
+
+
+def test_local_mode_trial_holds_the_worker_resources(quickstart):
+    from orchestrator.sweep import make_trainable
+
+    local = _with_resources(quickstart, workers_per_trial=0, cpus_per_worker=0.5)
+    assert local.resources.local_mode and local.resources.processes_per_trial == 1
+    assert max_concurrent_trials(_with_resources(local, max_concurrent_trials=None), {"CPU": 2}) == 4
+    fn = make_trainable(local, None, worker_resources={"worker_node": 0.01})
+    assert fn._resources.required_resources == {"CPU": 0.5, "worker_node": 0.01}
+    ray_workers = make_trainable(quickstart, None, driver_resources={"head": 0.01})
+    assert ray_workers._resources.required_resources == {"head": 0.01}  # Train workers hold the CPUs
+
+
 # --- MLflow records (SQLite store, no server) ------------------------------------------------------------
 
 def test_tracker_parent_children_statuses_dedupe_and_report(quickstart, tmp_path):

@@ -280,3 +280,72 @@ def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path):
     assert len(kinds.get("baseline", [])) == 1 and kinds["baseline"][0]["info"]["status"] == "FINISHED"
     assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
     print(f"ray job submit: {took:.0f} s")
+
+
+# --- local mode (resources.workers_per_trial=0: the loop runs in the Tune trial's process) -----------------
+
+LOCAL = [*SEQUENTIAL, "resources.workers_per_trial=0"]
+
+
+def _first_step_lines(text: str) -> dict[str, set[str]]:
+    """trial id -> the Ray actor labels (``tune_trainable pid=...``) that logged its first optimizer step."""
+    out: dict[str, set[str]] = {}
+    for x in text.splitlines():
+        if "first optimizer step" in x and "mosecrot trial " in x and "(" in x:
+            trial = x.split("mosecrot trial ", 1)[1].split(":", 1)[0]
+            out.setdefault(trial, set()).add(x.split("(", 1)[1].split(")", 1)[0])
+    return out
+
+
+def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
+    """Local mode: trials train in their Tune trial process (no Ray Train worker); the driver is SIGKILLed
+    after the first trial finished; ``--resume`` finishes the sweep, and the finished trial neither trains
+    again nor gets a second MLflow run."""
+    name = "faults_local_driver"
+    storage = tmp_path / "ray_results"
+    db = storage / name / "optuna.db"
+    cmd = sweep_command("quickstart", [*LOCAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    log = open(tmp_path / "sweep1.out", "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT,
+                 what="the first trial finished")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+        log.close()
+    first = _first_step_lines((tmp_path / "sweep1.out").read_text())
+    assert first and all(label.startswith("tune_trainable pid=") for labels in first.values() for label in labels), first
+    finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
+    assert optuna_states(db).count("COMPLETE") == 1 and len(finished) <= 1
+
+    again = _run([*cmd, "--resume"], env, tmp_path, tmp_path / "sweep2.out")
+    assert again.returncode == 0, _tail(again)
+    runs = _assert_all_finished(mlflow_server, name, trials=2)  # one child run per trial, none twice
+    assert finished <= {tags_of(r)["trial_id"] for r in runs}
+    states = optuna_states(db)
+    assert states.count("COMPLETE") == 2 and "RUNNING" not in states, states
+    retrained = set(_first_step_lines(again.stdout + again.stderr))
+    assert not (finished & retrained), (finished, retrained)  # the finished trial did not train again
+    assert not (storage / f"{name}-train").exists()  # no Ray Train run directories: no Train workers
+    print(f"first run trained {sorted(first)}, finished {sorted(finished)}; resume trained {sorted(retrained)}")
+
+
+def test_local_mode_raising_trial_is_failed_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
+    name = "faults_local_raise"
+    storage = tmp_path / "ray_results"
+    cmd = sweep_command("quickstart", [*LOCAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out")
+    assert out.returncode == 1 and "2 trials, 1 errored" in out.stdout, _tail(out)
+    trials = runs_by_kind(mlflow_server.runs(name))["trial"]
+    statuses = sorted(r["info"]["status"] for r in trials)
+    assert statuses == ["FAILED", "FINISHED"], statuses
+    failed = next(r for r in trials if r["info"]["status"] == "FAILED")
+    assert "InjectedFault" in tags_of(failed)["error"]
+    assert sorted(optuna_states(storage / name / "optuna.db")) == ["COMPLETE", "FAIL"]
