@@ -308,7 +308,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                          report=reporter, is_main=rank == 0, progress=rank == 0)
 
     try:
-        payload = run_trial(space, params, hooks, sink=lambda m: report(m), progress=False,
+        payload = run_trial(space, params, hooks, sink=report, progress=False,
                             shared=resolve_shared(config.get("shared")))
     finally:
         clock.close()
@@ -452,16 +452,14 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
     params = trial_params(config)
     res = space.resources
     storage = storage_path  # the sweep's storage path (local dir, NFS or s3://); None: Ray's default
-    train_storage = train_storage_path(storage, ctx.get_experiment_name()) if storage else None
     local = res.local_mode
-    if local:  # the trial's own checkpoints hold the final payload once it finished (no Train run directory);
-        # the restored Tune state may predate the last one, so the trial directory on storage is searched too
-        done = checkpoint_payload(tune.get_checkpoint())
-        if done is None and storage:
-            done = finished_train_payload(storage.rstrip("/") + "/" + ctx.get_experiment_name(), ctx.get_trial_id(),
-                                          local_mode=True)
-    else:
-        done = finished_train_payload(train_storage, ctx.get_trial_id()) if train_storage else None
+    # Local mode: the trial's own checkpoints hold the final payload (no Train run directory); the restored
+    # Tune state may predate the last one, so the trial directories on storage are searched as well.
+    done = checkpoint_payload(tune.get_checkpoint()) if local else None
+    train_storage = train_storage_path(storage, ctx.get_experiment_name()) if storage else None
+    root = (storage.rstrip("/") + "/" + ctx.get_experiment_name() if local else train_storage) if storage else None
+    if done is None and root:
+        done = finished_train_payload(root, ctx.get_trial_id(), local_mode=local)
     if done is not None:  # finished before the sweep driver died: report it again, do not retrain
         tune.report({k: v for k, v in done["metrics"].items() if isinstance(v, (int, float, str))})
         return

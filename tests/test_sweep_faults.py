@@ -168,15 +168,10 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
           f"Train runs: {train_runs(storage, name)}")
 
 
-def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
-    name = "faults_driver"
-    storage = tmp_path / "ray_results"
-    db = storage / name / "optuna.db"
-    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
-    log = open(tmp_path / "sweep1.out", "w")
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def _kill_driver_after_first_trial(cmd: list[str], env: dict, cwd: Path, db: Path) -> None:
+    """Start the sweep CLI (output in ``cwd/sweep1.out``) and SIGKILL it once Optuna records a finished trial."""
+    log = open(cwd / "sweep1.out", "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT,
                  what="the first trial finished")
@@ -186,6 +181,16 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_serve
         if proc.poll() is None:
             stop_group(proc)
         log.close()
+
+
+def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
+    name = "faults_driver"
+    storage = tmp_path / "ray_results"
+    db = storage / name / "optuna.db"
+    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
+                        extra=["--no-baselines"])
+    _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first_states = optuna_states(db)
     finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
     runs_before = train_runs(storage, name)
@@ -307,17 +312,7 @@ def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, m
     cmd = sweep_command("quickstart", [*LOCAL, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
-    log = open(tmp_path / "sweep1.out", "w")
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT,
-                 what="the first trial finished")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            stop_group(proc)
-        log.close()
+    _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first = _first_step_lines((tmp_path / "sweep1.out").read_text())
     assert first and all(label.startswith("tune_trainable pid=") for labels in first.values() for label in labels), first
     finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
