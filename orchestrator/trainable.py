@@ -345,6 +345,12 @@ class SharedRef:
     ref: Any
 
 
+# The sweep's shared resources as this process fetched them, by object ref. A fresh copy per trial would
+# also drop what they load lazily and keep (the fastText subword models, seconds per language); the plain
+# loop keeps one copy for all its trials, and so does a reused trial process.
+_FETCHED: dict[str, "SharedResources"] = {}
+
+
 def resolve_shared(handle: Any) -> "SharedResources | None":
     """The sweep's shared resources from a `SharedRef` (or the resources themselves); None (the trial then
     loads its own from the disk cache) when there are none, they cannot be fetched, or their files are not
@@ -357,11 +363,17 @@ def resolve_shared(handle: Any) -> "SharedResources | None":
     if not isinstance(shared, SharedResources):
         import ray
 
+        ref = shared.hex() if hasattr(shared, "hex") else None
+        if ref is not None and ref in _FETCHED:  # a reused trial process (local mode): what it loaded stays
+            return _FETCHED[ref]
         try:
             shared = ray.get(shared, timeout=120)
         except Exception as err:  # lost with a dead driver, or a timeout: slower, not wrong
             log.warning("could not fetch the sweep's shared resources (%s); loading from the disk cache", err)
             return None
+        if ref is not None and shared.usable_here():
+            _FETCHED.clear()  # one sweep's resources per process, never an accumulation
+            _FETCHED[ref] = shared
     if not shared.usable_here():
         log.info("the sweep's shared resources refer to files not on this node; loading from the disk cache")
         return None

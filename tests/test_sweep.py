@@ -353,6 +353,37 @@ def test_local_mode_trial_holds_the_worker_resources(quickstart):
     assert ray_workers._resources.required_resources == {"head": 0.01}  # Train workers hold the CPUs
 
 
+def test_a_reused_trial_process_fetches_the_shared_resources_once(monkeypatch, tmp_path):
+    """What a trial loads lazily into the shared resources (fastText subword models) stays for the next trial
+    in the same process, as in the plain loop; a new sweep's resources replace the old ones."""
+    import ray
+
+    import orchestrator.trainable as trainable
+    from mosecrot.prepare import SharedResources
+
+    class Ref:
+        def __init__(self, name):
+            self.name = name
+
+        def hex(self):
+            return self.name
+
+    fetched = []
+
+    def get(ref, timeout=None):
+        fetched.append(ref.name)
+        return SharedResources({"sweep": ref.name}, {}, {}, {}, set())
+
+    monkeypatch.setattr(ray, "get", get)
+    monkeypatch.setattr(trainable, "_FETCHED", {})
+    first = trainable.resolve_shared(trainable.SharedRef(Ref("a")))
+    assert trainable.resolve_shared(trainable.SharedRef(Ref("a"))) is first and fetched == ["a"]
+    other = trainable.resolve_shared(trainable.SharedRef(Ref("b")))
+    assert other is not first and other.key == {"sweep": "b"} and fetched == ["a", "b"]
+    assert list(trainable._FETCHED) == ["b"]
+    assert trainable.resolve_shared(None) is None
+
+
 # --- MLflow records (SQLite store, no server) ------------------------------------------------------------
 
 def test_tracker_parent_children_statuses_dedupe_and_report(quickstart, tmp_path):
