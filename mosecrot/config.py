@@ -114,7 +114,8 @@ class MethodConfig:
 
         if self.kind not in METHODS:
             raise unknown_choice("method kind", self.kind, list(METHODS), key=f"{prefix}.kind")
-        grid = self.classifier_c if isinstance(self.classifier_c, list) else [self.classifier_c or 1.0]
+        grid = self.classifier_grid()
+        grid = grid if isinstance(grid, list) else [grid]
         if not grid or any(c <= 0 for c in grid):
             raise InputError(f"bad classifier_c {self.classifier_c!r}", key=f"{prefix}.classifier_c",
                              expected="a positive number, or a non-empty list of them (chosen on dev)")

@@ -360,23 +360,24 @@ def resolve_shared(handle: Any) -> "SharedResources | None":
     from mosecrot.prepare import SharedResources
 
     shared = handle.ref if isinstance(handle, SharedRef) else handle
+    ref = None
     if not isinstance(shared, SharedResources):
         import ray
 
         ref = shared.hex() if hasattr(shared, "hex") else None
-        if ref is not None and ref in _FETCHED:  # a reused trial process (local mode): what it loaded stays
+        if ref in _FETCHED:  # a reused trial process (local mode): what it loaded stays
             return _FETCHED[ref]
         try:
             shared = ray.get(shared, timeout=120)
         except Exception as err:  # lost with a dead driver, or a timeout: slower, not wrong
             log.warning("could not fetch the sweep's shared resources (%s); loading from the disk cache", err)
             return None
-        if ref is not None and shared.usable_here():
-            _FETCHED.clear()  # one sweep's resources per process, never an accumulation
-            _FETCHED[ref] = shared
     if not shared.usable_here():
         log.info("the sweep's shared resources refer to files not on this node; loading from the disk cache")
         return None
+    if ref is not None:
+        _FETCHED.clear()  # one sweep's resources per process, never an accumulation
+        _FETCHED[ref] = shared
     return shared
 
 

@@ -120,6 +120,7 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
     ("methods=[{name: x, kind: multilingual_plm}]", "needs a model"),
     ("methods=[{name: x, kind: frozen_encoder, classifier_c: []}]", "classifier_c.*non-empty list"),
     ("methods=[{name: x, kind: lr, classifier_c: [1, -2]}]", "bad classifier_c.*positive"),
+    ("methods=[{name: x, kind: frozen_encoder, classifier_c: 0}]", "bad classifier_c 0.*positive"),
     ("methods=[{name: x, kind: lr, classifier_c: [1, big]}]", "classifier_c.*float"),
 ])
 def test_bad_method_configs_fail_before_any_work(override, message, capsys):

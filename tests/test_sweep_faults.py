@@ -232,13 +232,18 @@ def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path):
     print(f"failed in {took:.1f} s: {out.stdout.strip()[:300]}")
 
 
-def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
-    name = "faults_raise"
+def _sweep_with_raising_trial(fixed: list[str], name: str, cluster, mlflow_server, env, tmp_path):
+    """A two-trial sweep on the cluster whose trial 1 raises (``MOSECROT_FAULT_INJECT``): (output, storage)."""
     storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+    cmd = sweep_command("quickstart", [*fixed, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
-    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out")
+    return _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out"), storage
+
+
+def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
+    name = "faults_raise"
+    out, storage = _sweep_with_raising_trial(SEQUENTIAL, name, cluster, mlflow_server, env, tmp_path)
     assert out.returncode == 1, _tail(out)  # the sweep ran to its end, with an errored trial
     assert "2 trials, 1 errored" in out.stdout, _tail(out)
     kinds = runs_by_kind(mlflow_server.runs(name))
@@ -332,11 +337,7 @@ def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, m
 
 def test_local_mode_raising_trial_is_failed_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
     name = "faults_local_raise"
-    storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", [*LOCAL, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
-    out = _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out")
+    out, storage = _sweep_with_raising_trial(LOCAL, name, cluster, mlflow_server, env, tmp_path)
     assert out.returncode == 1 and "2 trials, 1 errored" in out.stdout, _tail(out)
     trials = runs_by_kind(mlflow_server.runs(name))["trial"]
     statuses = sorted(r["info"]["status"] for r in trials)
