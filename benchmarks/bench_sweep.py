@@ -1,27 +1,35 @@
 """What a sweep costs over a plain loop: the same N short trials (the same params), run
 
-  (a) in a plain Python loop in this process, calling the #3 loop (`orchestrator.trainable.run_trial_locally`:
-      the resources loaded once before the loop, as a sweep's driver does; per trial its anchors, the
-      method's fine-tuning, swap, evaluation), and
-  (b) through `orchestrator.sweep.run_sweep` (embedded Ray, Tune + Ray Train workers, MLflow in a SQLite
-      store in a temp dir), once with one concurrent trial and once with two,
+  (a) in a plain Python loop, calling the #3 loop (`orchestrator.trainable.run_trial_locally`: the resources
+      loaded once before the loop, as a sweep's driver does; per trial its anchors, the method's fine-tuning,
+      swap, evaluation), and
+  (b) through `orchestrator.sweep.run_sweep`, what ``mosecrot sweep`` runs (embedded Ray, Tune + Ray Train,
+      MLflow in a new SQLite store), once with one concurrent trial and once with two,
 
 on the same machine in one run. The trials are the points of a one-parameter grid (``anchors.count``) over
 the quickstart space cut down to German: each is a quickstart trial (one epoch of 19 length-grouped batches of
-32 verses, English dev and German test scored), the "short trial" the goals are about.
+32 verses, English dev and German test scored), the "short trial" the goals are about. N defaults to 6, the
+quickstart sweep's number of trials.
 
-Fairness: every arm starts from its own copy of one warm cache holding what a sweep prepares once (task
-splits, static vectors), so no arm inherits another's F_s/F_t or tokenisation cache entries; Ray is
-started inside arm (b)'s timing (``ray.init`` is part of a sweep's cost) and shut down after it. With one
-concurrent trial the trial's Train worker gets both cores (``cpus_per_worker=2``, as the plain loop's torch
-has), with two concurrent trials one core each.
+Fairness:
+* Each arm is a fresh Python process timed from spawn to exit, so each pays what its user pays: (a) its
+  imports and loading the resources, (b) its imports, ``ray.init``, the MLflow store, the trial processes.
+* Each arm starts from its own copy of one warm cache holding what a sweep prepares once (task splits, static
+  vectors), so no arm inherits another's F_s/F_t or tokenisation cache entries.
+* The machine's speed drifts (a shared VM: 10-30 % over minutes, measured), so (a) runs before and after the
+  sweeps and the ratios divide by the mean of the two.
+* With one concurrent trial the trial gets both cores (``cpus_per_worker=2``, as the plain loop's torch has),
+  with two concurrent trials one core each. `calibrate` measures what two one-thread processes can gain over
+  one two-thread process on this machine at all (``best_c2_ratio``: the ratio two concurrent trials would
+  reach with no overhead).
 
 Per-trial overhead (goal <= 10 s): what the sweep adds to a trial's start. ``start_to_first_step_s`` is the wall
 time from Tune starting the trial (a driver callback's ``on_trial_start``) to the trial's first optimizer step
 (a torch optimizer hook in the Train worker, reported as ``timing.first_step_at``); ``timing.worker_start_s``
 splits off the Train worker's start. The same trial in the plain loop also spends time before its first step
 (its anchors, model, tokenisation): ``loop_first_step_s``. The fixed overhead is the difference,
-``overhead_s = start_to_first_step_s - loop_first_step_s`` (same params); both are in the JSON.
+``overhead_s = start_to_first_step_s - loop_first_step_s`` (same params); both are in the JSON, with the
+sweep's fixed phases (``timing.sweep.*`` of its MLflow parent run).
 
 Writes JSON (default benchmarks/results/bench_sweep.json). Goals: (b)/(a) <= 1.25 with one concurrent
 trial, <= 0.8 with two.
@@ -35,6 +43,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,13 +73,6 @@ def bench_overrides(trials: int, max_steps: int | None, train_per_class: int) ->
     ]
 
 
-def _fresh_cache(warm: Path, root: Path, name: str) -> Path:
-    dest = root / f"cache-{name}"
-    shutil.copytree(warm, dest)
-    os.environ["MOSECROT_CACHE_DIR"] = str(dest)
-    return dest
-
-
 def arm_loop(space, points: list[dict]) -> dict:
     """(a): the plain loop, timed from the first trial's start to the last one's end."""
     from mosecrot.prepare import load_resources
@@ -95,17 +97,24 @@ def arm_loop(space, points: list[dict]) -> dict:
     return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
 
 
-from ray.tune import Callback  # noqa: E402 (the benchmark needs Ray anyway)
+def trial_starts_callback():
+    """A Tune callback noting the driver-side wall time at which Tune started each trial. Built on first use,
+    so that arm (a)'s process never imports Ray; kept as the module global ``TrialStarts`` (Tune pickles its
+    callbacks, and pickle finds classes by module and name)."""
+    cls = globals().get("TrialStarts")
+    if cls is None:
+        from ray.tune import Callback
 
+        class TrialStarts(Callback):
+            def __init__(self):
+                self.started: dict[str, float] = {}
 
-class TrialStarts(Callback):
-    """Driver-side wall time at which Tune started each trial (module level: Tune pickles callbacks)."""
+            def on_trial_start(self, iteration, trials, trial, **info):
+                self.started.setdefault(trial.trial_id, time.time())
 
-    def __init__(self):
-        self.started: dict[str, float] = {}
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.started.setdefault(trial.trial_id, time.time())
+        TrialStarts.__qualname__ = "TrialStarts"
+        globals()["TrialStarts"] = cls = TrialStarts
+    return cls()
 
 
 def _point_key(params: dict) -> str:
@@ -113,8 +122,20 @@ def _point_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, float],
-              workers_per_trial: int | None = None) -> dict:
+def sweep_phases(uri: str, name: str) -> dict[str, float]:
+    """The sweep's fixed phases (``timing.sweep.*``: MLflow start, ray.init, prepare, Tune) from its parent run."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import KIND_TAG
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'sweep'") if exp else []
+    return {k.removeprefix("timing.sweep."): v for k, v in (runs[0].data.metrics if runs else {}).items()
+            if k.startswith("timing.sweep.")}
+
+
+def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None = None) -> dict:
     """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call. ``workers_per_trial``
     0 is Train's local mode (the loop in the Tune trial's process); None keeps the space's value."""
     import copy
@@ -130,9 +151,10 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
     space.resources.cpus_per_worker = 2.0 / concurrency
     if workers_per_trial is not None:
         space.resources.workers_per_trial = workers_per_trial
-    callback = TrialStarts()
+    callback = trial_starts_callback()
     t0 = time.perf_counter()
-    results = run_sweep(space, tracking_uri=f"sqlite:///{root}/mlruns-c{concurrency}.db",
+    uri = f"sqlite:///{root}/mlruns-c{concurrency}.db"
+    results = run_sweep(space, tracking_uri=uri,
                         storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
                         callbacks=[callback])
     seconds = time.perf_counter() - t0
@@ -145,28 +167,100 @@ def arm_sweep(space, root: Path, concurrency: int, loop_first_step: dict[str, fl
         first = m.get("timing.first_step_at")
         params = dict(r.config or {})
         start_to_first = round(first - started, 2) if first and started else None
-        own = loop_first_step.get(_point_key(trial_params(params)))
         trials.append({
-            "trial_id": trial_id, "params": params,
+            "trial_id": trial_id, "params": params, "point": trial_params(params),
             "error": str(r.error)[:300] if r.error else None,
             "seconds": round(m.get("time_total_s", float("nan")), 2),
             "start_to_first_step_s": start_to_first,
-            "loop_first_step_s": own,
-            "overhead_s": round(start_to_first - own, 2) if start_to_first is not None and own is not None else None,
             "tune_fn_to_worker_s": m.get("timing.worker_start_s"),
             "tune_fn_to_first_step_s": m.get("timing.first_step_s"),
             "prepare_s": m.get("timing.prepare_s"),
             "shared_resources": m.get("timing.shared_resources"),
             "objective": m.get("objective"),
+            "train_examples_per_second": m.get("train_examples_per_second"),
+            "cpu_percent": m.get("system.cpu_percent"),
         })
-    return {"concurrency": concurrency, "cpus_per_worker": space.resources.cpus_per_worker,
+    phases = sweep_phases(uri, space.name)
+    return {"concurrency": concurrency, "phases": phases, "cpus_per_worker": space.resources.cpus_per_worker,
             "workers_per_trial": space.resources.workers_per_trial,
             "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials}
 
 
+CALIBRATION = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+model = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(384, 6, 1536, batch_first=True), 4)
+opt = torch.optim.Adam(model.parameters())
+x = torch.randn(32, 64, 384)
+for _ in range(2):
+    model(x).sum().backward(); opt.step()
+t, n = time.perf_counter(), 0
+while time.perf_counter() - t < float(sys.argv[2]):
+    opt.zero_grad(); model(x).sum().backward(); opt.step(); n += 1
+print(n / (time.perf_counter() - t))
+"""
+
+
+def calibrate(seconds: float = 15.0) -> dict:
+    """What two concurrent one-thread trials can gain over one two-thread trial on this machine, whatever the
+    sweep does: fine-tuning steps of a small Transformer per second, one process with 2 torch threads against
+    two processes with 1 thread each at once. ``best_c2_ratio`` = 1 / that gain is the lowest (b)/(a) two
+    concurrent trials could reach with no overhead at all (the 0.8 goal assumes a gain of 1.25 or more)."""
+    def run(threads: int, procs: int) -> float:
+        started = [subprocess.Popen([sys.executable, "-c", CALIBRATION, str(threads), str(seconds)],
+                                    stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+        return sum(float(p.communicate()[0]) for p in started)
+
+    one = run(2, 1)
+    two = run(1, 2)
+    return {"steps_per_s_1x2_threads": round(one, 3), "steps_per_s_2x1_thread": round(two, 3),
+            "c2_gain": round(two / one, 3), "best_c2_ratio": round(one / two, 3)}
+
+
+def run_arm(arm: str, args, root: Path, warm: Path, concurrency: int = 0, tag: str = "") -> dict:
+    """One arm in a fresh Python process from its own copy of the warm cache, timed from spawn to exit: each arm
+    pays its own interpreter start and imports (torch, transformers, and for (b) Ray, MLflow, Optuna), as a
+    user's plain script and ``mosecrot sweep`` do."""
+    name = f"{arm}{concurrency or ''}{tag}"
+    cache = root / f"cache-{name}"
+    shutil.copytree(warm, cache)
+    out = root / f"{name}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--arm-out", str(out),
+           "--trials", str(args.trials), "--train-per-class", str(args.train_per_class),
+           "--concurrency", str(concurrency), "--root", str(root)]
+    if args.max_steps is not None:
+        cmd += ["--max-steps", str(args.max_steps)]
+    if args.workers_per_trial is not None:
+        cmd += ["--workers-per-trial", str(args.workers_per_trial)]
+    env = {**os.environ, "MOSECROT_CACHE_DIR": str(cache)}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"arm {name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    result["process_seconds"] = round(seconds, 2)
+    return result
+
+
+def child(args) -> None:
+    """``--arm loop|sweep``: run one arm in this (fresh) process and write its JSON to ``--arm-out``."""
+    from orchestrator.search_space import grid_points, load_search_space
+
+    space = load_search_space("quickstart", bench_overrides(args.trials, args.max_steps, args.train_per_class))
+    if args.arm == "loop":
+        result = arm_loop(space, grid_points(space))
+    else:
+        result = arm_sweep(space, Path(args.root), int(args.concurrency), args.workers_per_trial)
+    Path(args.arm_out).write_text(json.dumps(result, indent=1, default=str))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=4, help=f"N (at most {len(ANCHOR_COUNTS)})")
+    parser.add_argument("--trials", type=int, default=6,
+                        help=f"N (at most {len(ANCHOR_COUNTS)}; default 6, the quickstart sweep's trial count)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="cap on optimizer steps per trial (default: one epoch, 19 steps)")
     parser.add_argument("--train-per-class", type=int, default=100, help="English train verses per class")
@@ -174,18 +268,24 @@ def main() -> None:
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers per trial in arm (b); 0 = Train's local mode (the loop runs in the "
                              "Tune trial's process); default: the quickstart space's")
+    parser.add_argument("--no-calibration", action="store_true", help="skip the machine's 2x1 vs 1x2 calibration")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--arm", choices=["loop", "sweep"], help=argparse.SUPPRESS)  # internal: one arm
+    parser.add_argument("--arm-out", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if args.arm:
+        child(args)
+        return
 
-    t_import = time.perf_counter()
     from mosecrot.prepare import prepare
     from orchestrator.search_space import grid_points, load_search_space
     from orchestrator.trainable import base_experiment
 
-    import_s = time.perf_counter() - t_import
     root = Path(tempfile.mkdtemp(prefix="bench_sweep-"))
+    concurrencies = [int(x) for x in args.concurrency.split(",") if x]
     try:
         warm = root / "cache-warm"
         os.environ["MOSECROT_CACHE_DIR"] = str(warm)
@@ -194,19 +294,29 @@ def main() -> None:
         t = time.perf_counter()
         prepare(base_experiment(space), progress=False)  # once per sweep: splits, static vectors
         prepare_s = time.perf_counter() - t
-
-        _fresh_cache(warm, root, "loop")
-        loop = arm_loop(space, points)
-        print(f"(a) plain loop: {loop['seconds']:.1f} s", flush=True)
+        calibration = None if args.no_calibration else calibrate()
+        # The machine's speed drifts by 10-30 % over minutes (a shared VM): (a) runs before and after the sweeps
+        # and the ratios divide by its mean, so a drift does not favour either arm.
+        loops = [run_arm("loop", args, root, warm, tag="-before")]
+        print(f"(a) plain loop: {loops[0]['process_seconds']:.1f} s", flush=True)
         sweeps = []
-        own = {_point_key(t["params"]): t["first_step_s"] for t in loop["trials"]}
-        for c in [int(x) for x in args.concurrency.split(",") if x]:
-            _fresh_cache(warm, root, f"sweep{c}")
-            sweeps.append(arm_sweep(space, root, c, own, args.workers_per_trial))
-            print(f"(b) sweep, {c} concurrent: {sweeps[-1]['seconds']:.1f} s", flush=True)
+        for c in concurrencies:
+            sweeps.append(run_arm("sweep", args, root, warm, concurrency=c))
+            print(f"(b) sweep, {c} concurrent: {sweeps[-1]['process_seconds']:.1f} s", flush=True)
+        loops.append(run_arm("loop", args, root, warm, tag="-after"))
+        print(f"(a) plain loop again: {loops[1]['process_seconds']:.1f} s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+    loop_s = statistics.fmean(l["process_seconds"] for l in loops)
+    own = {_point_key(t["params"]): statistics.fmean(l["trials"][i]["first_step_s"] for l in loops)
+           for i, t in enumerate(loops[0]["trials"])}
+    for sweep in sweeps:
+        for t in sweep["trials"]:
+            first = own.get(_point_key(t["point"]))
+            t["loop_first_step_s"] = round(first, 2) if first is not None else None
+            t["overhead_s"] = (round(t["start_to_first_step_s"] - first, 2)
+                               if t["start_to_first_step_s"] is not None and first is not None else None)
     overheads = [t["overhead_s"] for s in sweeps for t in s["trials"] if t["overhead_s"] is not None]
     starts = [t["start_to_first_step_s"] for s in sweeps for t in s["trials"] if t["start_to_first_step_s"] is not None]
     out = {
@@ -217,14 +327,18 @@ def main() -> None:
                  "max_length": space.base["training"]["max_length"],
                  "train_per_class": args.train_per_class, "languages": ["de"]},
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
-        "import_s": round(import_s, 2), "prepare_once_s": round(prepare_s, 2),
-        "loop": loop, "sweeps": sweeps,
-        "ratios": {f"sweep_c{s['concurrency']}_over_loop": round(s["seconds"] / loop["seconds"], 3) for s in sweeps},
+        "calibration": calibration,
+        "prepare_once_s": round(prepare_s, 2),
+        "timing": "each arm is a fresh process timed from spawn to exit (process_seconds); (a) ran before and "
+                  "after the sweeps and the ratios divide by the mean of the two",
+        "loop_seconds": round(loop_s, 2),
+        "loops": loops, "sweeps": sweeps,
+        "ratios": {f"sweep_c{s['concurrency']}_over_loop": round(s["process_seconds"] / loop_s, 3) for s in sweeps},
         "overhead_s": {"median": round(statistics.median(overheads), 2) if overheads else None,
                        "max": max(overheads) if overheads else None},
         "start_to_first_step_s": {"median": round(statistics.median(starts), 2) if starts else None,
                                   "max": max(starts) if starts else None},
-        "loop_first_step_s": {"median": statistics.median([t["first_step_s"] for t in loop["trials"]])},
+        "loop_first_step_s": {"median": round(statistics.median(own.values()), 2) if own else None},
         "goals": GOALS,
     }
     ratios = out["ratios"]
@@ -235,7 +349,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("ratios", "overhead_s", "start_to_first_step_s", "loop_first_step_s", "goals_met")}, indent=1))
+    print(json.dumps({k: out[k] for k in ("ratios", "loop_seconds", "calibration", "overhead_s",
+                                          "start_to_first_step_s", "loop_first_step_s", "goals_met")}, indent=1))
+    for s in sweeps:
+        print(f"(b) c{s['concurrency']} phases: {s.get('phases')}")
     print(f"wrote {args.out}")
 
 

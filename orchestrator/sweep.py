@@ -28,13 +28,16 @@ What a sweep does, in order:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from mosecrot.errors import InputError
 from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from ray.tune import ResultGrid
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STORAGE = "ray_results"
 # The Tune function only waits on its TorchTrainer: no CPU, so trials never deadlock on a 2-core machine.
@@ -307,6 +311,60 @@ def __getattr__(name: str):  # PEP 562: lets pickle find the lazily built callba
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class PhaseClock:
+    """Wall seconds of a sweep's phases (MLflow start, prepare, baselines, ``ray.init``, object store, Tune),
+    logged to the parent run as ``timing.sweep.<phase>_s``: where a sweep's fixed cost goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+    def timed(self, phase: str, fn: Callable[[], T]) -> Callable[[], T]:
+        """`fn` timed as `phase` wherever it runs (e.g. in a thread beside another phase)."""
+
+        def run() -> T:
+            with self(phase):
+                return fn()
+
+        return run
+
+    def metrics(self) -> dict[str, float]:
+        return {f"timing.sweep.{k}_s": round(v, 3) for k, v in self.seconds.items()}
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+
+
+def in_background(fn: "Callable[[], T]", name: str) -> "Callable[[], T]":
+    """Start `fn` in a daemon thread; the returned callable waits for it and returns its result or raises its
+    error. A daemon, so an interrupted sweep never waits for it (cache entries are written atomically)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # handed to whoever waits for the result
+            box["error"] = err
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """``ray.init`` unless already connected; returns whether this call started/connected Ray."""
     import ray
@@ -342,6 +400,7 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
     custom resource); ``worker_resources``: added to every Train worker's request (default
     ``$MOSECROT_WORKER_RESOURCES``); ``callbacks``: extra Tune callbacks (new sweeps only; a restored sweep
     keeps the callbacks it was started with)."""
+    phases = PhaseClock()
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking(uri)  # before importing Ray or touching storage: an unreachable server fails in seconds
     driver_resources = driver_resources or resources_from_env(DRIVER_RESOURCES_ENV)
@@ -357,27 +416,46 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
     mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
     if mode == "start":
         _check_new_study(space, paths)
-    tracker = SweepTracker(space, uri, sweep_key=paths.experiment_path)  # fails fast if MLflow is unreachable
-    tracker.start(tags={"storage_path": paths.storage_path, "optuna_storage": paths.optuna_storage,
-                        "study_name": paths.study_name}, resume=resume)
+
+    def start_tracker() -> SweepTracker:
+        started = SweepTracker(space, uri, sweep_key=paths.experiment_path)
+        started.start(tags={"storage_path": paths.storage_path, "optuna_storage": paths.optuna_storage,
+                            "study_name": paths.study_name}, resume=resume)
+        return started
+
+    from mosecrot.prepare import prepare
+
+    # While Ray starts (seconds of waiting on its processes), threads create the MLflow parent run (a new SQLite
+    # store builds its schema) and prepare the sweep's data once (from the cache: seconds of loading). A store
+    # that fails stops the sweep before any trial; cache entries are complete or absent, whenever it stops.
+    tracker_result = in_background(phases.timed("mlflow_start", start_tracker), "mlflow-start")
+    prepared_result = in_background(phases.timed("prepare", lambda: prepare(base_experiment(space), progress=progress)),
+                                    "prepare")
+    try:
+        with phases("ray_init"):
+            ensure_ray(address, num_cpus)
+        tracker = tracker_result()
+    except BaseException:
+        with contextlib.suppress(BaseException):  # no parent run left RUNNING
+            tracker_result().end("FAILED")
+        raise
     status = "FAILED"
     try:
-        prepared = None
         if not is_uri(paths.storage_path):
             Path(paths.experiment_path).mkdir(parents=True, exist_ok=True)
-        from mosecrot.prepare import prepare
-
-        prepared = prepare(base_experiment(space), progress=progress)  # once per sweep
+        with phases("prepare_wait"):
+            prepared = prepared_result()  # once per sweep
         if baselines and space.baselines:
-            log_baselines(space, tracker, progress=progress, prepared=prepared)
+            with phases("baselines"):
+                log_baselines(space, tracker, progress=progress, prepared=prepared)
         shared = prepared.shared
         del prepared
-        ensure_ray(address, num_cpus)
         import ray
 
         # Task splits, vectors and dictionaries go to the object store once; each trial's workers read them
         # (numpy arrays zero-copy) and build only their anchors, instead of reloading them from disk.
-        shared_ref = SharedRef(ray.put(shared))
+        with phases("object_store_put"):
+            shared_ref = SharedRef(ray.put(shared))
         del shared
         trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources, worker_resources,
                                    fault_inject, shared=shared_ref)
@@ -386,7 +464,8 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
                                        resume_errored=True)
         else:
             tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
-        results = tuner.fit()
+        with phases("tune"):
+            results = tuner.fit()
         metrics = {}
         ok = [r for r in results if r.error is None and r.metrics and OBJECTIVE in r.metrics]
         if ok:
@@ -394,6 +473,8 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
             metrics = {f"best_{k}": float(v) for k, v in best.metrics.items()
                        if k in (OBJECTIVE, REPORT_MEAN) and isinstance(v, (int, float))}
         metrics.update(trials=float(len(results)), errored_trials=float(results.num_errors))
+        metrics.update(phases.metrics())
+        log.info("sweep %s: %s", space.name, phases.summary())
         tracker.end("FINISHED", metrics)
         status = "FINISHED"
         return results

@@ -267,7 +267,7 @@ def system_metrics(cpu_before: float, wall_before: float) -> dict[str, float]:
     out = {"system.cpu_percent": round(100.0 * cpu / wall, 1),
            # ru_maxrss is in KiB on Linux
            "system.peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "system.wall_s": round(wall, 2)}
+           "system.wall_s": round(wall, 2), "system.torch_threads": float(torch.get_num_threads())}
     if torch.cuda.is_available():
         out["system.gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
     return out
@@ -495,7 +495,9 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
             name=f"{ctx.get_trial_id()}-{uuid.uuid4().hex[:6]}",
             storage_path=train_storage,
             failure_config=ray.train.FailureConfig(max_failures=train_max_failures),
-            callbacks=[TuneReportCallback()],
+            # Local mode reports straight to Tune (`_reporter`); the callback would only add a queue actor (a
+            # process started per trial) that the trial's main thread polls every 0.2 s while it trains.
+            callbacks=[] if local else [TuneReportCallback()],
         ),
     )
     trainer.fit()
