@@ -342,7 +342,7 @@ class PhaseClock:
         return ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
 
 
-def in_background(fn: "Callable[[], T]", name: str) -> "Callable[[], T]":
+def in_background(fn: Callable[[], T], name: str) -> Callable[[], T]:
     """Start `fn` in a daemon thread; the returned callable waits for it and returns its result or raises its
     error. A daemon, so an interrupted sweep never waits for it (cache entries are written atomically)."""
     box: dict[str, Any] = {}
