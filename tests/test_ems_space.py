@@ -30,6 +30,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 P = "method.ems_set."
 XTR, CON, TEMP = P + "loss.xtr_weight", P + "loss.contrastive_weight", P + "loss.temperature"
 LAYERS, DMODEL, LR = P + "model.layers", P + "model.d_model", P + "train.learning_rate"
+CENTER = "method.centering"
 
 
 def _ems_method(**ems_set) -> MethodConfig:
@@ -63,9 +64,10 @@ def test_shipped_ems_space_loads_and_validates():
     assert space.space[DMODEL].choices == [128, 256, 384] and 0.0 in space.space[CON].choices
     assert 0.0 in space.space[XTR].choices  # both ablations are reachable
     # the fixed training budget is small and reaches the config every trial trains
-    _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4})
+    _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, "method.centering": "language"})
     cfg = ems_training_config(method.ems, method.ems_set)
     assert cfg.train.time_budget_s <= 600 and cfg.languages == ["de", "fr", "sw"]
+    assert method.centering == "language"  # a classifier setting, sampled beside the training ones
 
 
 def test_sampled_trials_are_valid_never_both_weights_zero_and_conditions_hold():
@@ -140,7 +142,7 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
     import mosecrot.ems.method as ems_method
 
     space = load_search_space("ems")
-    params = {CON: 1.0, XTR: 0.0, TEMP: 0.05, LAYERS: 3, DMODEL: 384, LR: 5e-4}
+    params = {CON: 1.0, XTR: 0.0, TEMP: 0.05, LAYERS: 3, DMODEL: 384, LR: 5e-4, CENTER: "none"}
     exp, method = trial_configs(space, params)
     assert exp.methods == [method] and method.kind == "ems"
     assert method.ems_set == {"languages": ["de", "fr", "sw"], "train.time_budget_s": 300,
@@ -185,7 +187,7 @@ def test_the_encoder_cache_key_includes_every_override():
 
 def test_a_later_override_wins():
     space = load_search_space("ems", ["method.ems_set.train.time_budget_s=20"])
-    _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4})
+    _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, CENTER: "none"})
     assert ems_training_config(method.ems, method.ems_set).train.time_budget_s == 20
 
 

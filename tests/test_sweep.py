@@ -654,3 +654,21 @@ def test_science_package_never_imports_the_orchestration_libraries():
     pattern = re.compile(r"^\s*(import|from)\s+(ray|mlflow|optuna)\b", re.M)
     offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_a_failed_trials_error_is_read_locally_before_storage_has_it(tmp_path):
+    from types import SimpleNamespace
+
+    from orchestrator.sweep import trial_error_text
+
+    local = tmp_path / "error.txt"
+    local.write_text("Failure # 1\nInjectedFault: injected fault: trial abc\n")
+    not_synced = SimpleNamespace(get_error=lambda: None, error_file=str(local))
+    assert "InjectedFault" in trial_error_text(not_synced)
+
+    def unreadable():
+        raise OSError("storage down")
+
+    assert "InjectedFault" in trial_error_text(SimpleNamespace(get_error=unreadable, error_file=str(local)))
+    assert trial_error_text(SimpleNamespace(get_error=lambda: "from storage", error_file=str(local))) == "from storage"
+    assert trial_error_text(SimpleNamespace(get_error=lambda: None, error_file=str(tmp_path / "none"))) is None

@@ -50,10 +50,13 @@ class EMSBundle:
         return {v for ids in self.meta.get("excluded", {}).values() for v in ids}
 
     @torch.no_grad()
-    def encode(self, texts: list[str], batch_size: int = 128, device: str | torch.device = "cpu") -> np.ndarray:
-        """L2-normalised mean-pooled sentence vectors (the encoder only; training heads are unused)."""
+    def encode(self, texts: list[str], batch_size: int = 128, device: str | torch.device = "auto") -> np.ndarray:
+        """L2-normalised mean-pooled sentence vectors (the encoder only; training heads are unused), on a GPU
+        when there is one (``device="auto"``)."""
         from mosecrot.ems.train import collate
+        from mosecrot.training import resolve_device
 
+        device = resolve_device(device) if isinstance(device, str) else device
         model = self.model.to(device)
         was_training = model.training
         model.eval()

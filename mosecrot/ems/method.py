@@ -148,7 +148,7 @@ def ems_vectors(ctx: "RunContext", bundle: EMSBundle, texts: list[str]) -> np.nd
 
 def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, float]:
     """Logistic regression on frozen English EMS vectors, zero-shot on each target language."""
-    from mosecrot.methods import _fit_predict
+    from mosecrot.methods import _fit_predict, centred_evals
 
     bundle = resolve_encoder(ctx, method.ems, method.ems_set)
     unseen = [lang for lang in ctx.targets if lang not in bundle.meta.get("languages", [])]
@@ -157,8 +157,11 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
                     bundle.config.name, ", ".join(unseen))
     src, en = ctx.source, ctx.config.source_language
 
+    def encode(texts: list[str]) -> np.ndarray:
+        return ems_vectors(ctx, bundle, list(texts))
+
     def vec(split) -> np.ndarray:
-        return ems_vectors(ctx, bundle, list(split["text"]))
+        return encode(split["text"])
 
     evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"])
              for s in ctx.training.scored_splits(src.splits, source=True)}
@@ -166,6 +169,8 @@ def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, f
         task = ctx.prepared.tasks[lang]
         for s in ctx.training.scored_splits(task.splits):
             evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
+    # The offsets are measured on verses EMS was not tested on either (retrieval pairs, every task it excluded).
+    evals = centred_evals(ctx, method, encode, evals, exclude=bundle.excluded_ids)
     out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_grid(), seed,
                        select=("dev", en))  # a classifier_c grid is chosen on English dev only
     out["ems_steps"] = float(bundle.meta.get("step", 0))
