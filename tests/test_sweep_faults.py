@@ -162,13 +162,15 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     streamed = {x.split("pid=", 1)[1].split(")", 1)[0] for x in text.splitlines() if marker in x and "pid=" in x}
     # The streamed copy of the retry's line can be lost when the driver exits soon after it; the worker log
     # files on the nodes (w1's survive its kill) always hold it.
-    started = streamed | cluster.pids_that_logged(marker)
-    assert len(started) == 2, (started, streamed)  # the killed trial trained again, in a new Train worker process
+    logged = cluster.pids_that_logged(marker)
+    started = streamed | logged
+    assert len(started) == 2, (streamed, logged)  # the killed trial trained again, in a new Train worker process
     runs = _assert_all_finished(mlflow_server, name, trials=2)
     assert killed_trial in {tags_of(r)["trial_id"] for r in runs}
     assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
     print(f"node killed {killed_at - t0:.0f} s into the sweep; sweep took {time.perf_counter() - t0:.0f} s; "
-          f"Train runs: {train_runs(storage, name)}")
+          f"Train runs: {train_runs(storage, name)}; first steps of {killed_trial}: streamed by {streamed}, "
+          f"in worker logs of {logged}")
 
 
 def _kill_driver_after_first_trial(cmd: list[str], env: dict, cwd: Path, db: Path) -> None:
