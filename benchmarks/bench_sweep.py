@@ -158,7 +158,12 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
                         storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
                         callbacks=[callback])
     seconds = time.perf_counter() - t0
+    import resource
+
+    driver_cpu_s = resource.getrusage(resource.RUSAGE_SELF)
+    t_shutdown = time.perf_counter()
     ray.shutdown()
+    shutdown_s = time.perf_counter() - t_shutdown
     trials = []
     for r in results:
         m = r.metrics or {}
@@ -183,7 +188,11 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
     phases = sweep_phases(uri, space.name)
     return {"concurrency": concurrency, "phases": phases, "cpus_per_worker": space.resources.cpus_per_worker,
             "workers_per_trial": space.resources.workers_per_trial,
-            "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials}
+            "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials,
+            # where the process's time outside the trials goes: the driver's own CPU (Tune's event loop,
+            # callbacks, MLflow, imports) competes with the trials for the 2 cores; ray.shutdown is paid at exit
+            "driver_cpu_s": round(driver_cpu_s.ru_utime + driver_cpu_s.ru_stime, 2),
+            "ray_shutdown_s": round(shutdown_s, 2)}
 
 
 CALIBRATION = """
@@ -247,13 +256,16 @@ def run_arm(arm: str, args, root: Path, warm: Path, concurrency: int = 0, tag: s
 
 def child(args) -> None:
     """``--arm loop|sweep``: run one arm in this (fresh) process and write its JSON to ``--arm-out``."""
+    t0 = time.perf_counter()
     from orchestrator.search_space import grid_points, load_search_space
 
     space = load_search_space("quickstart", bench_overrides(args.trials, args.max_steps, args.train_per_class))
+    loaded_s = time.perf_counter() - t0
     if args.arm == "loop":
         result = arm_loop(space, grid_points(space))
     else:
         result = arm_sweep(space, Path(args.root), int(args.concurrency), args.workers_per_trial)
+    result["space_loaded_s"] = round(loaded_s, 2)  # this process's imports and the search space's validation
     Path(args.arm_out).write_text(json.dumps(result, indent=1, default=str))
 
 
