@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -158,8 +159,6 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
                         storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
                         callbacks=[callback])
     seconds = time.perf_counter() - t0
-    import resource
-
     driver_cpu_s = resource.getrusage(resource.RUSAGE_SELF)
     t_shutdown = time.perf_counter()
     ray.shutdown()

@@ -342,7 +342,8 @@ class RayCluster:
         may never receive."""
         pids = set()
         for f in self.tmp.glob("**/session_*/logs/worker-*"):
-            if f.suffix in (".out", ".err") and f.is_file():
+            # session_latest links to a session dir the glob also visits: read each file once
+            if f.suffix in (".out", ".err") and f.is_file() and "session_latest" not in f.parts:
                 try:
                     if text in f.read_text(errors="replace"):
                         pids.add(f.stem.rsplit("-", 1)[1])
