@@ -16,8 +16,9 @@ Fairness:
   imports and loading the resources, (b) its imports, ``ray.init``, the MLflow store, the trial processes.
 * Each arm starts from its own copy of one warm cache holding what a sweep prepares once (task splits, static
   vectors), so no arm inherits another's F_s/F_t or tokenisation cache entries.
-* The machine's speed drifts (a shared VM: 10-30 % over minutes, measured), so (a) runs before and after the
-  sweeps and the ratios divide by the mean of the two.
+* The machine's speed drifts (a shared VM: 10-30 % over minutes, measured), so the arms alternate: (a), the
+  sweeps, (a), the sweeps again, ..., (a) (``--repeats`` rounds). Each sweep is divided by the mean of the two
+  runs of (a) around it; the goals are checked on the median over the rounds, and every round is in the JSON.
 * With one concurrent trial the trial gets both cores (``cpus_per_worker=2``, as the plain loop's torch has),
   with two concurrent trials one core each. `calibrate` measures what two one-thread processes can gain over
   one two-thread process on this machine at all (``best_c2_ratio``: the ratio two concurrent trials would
@@ -233,10 +234,11 @@ def run_arm(arm: str, args, root: Path, warm: Path, concurrency: int = 0, tag: s
     name = f"{arm}{concurrency or ''}{tag}"
     cache = root / f"cache-{name}"
     shutil.copytree(warm, cache)
+    (root / name).mkdir()
     out = root / f"{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--arm-out", str(out),
            "--trials", str(args.trials), "--train-per-class", str(args.train_per_class),
-           "--concurrency", str(concurrency), "--root", str(root)]
+           "--concurrency", str(concurrency), "--root", str(root / name)]  # its own MLflow store, Tune dir
     if args.max_steps is not None:
         cmd += ["--max-steps", str(args.max_steps)]
     if args.workers_per_trial is not None:
@@ -276,6 +278,8 @@ def main() -> None:
                         help="cap on optimizer steps per trial (default: one epoch, 19 steps)")
     parser.add_argument("--train-per-class", type=int, default=100, help="English train verses per class")
     parser.add_argument("--concurrency", default="1,2", help="arm (b) runs, comma-separated")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="rounds of arm (b); (a) runs before the first and after every round (default 2)")
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers per trial in arm (b); 0 = Train's local mode (the loop runs in the "
                              "Tune trial's process); default: the quickstart space's")
@@ -306,20 +310,27 @@ def main() -> None:
         prepare(base_experiment(space), progress=False)  # once per sweep: splits, static vectors
         prepare_s = time.perf_counter() - t
         calibration = None if args.no_calibration else calibrate()
-        # The machine's speed drifts by 10-30 % over minutes (a shared VM): (a) runs before and after the sweeps
-        # and the ratios divide by its mean, so a drift does not favour either arm.
-        loops = [run_arm("loop", args, root, warm, tag="-before")]
+        # The machine's speed drifts by 10-30 % over minutes (a shared VM). The arms alternate, (a) before and
+        # after every round of sweeps: loop, sweeps, loop, sweeps, ..., loop. Each sweep is divided by the mean
+        # of the two loops around it, so a drift favours neither arm, and the rounds show the spread.
+        loops = [run_arm("loop", args, root, warm, tag="-0")]
         print(f"(a) plain loop: {loops[0]['process_seconds']:.1f} s", flush=True)
         sweeps = []
-        for c in concurrencies:
-            sweeps.append(run_arm("sweep", args, root, warm, concurrency=c))
-            print(f"(b) sweep, {c} concurrent: {sweeps[-1]['process_seconds']:.1f} s", flush=True)
-        loops.append(run_arm("loop", args, root, warm, tag="-after"))
-        print(f"(a) plain loop again: {loops[1]['process_seconds']:.1f} s", flush=True)
+        for r in range(1, args.repeats + 1):
+            for c in concurrencies:
+                sweeps.append(run_arm("sweep", args, root, warm, concurrency=c, tag=f"-{r}"))
+                sweeps[-1]["round"] = r
+                print(f"(b) round {r}, sweep, {c} concurrent: {sweeps[-1]['process_seconds']:.1f} s", flush=True)
+            loops.append(run_arm("loop", args, root, warm, tag=f"-{r}"))
+            print(f"(a) plain loop: {loops[-1]['process_seconds']:.1f} s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     loop_s = statistics.fmean(l["process_seconds"] for l in loops)
+    for sweep in sweeps:
+        around = (loops[sweep["round"] - 1]["process_seconds"] + loops[sweep["round"]]["process_seconds"]) / 2
+        sweep["loop_seconds_around"] = round(around, 2)
+        sweep["ratio"] = round(sweep["process_seconds"] / around, 3)
     own = {_point_key(t["params"]): statistics.fmean(l["trials"][i]["first_step_s"] for l in loops)
            for i, t in enumerate(loops[0]["trials"])}
     for sweep in sweeps:
@@ -340,11 +351,18 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "calibration": calibration,
         "prepare_once_s": round(prepare_s, 2),
-        "timing": "each arm is a fresh process timed from spawn to exit (process_seconds); (a) ran before and "
-                  "after the sweeps and the ratios divide by the mean of the two",
+        "timing": "each arm is a fresh process timed from spawn to exit (process_seconds); the arms alternate "
+                  "(loop, sweeps, loop, ...) and each sweep is divided by the mean of the loops before and after it",
+        "repeats": args.repeats,
         "loop_seconds": round(loop_s, 2),
         "loops": loops, "sweeps": sweeps,
-        "ratios": {f"sweep_c{s['concurrency']}_over_loop": round(s["process_seconds"] / loop_s, 3) for s in sweeps},
+        # per concurrency: the median over the rounds (what the goals are checked on) and every round's ratio
+        "ratios": {f"sweep_c{c}_over_loop": round(statistics.median(s["ratio"] for s in sweeps
+                                                                    if s["concurrency"] == c), 3)
+                   for c in concurrencies},
+        "ratios_per_round": {f"sweep_c{c}_over_loop": [s["ratio"] for s in sweeps if s["concurrency"] == c]
+                             for c in concurrencies},
+        "loop_seconds_per_round": [l["process_seconds"] for l in loops],
         "overhead_s": {"median": round(statistics.median(overheads), 2) if overheads else None,
                        "max": max(overheads) if overheads else None},
         "start_to_first_step_s": {"median": round(statistics.median(starts), 2) if starts else None,
@@ -360,10 +378,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("ratios", "loop_seconds", "calibration", "overhead_s",
+    print(json.dumps({k: out[k] for k in ("ratios", "ratios_per_round", "loop_seconds_per_round", "loop_seconds", "calibration", "overhead_s",
                                           "start_to_first_step_s", "loop_first_step_s", "goals_met")}, indent=1))
     for s in sweeps:
-        print(f"(b) c{s['concurrency']} phases: {s.get('phases')}")
+        print(f"(b) round {s['round']} c{s['concurrency']} phases: {s.get('phases')}")
     print(f"wrote {args.out}")
 
 

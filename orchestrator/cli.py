@@ -156,7 +156,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     driver = _driver_resources(args.driver_resources)
     results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
                         address=args.address, baselines=not args.no_baselines, progress=not args.no_progress,
-                        driver_resources=driver)
+                        driver_resources=driver, dashboard=args.dashboard)
     import ray
 
     if ray.is_initialized():  # now: the workers' last log lines arrive here, not in the middle of the report
@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--resume", action="store_true", help="continue the sweep at STORAGE/NAME; finished trials "
                                                           "are not rerun")
     sw.add_argument("--address", help="Ray cluster address (auto, HOST:PORT); default: embedded local Ray")
+    sw.add_argument("--dashboard", action="store_true",
+                    help="start the Ray dashboard (http://127.0.0.1:8265) with embedded Ray; off by default, as it "
+                         "slows a small machine's start and takes CPU from the trials")
     sw.add_argument("--driver-resources", metavar="JSON",
                     help='resources each trial\'s Tune function reserves, e.g. \'{"CPU": 0, "trial_driver": 0.01}\' '
                          "to keep trial drivers on the head node of cluster.yaml (default: no CPU)")

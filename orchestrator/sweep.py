@@ -378,8 +378,12 @@ def in_background(fn: Callable[[], T], name: str) -> Callable[[], T]:
     return result
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """``ray.init`` unless already connected; returns whether this call started/connected Ray."""
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False) -> bool:
+    """``ray.init`` unless already connected; returns whether this call started/connected Ray.
+
+    ``dashboard``: start the Ray dashboard with an embedded cluster (on 127.0.0.1:8265). Off by default: on a
+    laptop it adds about 2 s to ``ray.init`` and a process that takes CPU from the trials all sweep long, and a
+    sweep's progress is in its console output and in MLflow. A cluster (``address``) keeps its own dashboard."""
     import ray
 
     if ray.is_initialized():
@@ -392,8 +396,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         kwargs["runtime_env"] = {"env_vars": worker_env()}
     if address:
         kwargs["address"] = address
-    elif num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
+    else:
+        kwargs["include_dashboard"] = dashboard
+        if num_cpus is not None:
+            kwargs["num_cpus"] = num_cpus
     ray.init(**kwargs)
     return True
 
@@ -402,12 +408,13 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
               resume: bool = False, address: str | None = None, *, baselines: bool = True, progress: bool = False,
               tune_max_failures: int = 1, train_max_failures: int = 1,
               driver_resources: dict[str, float] | None = None, worker_resources: dict[str, float] | None = None,
-              num_cpus: int | None = None, callbacks: list | None = None) -> "ResultGrid":
+              num_cpus: int | None = None, callbacks: list | None = None, dashboard: bool = False) -> "ResultGrid":
     """Run (or with ``resume=True`` continue) the sweep and return Tune's `ResultGrid`.
 
     ``tracking_uri``: MLflow (flag > ``$MLFLOW_TRACKING_URI`` > ``sqlite:///./mlruns.db``);
     ``storage_path``: Tune/Train storage (default ``./ray_results``; NFS or ``s3://`` on clusters);
-    ``address``: a Ray cluster (``auto``, ``HOST:PORT``; None = embedded local Ray);
+    ``address``: a Ray cluster (``auto``, ``HOST:PORT``; None = embedded local Ray); ``dashboard``: start the
+    Ray dashboard with embedded Ray (default off, see `ensure_ray`);
     ``driver_resources``: what each trial's Tune function reserves (default ``$MOSECROT_DRIVER_RESOURCES``,
     else 0 CPU; on a cluster e.g. ``{"CPU": 0, "trial_driver": 0.01}`` to pin drivers to the head node's
     custom resource); ``worker_resources``: added to every Train worker's request (default
@@ -446,7 +453,7 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
                                     "prepare")
     try:
         with phases("ray_init"):
-            ensure_ray(address, num_cpus)
+            ensure_ray(address, num_cpus, dashboard=dashboard)
         tracker = tracker_result()
     except BaseException:
         with contextlib.suppress(BaseException):  # no parent run left RUNNING
