@@ -95,6 +95,7 @@ def arm_loop(space, points: list[dict]) -> dict:
         trials.append({"params": params, "seconds": round(time.time() - start, 2),
                        "first_step_s": round(clock.at - start, 2) if clock.at else None,
                        "prepare_s": payload["metrics"].get("timing.prepare_s"),
+                       "train_examples_per_second": payload["metrics"].get("train_examples_per_second"),
                        "objective": payload["metrics"].get("objective")})
     return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
 
