@@ -549,13 +549,34 @@ def test_cli_has_the_sweep_commands():
     parser = build_parser()
     args = parser.parse_args(["sweep", "quickstart", "--resume", "--address", "auto", "--set", "num_trials=2",
                               "--tracking-uri", "http://x", "--storage-path", "/s"])
-    assert args.resume and args.address == "auto" and args.set == ["num_trials=2"]
+    assert args.resume and args.address == "auto" and args.set == ["num_trials=2"] and not args.dashboard
+    assert parser.parse_args(["sweep", "quickstart", "--dashboard"]).dashboard
     assert parser.parse_args(["baselines", "quickstart"]).func.__name__ == "cmd_baselines"
     assert parser.parse_args(["report", "quickstart"]).func.__name__ == "cmd_report"
     assert parser.parse_args(["run", "quickstart"]).func.__name__ == "cmd_run"
 
 
 # --- real training, real Ray ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dashboard", [False, True])
+def test_embedded_ray_serves_the_dashboard_only_when_asked(dashboard):
+    """Embedded Ray starts without the dashboard's web UI (seconds of start-up and CPU on a small machine)
+    unless ``mosecrot sweep --dashboard`` asks for it."""
+    import ray
+    from ray._private import worker  # the driver's view of its node: where (if anywhere) the web UI listens
+
+    from orchestrator.sweep import ensure_ray
+
+    assert not ray.is_initialized()
+    try:
+        assert ensure_ray(num_cpus=1, dashboard=dashboard)
+        url = worker.get_dashboard_url()
+        assert bool(url) is dashboard, url
+        if dashboard:
+            assert url.startswith("127.0.0.1:"), url  # loopback only
+    finally:
+        ray.shutdown()
+
 
 TINY_FIXED = [
     "fixed.target_languages=[de]",
