@@ -138,7 +138,8 @@ def sweep_phases(uri: str, name: str) -> dict[str, float]:
             if k.startswith("timing.sweep.")}
 
 
-def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None = None) -> dict:
+def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None = None,
+              dashboard: bool = False) -> dict:
     """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call. ``workers_per_trial``
     0 is Train's local mode (the loop in the Tune trial's process); None keeps the space's value."""
     import copy
@@ -159,7 +160,7 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
     uri = f"sqlite:///{root}/mlruns-c{concurrency}.db"
     results = run_sweep(space, tracking_uri=uri,
                         storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
-                        callbacks=[callback])
+                        callbacks=[callback], dashboard=dashboard)
     seconds = time.perf_counter() - t0
     driver_cpu_s = resource.getrusage(resource.RUSAGE_SELF)
     t_shutdown = time.perf_counter()
@@ -187,7 +188,7 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
             "cpu_percent": m.get("system.cpu_percent"),
         })
     phases = sweep_phases(uri, space.name)
-    return {"concurrency": concurrency, "phases": phases, "cpus_per_worker": space.resources.cpus_per_worker,
+    return {"concurrency": concurrency, "dashboard": dashboard, "phases": phases, "cpus_per_worker": space.resources.cpus_per_worker,
             "workers_per_trial": space.resources.workers_per_trial,
             "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials,
             # where the process's time outside the trials goes: the driver's own CPU (Tune's event loop,
@@ -243,7 +244,7 @@ def calibrate(seconds: float = 15.0) -> dict:
     return out
 
 
-def run_arm(arm: str, args, root: Path, warm: Path, concurrency: int = 0, tag: str = "") -> dict:
+def run_arm(arm: str, args, root: Path, warm: Path, concurrency: str = "", tag: str = "") -> dict:
     """One arm in a fresh Python process from its own copy of the warm cache, timed from spawn to exit: each arm
     pays its own interpreter start and imports (torch, transformers, and for (b) Ray, MLflow, Optuna), as a
     user's plain script and ``mosecrot sweep`` do."""
@@ -281,7 +282,10 @@ def child(args) -> None:
     if args.arm == "loop":
         result = arm_loop(space, grid_points(space))
     else:
-        result = arm_sweep(space, Path(args.root), int(args.concurrency), args.workers_per_trial)
+        variant = str(args.concurrency)
+        result = arm_sweep(space, Path(args.root), int(variant.rstrip("d")), args.workers_per_trial,
+                           dashboard=variant.endswith("d"))
+        result["variant"] = variant
     result["space_loaded_s"] = round(loaded_s, 2)  # this process's imports and the search space's validation
     Path(args.arm_out).write_text(json.dumps(result, indent=1, default=str))
 
@@ -293,7 +297,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="cap on optimizer steps per trial (default: one epoch, 19 steps)")
     parser.add_argument("--train-per-class", type=int, default=100, help="English train verses per class")
-    parser.add_argument("--concurrency", default="1,2", help="arm (b) runs, comma-separated")
+    parser.add_argument("--concurrency", default="1,2",
+                        help="arm (b) runs, comma-separated; a 'd' suffix (1d) starts Ray's dashboard, as "
+                             "'mosecrot sweep --dashboard' does (default off)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="rounds of arm (b); (a) runs before the first and after every round (default 2)")
     parser.add_argument("--workers-per-trial", type=int, default=None,
@@ -316,7 +322,7 @@ def main() -> None:
     from orchestrator.trainable import base_experiment
 
     root = Path(tempfile.mkdtemp(prefix="bench_sweep-"))
-    concurrencies = [int(x) for x in args.concurrency.split(",") if x]
+    concurrencies = [x.strip() for x in args.concurrency.split(",") if x.strip()]
     try:
         warm = root / "cache-warm"
         os.environ["MOSECROT_CACHE_DIR"] = str(warm)
@@ -336,6 +342,7 @@ def main() -> None:
             for c in concurrencies:
                 sweeps.append(run_arm("sweep", args, root, warm, concurrency=c, tag=f"-{r}"))
                 sweeps[-1]["round"] = r
+                sweeps[-1]["variant"] = c
                 print(f"(b) round {r}, sweep, {c} concurrent: {sweeps[-1]['process_seconds']:.1f} s", flush=True)
             loops.append(run_arm("loop", args, root, warm, tag=f"-{r}"))
             print(f"(a) plain loop: {loops[-1]['process_seconds']:.1f} s", flush=True)
@@ -374,9 +381,9 @@ def main() -> None:
         "loops": loops, "sweeps": sweeps,
         # per concurrency: the median over the rounds (what the goals are checked on) and every round's ratio
         "ratios": {f"sweep_c{c}_over_loop": round(statistics.median(s["ratio"] for s in sweeps
-                                                                    if s["concurrency"] == c), 3)
+                                                                    if s["variant"] == c), 3)
                    for c in concurrencies},
-        "ratios_per_round": {f"sweep_c{c}_over_loop": [s["ratio"] for s in sweeps if s["concurrency"] == c]
+        "ratios_per_round": {f"sweep_c{c}_over_loop": [s["ratio"] for s in sweeps if s["variant"] == c]
                              for c in concurrencies},
         "loop_seconds_per_round": [l["process_seconds"] for l in loops],
         "overhead_s": {"median": round(statistics.median(overheads), 2) if overheads else None,
@@ -397,7 +404,7 @@ def main() -> None:
     print(json.dumps({k: out[k] for k in ("ratios", "ratios_per_round", "loop_seconds_per_round", "loop_seconds", "calibration", "overhead_s",
                                           "start_to_first_step_s", "loop_first_step_s", "goals_met")}, indent=1))
     for s in sweeps:
-        print(f"(b) round {s['round']} c{s['concurrency']} phases: {s.get('phases')}")
+        print(f"(b) round {s['round']} c{s['variant']} phases: {s.get('phases')}")
     print(f"wrote {args.out}")
 
 
