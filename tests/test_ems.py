@@ -7,6 +7,7 @@ Bible skip with a reason when it is absent.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -31,7 +32,8 @@ from mosecrot.ems.data import (
     sampling_probabilities,
     validate_pairs,
 )
-from mosecrot.ems.evaluate import heldout_pairs, retrieval_accuracy, ems_encoder, top1_accuracy
+from mosecrot.ems.evaluate import (heldout_pairs, ratio_margin, retrieval_accuracies, retrieval_accuracy, ems_encoder,
+                                   retrieval_offsets, top1_accuracy)
 from mosecrot.ems.losses import bag_of_tokens, contrastive_loss, xtr_kl
 from mosecrot.ems.model import EMSEncoder, EMSModel, mean_pool
 from mosecrot.ems.train import EMSHooks, collate, train_ems
@@ -271,6 +273,28 @@ def test_retrieval_top1_accuracy():
     q = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
     c = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # row 2's best match is row 0 (a tie broken low)
     assert top1_accuracy(q, c) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="unknown retrieval scoring 'dot'"):
+        top1_accuracy(q, c, "dot")
+
+
+def test_ratio_margin_by_hand():
+    # cos = [[1, .6], [0, .8]]; with k = 1 each row's and each column's nearest neighbour is its maximum:
+    # rows (1, .8), columns (1, .8); margin = cos / ((row + column) / 2).
+    q, c = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.6, 0.8]])
+    expected = np.array([[1 / 1, 0.6 / 0.9], [0 / 0.9, 0.8 / 0.8]])
+    assert np.allclose(ratio_margin(q, c, k=1), expected)
+    assert np.allclose(ratio_margin(q, c, k=5), ratio_margin(q, c, k=2))  # k is capped at the pool size
+
+
+def test_margin_discounts_hub_candidates_that_cosine_falls_for():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(200, 32))
+    c = q + 1.2 * rng.normal(size=q.shape)
+    hub = rng.normal(size=32)
+    c[:10] += 3 * hub  # ten candidates near every query that leans towards the hub
+    q += 0.8 * hub
+    cosine, margin = top1_accuracy(q, c, "cosine"), top1_accuracy(q, c, "margin")
+    assert cosine < 0.4 and margin > cosine + 0.2, (cosine, margin)
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -289,8 +313,15 @@ def test_tiny_training_lowers_the_loss_checkpoints_and_resumes(ebible, tmp_path)
     assert bundle.meta["step"] == 40 and set(bundle.meta["languages"]) == {"en", "de", "fr"}
     vec = bundle.encode(["god king land", "elgodé"])
     assert vec.shape == (2, 32) and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
-    acc = retrieval_accuracy(ems_encoder(bundle), heldout_pairs(bundle))
+    pairs = heldout_pairs(bundle)
+    acc = retrieval_accuracy(ems_encoder(bundle), pairs)
     assert set(acc) == {"de", "fr"} and all(0 <= a <= 1 for a in acc.values())
+    both = retrieval_accuracies(ems_encoder(bundle), pairs)
+    assert set(both) == {"cosine", "margin"} and both["cosine"] == acc
+    offsets = retrieval_offsets(ems_encoder(bundle), bundle, pairs)
+    assert set(offsets) == {"de", "fr"} and all(o.shape == (32,) and np.abs(o).sum() > 0 for o in offsets.values())
+    centred = retrieval_accuracy(ems_encoder(bundle), pairs, offsets=offsets)
+    assert set(centred) == {"de", "fr"} and all(0 <= a <= 1 for a in centred.values())
     # Resume: the same config with a larger budget continues from step 40.
     more = train_ems(tiny_config(ebible, **{"train.max_steps": 50}), EMSHooks(progress=False), output_dir=tmp_path)
     assert more.resumed_from == 40 and more.steps == 50
@@ -433,10 +464,16 @@ def test_cli_train_and_eval(ebible, tmp_path, capsys):
     from mosecrot.configschema import to_dict
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     assert main(["ems", "train", str(path), "--set", f"train.output_dir={tmp_path / 'out'}", "--no-progress"]) == 0
-    assert main(["ems", "eval", str(tmp_path / "out" / "tiny"), "--limit", "20",
+    assert main(["ems", "eval", str(tmp_path / "out" / "tiny"), "--limit", "20", "--centering",
                  "--output", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "retrieval" in out and (tmp_path / "r.json").is_file()
+    assert "retrieval" in out and "margin+centred" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["retrieval_top1_by_scoring"]["ems"]) == {"cosine", "margin", "cosine+centred", "margin+centred"}
+    assert report["retrieval_top1"]["ems"] == report["retrieval_top1_by_scoring"]["ems"]["cosine"]
+    assert main(["ems", "eval", str(tmp_path / "out" / "tiny"), "--scoring", "csls"]) == 2
+    captured = capsys.readouterr()
+    assert "--scoring" in captured.out + captured.err
     assert main(["ems", "train", str(path), "--set", "tokenizer.vocab_size=3"]) == 2
 
 
