@@ -99,14 +99,10 @@ def main() -> None:
 def evaluate_retrieval(bundle, pairs: dict, args: argparse.Namespace, encoder=None) -> dict:
     """Top-1 retrieval on ``pairs`` by every scoring (and centred, with --centering): the checkpoint's
     encoder, or ``encoder`` (e5) on the same verses."""
-    from mosecrot.ems.evaluate import ems_encoder, retrieval_accuracies, retrieval_offsets
+    from mosecrot.ems.evaluate import ems_encoder, retrieval_table
 
-    encode = encoder or ems_encoder(bundle)
     t = time.perf_counter()
-    by_scoring = retrieval_accuracies(encode, pairs)
-    if args.centering:
-        offsets = retrieval_offsets(encode, bundle, pairs)
-        by_scoring.update({f"{s}+centred": acc for s, acc in retrieval_accuracies(encode, pairs, offsets=offsets).items()})
+    by_scoring = retrieval_table(encoder or ems_encoder(bundle), bundle, pairs, centering=args.centering)
     return {"retrieval_top1": by_scoring["cosine"], "retrieval_mean": _mean(by_scoring["cosine"]),
             "retrieval_top1_by_scoring": by_scoring,
             "retrieval_mean_by_scoring": {s: round(_mean(acc), 4) for s, acc in by_scoring.items()},

@@ -285,7 +285,6 @@ def child(args) -> None:
         variant = str(args.concurrency)
         result = arm_sweep(space, Path(args.root), int(variant.rstrip("d")), args.workers_per_trial,
                            dashboard=variant.endswith("d"))
-        result["variant"] = variant
     result["space_loaded_s"] = round(loaded_s, 2)  # this process's imports and the search space's validation
     Path(args.arm_out).write_text(json.dumps(result, indent=1, default=str))
 

@@ -35,8 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mosecrot.ems.checkpoint import load_checkpoint
-    from mosecrot.ems.evaluate import (SCORINGS, e5_encoder, ems_encoder, heldout_pairs, retrieval_accuracies,
-                                       retrieval_offsets)
+    from mosecrot.ems.evaluate import SCORINGS, e5_encoder, ems_encoder, heldout_pairs, retrieval_table
     from mosecrot.errors import InputError
 
     scorings = tuple(x.strip() for x in args.scoring.split(",") if x.strip())
@@ -50,13 +49,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     encoders = {"ems": ems_encoder(bundle)}
     if args.e5:
         encoders["e5"] = e5_encoder()
-    scores: dict[str, dict[str, dict[str, float]]] = {}  # {encoder: {scoring: {language: accuracy}}}
-    for name, encode in encoders.items():
-        scores[name] = retrieval_accuracies(encode, pairs, scorings)
-        if args.centering:
-            offsets = retrieval_offsets(encode, bundle, pairs)
-            for scoring, acc in retrieval_accuracies(encode, pairs, scorings, offsets).items():
-                scores[name][f"{scoring}+centred"] = acc
+    # {encoder: {scoring: {language: accuracy}}}
+    scores = {name: retrieval_table(encode, bundle, pairs, scorings, args.centering)
+              for name, encode in encoders.items()}
     table = Table(title=f"retrieval xx→en top-1 accuracy, {bundle.config.name} step {bundle.meta.get('step')} "
                         f"({len(next(iter(pairs.values())))} held-out verses per language)")
     for col in ["encoder", "scoring", *pairs, "mean"]:

@@ -75,16 +75,33 @@ def retrieval_accuracy(encode: Encoder, heldout: dict[str, LanguagePairs], scori
 def retrieval_accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tuple[str, ...] = SCORINGS,
                          offsets: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """``{scoring: {language: top-1 accuracy}}``, each side encoded once for all scorings."""
+    return _accuracies(encode, heldout, scorings, {"": offsets})
+
+
+def retrieval_table(encode: Encoder, bundle: EMSBundle, heldout: dict[str, LanguagePairs],
+                    scorings: tuple[str, ...] = SCORINGS, centering: bool = False) -> dict[str, dict[str, float]]:
+    """``{scoring: {language: accuracy}}``, and with ``centering`` also ``{scoring+centred: ...}`` (offsets from
+    `retrieval_offsets`); each held-out side is encoded once for all of them."""
+    variants = {"": None}
+    if centering:
+        variants["+centred"] = retrieval_offsets(encode, bundle, heldout)
+    return _accuracies(encode, heldout, scorings, variants)
+
+
+def _accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tuple[str, ...],
+                variants: dict[str, dict[str, np.ndarray] | None]) -> dict[str, dict[str, float]]:
+    """Top-1 accuracy per ``scoring + suffix`` and language, for each ``suffix: offsets`` variant (None: as
+    encoded; offsets: xx vectors centred on English first)."""
     unknown = [s for s in scorings if s not in SCORINGS]
     if unknown:
         raise ValueError(f"unknown retrieval scoring(s) {unknown}; expected some of {SCORINGS}")
-    out: dict[str, dict[str, float]] = {s: {} for s in scorings}
+    out: dict[str, dict[str, float]] = {s + suffix: {} for suffix in variants for s in scorings}
     for lang, pairs in heldout.items():
         queries, candidates = encode(pairs.src), encode(pairs.tgt)
-        if offsets is not None:
-            queries = centre(np.asarray(queries, dtype=np.float64), offsets[lang])
-        for s in scorings:
-            out[s][lang] = top1_accuracy(queries, candidates, s)
+        for suffix, offsets in variants.items():
+            q = queries if offsets is None else centre(np.asarray(queries, dtype=np.float64), offsets[lang])
+            for s in scorings:
+                out[s + suffix][lang] = top1_accuracy(q, candidates, s)
     return out
 
 
