@@ -3,6 +3,10 @@
 `preflight` checks the cheap things first (languages, files, model tokenizer, dictionary sources), so
 bad input fails in seconds, before any vector training or alignment starts. `prepare` then builds
 the resources (cached on disk: a second run only loads) and reports one row per language.
+
+Static vectors, dictionaries and anchors are built only when a method reads them (`STATIC_KINDS`): an
+experiment of sentence encoders alone (EMS, frozen e5, the floor) needs just the task splits, and on a
+fresh machine skips a fastText training per target language.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 
 log = logging.getLogger(__name__)
 DICTIONARY_KINDS = ("muse", "freedict", "induced")
+# The method kinds that read static vectors (mosecrot and ls also their dictionaries and anchors). A kind
+# outside this set reads only the task splits; tests/test_prepare.py runs each of them without the rest.
+STATIC_KINDS = frozenset({"mosecrot", "ls", "lr"})
+
+
+def needs_static(cfg: ExperimentConfig, methods: list | None = None) -> bool:
+    """Whether ``methods`` (default: the config's; none means the default set, which stitches) read static
+    vectors, dictionaries or anchors."""
+    methods = cfg.methods if methods is None else methods
+    return not methods or any(m.kind in STATIC_KINDS for m in methods)
 
 
 def task_name(cfg: ExperimentConfig) -> str:
@@ -60,18 +74,19 @@ def task_options(cfg: ExperimentConfig, bible: Bible | None) -> dict[str, Any]:
     return opts
 
 
-def _uses_bible(cfg: ExperimentConfig) -> bool:
+def _uses_bible(cfg: ExperimentConfig, static: bool = True) -> bool:
     return (
-        cfg.vectors.kind == "train"
-        or "bible" in inspect.signature(TASKS[task_name(cfg)]).parameters
-        or any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
+        "bible" in inspect.signature(TASKS[task_name(cfg)]).parameters
+        or static and cfg.vectors.kind == "train"
+        or static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
     )
 
 
-def preflight(cfg: ExperimentConfig) -> Bible | None:
-    """Cheap checks that fail fast with a clear message, before any expensive work."""
+def preflight(cfg: ExperimentConfig, static: bool = True) -> Bible | None:
+    """Cheap checks that fail fast with a clear message, before any expensive work (``static``: also the
+    vector and dictionary sources)."""
     name = task_name(cfg)
-    bible = open_bible(to_dict(cfg.bible)) if _uses_bible(cfg) else None
+    bible = open_bible(to_dict(cfg.bible)) if _uses_bible(cfg, static) else None
     task_options(cfg, bible)
     for lang in cfg.target_languages:
         get_language(lang)
@@ -79,6 +94,19 @@ def preflight(cfg: ExperimentConfig) -> Bible | None:
             bible.default_edition(lang)  # unknown language/edition fails here
     if name in ("taxi1500", "sib200") and cfg.task.path and not Path(cfg.task.path).is_dir():
         raise InputError("task data directory not found", path=cfg.task.path, key="task.path")
+    for lang in cfg.target_languages:  # a misspelt kind is an error even where no method reads it
+        kind = cfg.dictionary.kind_for(lang)
+        if kind not in DICTIONARY_KINDS:
+            where = f"dictionary.per_language.{lang}" if lang in cfg.dictionary.per_language else "dictionary.kind"
+            raise unknown_choice("dictionary kind", kind, list(DICTIONARY_KINDS), key=where)
+    if static:
+        _preflight_static(cfg)
+    load_tokenizer(cfg.model)
+    return bible
+
+
+def _preflight_static(cfg: ExperimentConfig) -> None:
+    """The vector and dictionary sources exist (only for runs with a method in `STATIC_KINDS`)."""
     if cfg.vectors.kind == "files":
         for lang in cfg.target_languages:
             if lang not in cfg.vectors.files:
@@ -89,15 +117,10 @@ def preflight(cfg: ExperimentConfig) -> Bible | None:
                                  key=f"vectors.files.{lang}")
     for lang in cfg.target_languages:
         kind = cfg.dictionary.kind_for(lang)
-        where = f"dictionary.per_language.{lang}" if lang in cfg.dictionary.per_language else "dictionary.kind"
-        if kind not in DICTIONARY_KINDS:
-            raise unknown_choice("dictionary kind", kind, list(DICTIONARY_KINDS), key=where)
         if kind == "muse":
             _muse_file(cfg, lang)
         elif kind == "freedict":
             freedict_path(lang)
-    load_tokenizer(cfg.model)
-    return bible
 
 
 def _muse_file(cfg: ExperimentConfig, lang: str) -> Path:
@@ -128,6 +151,7 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     evaluation_ids: set[str] = field(default_factory=set)
     shared: "SharedResources | None" = None  # what a sweep hands to its trials (see `SharedResources`)
+    static: bool = True  # False: no vectors, dictionaries or anchors (no method of the run reads them)
 
 
 def test_token_coverage(task: TaskData, vectors: StaticVectors, lowercase: bool) -> float:
@@ -193,6 +217,7 @@ class SharedResources:
     dictionaries: dict[str, BilingualDictionary]
     evaluation_ids: set[str]
     english_counts: Counter | None = None
+    static: bool = True  # False: task splits only (no vectors, dictionaries or English counts)
 
     def usable_here(self) -> bool:
         """False where a lazily loaded subword model's file is missing (another node's disk cache)."""
@@ -206,29 +231,33 @@ def resource_key(cfg: ExperimentConfig) -> dict[str, Any]:
             "cache_dir": str(cfg.cache_dir)}
 
 
-def prepare(cfg: ExperimentConfig, progress: bool = True, shared: SharedResources | None = None) -> Prepared:
-    """Everything the experiment's runs need; with `shared` (of a config with the same `resource_key`) only
-    the anchors and the per-language rows are built here."""
+def prepare(cfg: ExperimentConfig, progress: bool = True, shared: SharedResources | None = None,
+            methods: list | None = None) -> Prepared:
+    """Everything the experiment's runs need (``methods``, default the config's: see `needs_static`); with
+    `shared` (of a config with the same `resource_key`, and static parts where needed) only the anchors and
+    the per-language rows are built here."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    bible = preflight(cfg)
+    static = needs_static(cfg, methods)
+    bible = preflight(cfg, static)
     cache = DiskCache(cfg.cache_dir)
     timings["preflight"] = time.perf_counter() - t0
-    if shared is not None and shared.key != resource_key(cfg):
+    if shared is not None and (shared.key != resource_key(cfg) or static and not shared.static):
         log.info("shared resources were loaded for another config; loading this trial's own")
         shared = None
     if shared is None:
-        shared = load_resources(cfg, bible, cache, progress, timings)
+        shared = load_resources(cfg, bible, cache, progress, timings, static=static)
     return _build_anchors(cfg, bible, cache, shared, timings, t0)
 
 
 def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: DiskCache | None = None,
-                   progress: bool = True, timings: dict[str, float] | None = None) -> SharedResources:
-    """Task splits of every language, static vectors and dictionaries of every target language (from the
-    disk cache, or built into it)."""
+                   progress: bool = True, timings: dict[str, float] | None = None,
+                   static: bool = True) -> SharedResources:
+    """Task splits of every language and, with ``static``, static vectors and dictionaries of every target
+    language (from the disk cache, or built into it)."""
     timings = {} if timings is None else timings
-    if bible is None and _uses_bible(cfg):
-        bible = preflight(cfg)
+    if bible is None and _uses_bible(cfg, static):
+        bible = preflight(cfg, static)
     cache = cache or DiskCache(cfg.cache_dir)
     name = task_name(cfg)
     opts = task_options(cfg, bible)
@@ -248,6 +277,8 @@ def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: Dis
                              key="task")
     eval_ids = task_evaluation_ids(name, **opts)
     timings["tasks"] = time.perf_counter() - t
+    if not static:
+        return SharedResources(resource_key(cfg), tasks, {}, {}, set(eval_ids), None, static=False)
 
     t = time.perf_counter()
     vectors: dict[str, StaticVectors] = {}
@@ -279,6 +310,10 @@ def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache,
     tasks, vectors, dictionaries = shared.tasks, shared.vectors, shared.dictionaries
     languages = [cfg.source_language] + list(cfg.target_languages)
     t = time.perf_counter()
+    if not shared.static:
+        rows = [_language_row(lang, tasks[lang]) for lang in languages]
+        timings["total"] = time.perf_counter() - t0
+        return Prepared(cfg, tasks, {}, {}, {}, None, rows, timings, set(shared.evaluation_ids), shared, static=False)
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
     token_ids = cached_single_token_ids(tokenizer, all_en, cache)
@@ -312,10 +347,7 @@ def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache,
     rows = []
     for lang in languages:
         task = tasks[lang]
-        row: dict[str, Any] = {"language": lang, "text": task.meta.get("text", task.meta.get("edition", ""))}
-        for split in ("train", "dev", "test"):
-            row[split] = task.splits[split].num_rows if split in task.splits else 0
-        row["dropped"] = sum(c.get("dropped", 0) for c in task.coverage.values())
+        row = _language_row(lang, task)
         if lang in vectors:
             row.update(
                 vocab=len(vectors[lang]),
@@ -329,6 +361,14 @@ def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache,
     timings["total"] = time.perf_counter() - t0
     return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, set(shared.evaluation_ids),
                     shared)
+
+
+def _language_row(lang: str, task: TaskData) -> dict[str, Any]:
+    row: dict[str, Any] = {"language": lang, "text": task.meta.get("text", task.meta.get("edition", ""))}
+    for split in ("train", "dev", "test"):
+        row[split] = task.splits[split].num_rows if split in task.splits else 0
+    row["dropped"] = sum(c.get("dropped", 0) for c in task.coverage.values())
+    return row
 
 
 def write_report(prepared: Prepared, out_dir: Path) -> Path:

@@ -103,7 +103,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
         if method.model:
             load_tokenizer(method.model)
     old = load_unfinished(resume, cfg) if resume else None
-    prepared = prepare(cfg, progress=progress)
+    prepared = prepare(cfg, progress=progress, methods=methods)
     timings = {"prepare": time.perf_counter() - t0}
     ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
     report = RunReport(cfg, [], {}, timings)

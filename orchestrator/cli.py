@@ -44,6 +44,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                "anchors", "test_coverage"]
     console.print(_table(f"prepare {cfg.name}: task {cfg.task.name}, anchors {cfg.anchors.scope}/"
                          f"{cfg.anchors.strategy}/{cfg.anchors.count}", prepared.rows, columns))
+    if not prepared.static:
+        kinds = ", ".join(sorted({m.kind for m in cfg.methods}))
+        console.print(f"no method of {cfg.name} reads static vectors ({kinds}): only the task splits were "
+                      "prepared (no vectors, dictionaries or anchors)")
     if prepared.union is not None:
         console.print(f"union anchors: {len(prepared.union.source_words)} English words shared by "
                       f"{len(prepared.union.per_language)} languages")

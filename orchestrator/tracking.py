@@ -298,7 +298,7 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
     Without a `tracker`, a parent run is started (and ended) for the baselines alone."""
     from mosecrot.cache import DiskCache
     from mosecrot.methods import METHODS, RunContext, seeds_then_methods, supervision
-    from mosecrot.prepare import prepare
+    from mosecrot.prepare import needs_static, prepare
     from orchestrator.search_space import baseline_methods
     from orchestrator.trainable import base_experiment, final_metrics, mean_over_seeds
 
@@ -316,7 +316,8 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
             return out
         exp = base_experiment(space)
         exp.methods = list(todo)
-        prepared = prepared or prepare(exp, progress=progress)
+        if prepared is None or (not prepared.static and needs_static(exp, todo)):  # the sweep's lacks vectors
+            prepared = prepare(exp, progress=progress, methods=todo)
         from mosecrot.training import LoopHooks
 
         ctx = RunContext(prepared, exp.training, LoopHooks(progress=progress), DiskCache(exp.cache_dir))

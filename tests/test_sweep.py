@@ -525,7 +525,7 @@ def test_log_baselines_records_each_baseline_once_and_failures_as_failed(tmp_pat
     def broken_ls(ctx, method, seed):
         raise RuntimeError("no anchors")
 
-    monkeypatch.setattr(prepare_module, "prepare", lambda cfg, progress=False: object())
+    monkeypatch.setattr(prepare_module, "prepare", lambda cfg, progress=False, methods=None: object())
     monkeypatch.setitem(methods_module.METHODS, "lr", fake_lr)
     monkeypatch.setitem(methods_module.METHODS, "ls", broken_ls)
     from orchestrator.tracking import log_baselines
@@ -541,6 +541,38 @@ def test_log_baselines_records_each_baseline_once_and_failures_as_failed(tmp_pat
     assert kids["lr"].info.status == "FINISHED" and kids["lr"].data.metrics["test_macro_f1.de"] == 0.5
     assert kids["ls"].info.status == "FAILED" and "no anchors" in kids["ls"].data.tags["error"]
     tracker.end()
+
+
+@pytest.mark.parametrize("baselines,prepares", [("[lr, frozen_encoder]", True), ("[frozen_encoder]", False)])
+def test_baselines_prepare_static_resources_the_sweep_did_not(baselines, prepares, tmp_path, monkeypatch):
+    """A sweep of sentence encoders prepares no static vectors; a baseline that reads them gets its own."""
+    import types
+
+    import mosecrot.methods as methods_module
+    import mosecrot.prepare as prepare_module
+
+    space = load_search_space("quickstart", [f"baselines={baselines}"])
+    prepared_for = []
+
+    def fake_prepare(cfg, progress=False, methods=None):
+        prepared_for.append(sorted(m.kind for m in methods))
+        return types.SimpleNamespace(static=True)
+
+    def fake_method(ctx, method, seed):
+        assert ctx.prepared.static  # static parts exist whenever a static method runs
+        return {f"test_macro_f1.{lang}": 0.5 for lang in ("de", "fr", "sw")}
+
+    monkeypatch.setattr(prepare_module, "prepare", fake_prepare)
+    for kind in ("lr", "frozen_encoder"):
+        monkeypatch.setitem(methods_module.METHODS, kind, fake_method if kind == "lr" else
+                            lambda ctx, method, seed: {"test_macro_f1.de": 0.4, "test_macro_f1.fr": 0.4,
+                                                       "test_macro_f1.sw": 0.4})
+    from orchestrator.tracking import log_baselines
+
+    out = log_baselines(space, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
+                        prepared=types.SimpleNamespace(static=False))
+    assert set(out) == ({"lr", "frozen_encoder"} if prepares else {"frozen_encoder"})
+    assert prepared_for == ([["frozen_encoder", "lr"]] if prepares else [])
 
 
 def test_cli_has_the_sweep_commands():
