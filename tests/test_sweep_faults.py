@@ -132,9 +132,12 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     storage = tmp_path / "ray_results"
     run_env = {**env, "MOSECROT_DRIVER_RESOURCES": '{"CPU": 0, "head": 0.01}',
                "MOSECROT_WORKER_RESOURCES": '{"worker_node": 0.01}'}
-    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
+    # Trials long enough that the kill lands mid-training: with SEQUENTIAL's 2 steps a trial trained for ~1 s
+    # after its first step, and on a busy machine the line reached the test after the trial had finished
+    # (no retry to see). 40 steps over up to 10 epochs keep the worker training for tens of seconds.
+    long_trials = [*SEQUENTIAL, "fixed.training.max_steps=40", "fixed.training.epochs=10", f"name={name}"]
+    cmd = sweep_command("quickstart", long_trials, address=cluster.address, tracking_uri=mlflow_server.uri,
+                        storage=storage, output_dir=tmp_path / "out", extra=["--no-baselines"])
     log = open(tmp_path / "sweep.out", "w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
