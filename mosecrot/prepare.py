@@ -37,7 +37,8 @@ from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 log = logging.getLogger(__name__)
 DICTIONARY_KINDS = ("muse", "freedict", "induced")
 # The method kinds that read static vectors (mosecrot and ls also their dictionaries and anchors). A kind
-# outside this set reads only the task splits; tests/test_prepare.py runs each of them without the rest.
+# outside this set reads only the task splits (tests/test_run.py runs the floor, e5 and multilingual_plm
+# with vector training and dictionary loading made to fail).
 STATIC_KINDS = frozenset({"mosecrot", "ls", "lr"})
 
 
@@ -309,11 +310,11 @@ def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache,
                    timings: dict[str, float], t0: float) -> Prepared:
     tasks, vectors, dictionaries = shared.tasks, shared.vectors, shared.dictionaries
     languages = [cfg.source_language] + list(cfg.target_languages)
-    t = time.perf_counter()
-    if not shared.static:
+    if not shared.static:  # task splits only: no anchors to build
         rows = [_language_row(lang, tasks[lang]) for lang in languages]
         timings["total"] = time.perf_counter() - t0
         return Prepared(cfg, tasks, {}, {}, {}, None, rows, timings, set(shared.evaluation_ids), shared, static=False)
+    t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
     token_ids = cached_single_token_ids(tokenizer, all_en, cache)
