@@ -1,9 +1,11 @@
 """Typed configs from YAML: dataclasses filled from mappings, every error naming its key.
 
 Hand-written rather than pydantic/OmegaConf because the errors must name the file and the dotted key
-in our own words (and because the same schema code serves experiments and search spaces). Supported
-field types: str, int, float, bool, Literal[...], list[T], dict[str, T], T | None, nested dataclasses,
-and unions of scalars such as ``int | Literal["all"]``.
+in our own words (and because the same schema code serves experiments, EMS configs and search spaces).
+Supported field types: str, int, float, bool, Literal[...], list[T], dict[str, T], T | None, nested
+dataclasses, and unions of scalars such as ``int | Literal["all"]``. A dataclass with a ``from_config``
+classmethod (and a ``to_config`` method) reads and writes itself (a method entry, whose options depend on
+its kind). `field_type` answers what type a dotted key addresses (search spaces check their keys with it).
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def convert(value: Any, tp: Any, key: str, file: str | None = None) -> Any:
+    """``value`` as type ``tp`` (see the module doc), or an InputError at ``key``."""
+    return _convert(value, tp, key, file)
+
+
 def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
     origin = get_origin(tp)
     bad = InputError(f"bad value {value!r}", path=file, key=key, expected=_type_name(tp))
@@ -85,7 +92,7 @@ def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad
-        return from_dict(tp, value, prefix=key, file=file)
+        return from_dict(tp, value, prefix=key, file=file)  # type: ignore[arg-type]
     if origin is list:
         if not isinstance(value, list):
             raise bad
@@ -117,6 +124,9 @@ def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
 
 def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = None) -> T:
     """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types by dotted key."""
+    reader = getattr(cls, "from_config", None)
+    if reader is not None:
+        return reader(data, prefix=prefix, file=file)
     if not isinstance(data, dict):
         raise InputError("expected a mapping", path=file, key=prefix or None)
     hints = typing.get_type_hints(cls)
@@ -153,7 +163,10 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
 
 def to_dict(obj: Any) -> Any:
     """Inverse of `from_dict`: plain data ready for YAML/JSON (the resolved config of a run)."""
-    if dataclasses.is_dataclass(obj):
+    writer = getattr(obj, "to_config", None)
+    if writer is not None and not isinstance(obj, type):
+        return to_dict(writer())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
@@ -214,6 +227,48 @@ def apply_settings(data: dict, settings: dict[str, Any]) -> dict:
             node = child
         node[parts[-1]] = value
     return data
+
+
+def unwrap_optional(tp: Any) -> Any:
+    """``X | None`` -> X, so optional sub-configs and mappings can be addressed into."""
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None = None,
+               what: str = "config") -> Any:
+    """The declared type at ``dotted`` in dataclass ``cls`` (``anchors.count`` -> ``int | Literal["all"]``), or
+    an InputError at ``key`` naming where the path breaks and the valid names there. ``shown`` is the key as
+    the user wrote it (its part before ``dotted`` is its prefix in messages). A mapping field whose metadata
+    has ``settings`` (a function like this one) addresses, with the rest of the path, another schema: an EMS
+    method's ``ems_set.loss.temperature`` is the EMS config's ``loss.temperature``."""
+    key = key or dotted
+    shown = shown or dotted
+    prefix = shown[: len(shown) - len(dotted)].rstrip(".")
+    noun = f"an {what}" if what[:1] in "AEIOUaeiou" else f"a {what}"
+    tp: Any = cls
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        tp = unwrap_optional(tp)
+        where = ".".join(([prefix] if prefix else []) + parts[:i]) or f"the {what}"
+        if dataclasses.is_dataclass(tp):
+            fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+            if part not in fields:
+                raise InputError(f"{shown!r} is not {noun} field: {where} has no {part!r}", key=key,
+                                 expected="one of: " + ", ".join(sorted(fields)))
+            settings = fields[part].metadata.get("settings")
+            if settings is not None and i + 1 < len(parts):
+                rest = ".".join(parts[i + 1:])
+                return settings(rest, key, shown)
+            tp = typing.get_type_hints(tp)[part]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            raise InputError(f"{shown!r} is not {noun} field: {where} is not a mapping", key=key)
+    return tp
 
 
 def named_config_path(name_or_path: str, directory: Path, what: str) -> Path:

@@ -4,14 +4,13 @@
 bad input fails in seconds, before any vector training or alignment starts. `prepare` then builds
 the resources (cached on disk: a second run only loads) and reports one row per language.
 
-Static vectors, dictionaries and anchors are built only when a method reads them (`STATIC_KINDS`): an
-experiment of sentence encoders alone (EMS, frozen e5, the floor) needs just the task splits, and on a
-fresh machine skips a fastText training per target language.
+The caller says whether static vectors, dictionaries and anchors are needed (``static``: some method
+reads them, `mosecrot.methods.needs_static`): an experiment of sentence encoders alone (EMS, frozen e5,
+the floor) needs just the task splits, and on a fresh machine skips a fastText training per language.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
@@ -22,92 +21,48 @@ from typing import Any
 
 from mosecrot.anchors import AnchorSet, UnionAnchors, build_pair_anchors, build_union_anchors, eligible_pairs
 from mosecrot.cache import DiskCache, texts_fingerprint
-from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import to_dict
+from mosecrot.data_config import DataConfig
 from mosecrot.dictionaries import BilingualDictionary, freedict_path, load_dictionary
-from mosecrot.errors import InputError, unknown_choice
+from mosecrot.errors import InputError
 from mosecrot.languages import get_language
 from mosecrot.plm import load_tokenizer, single_token_ids, tokenizer_fingerprint
 from mosecrot.provenance import environment
-from mosecrot.tasks import TASKS, canonical_task_name, TaskData, load_task, task_evaluation_ids
+from mosecrot.tasks import TaskData, TaskSpec, get_task
 from mosecrot.text.bible import Bible, open_bible
 from mosecrot.text.tokenize import get_tokenizer, is_word
 from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 
 log = logging.getLogger(__name__)
-DICTIONARY_KINDS = ("muse", "freedict", "induced")
-# The method kinds that read static vectors (mosecrot and ls also their dictionaries and anchors). A kind
-# outside this set reads only the task splits (tests/test_run.py runs the floor, e5 and multilingual_plm
-# with vector training and dictionary loading made to fail).
-STATIC_KINDS = frozenset({"mosecrot", "ls", "lr"})
 
 
-def needs_static(cfg: ExperimentConfig, methods: list | None = None) -> bool:
-    """Whether ``methods`` (default: the config's; none means the default set, which stitches) read static
-    vectors, dictionaries or anchors."""
-    methods = cfg.methods if methods is None else methods
-    return not methods or any(m.kind in STATIC_KINDS for m in methods)
-
-
-def task_name(cfg: ExperimentConfig) -> str:
-    name = canonical_task_name(cfg.task.name)
-    if name not in TASKS:
-        raise unknown_choice("task", cfg.task.name, list(TASKS), key="task.name")
-    return name
-
-
-def task_options(cfg: ExperimentConfig, bible: Bible | None) -> dict[str, Any]:
-    """The task loader's keyword arguments from the config's task section.
-
-    Options set in the config but not taken by this task's loader are an error naming the key, so
-    a misplaced option is never silently ignored.
-    """
-    name = task_name(cfg)
-    params = inspect.signature(TASKS[name]).parameters
-    opts = {k: v for k, v in to_dict(cfg.task).items() if k != "name" and v is not None}
-    for key in opts:
-        if key not in params:
-            valid = [p for p in params if p not in ("language", "bible", "edition", "splits", "exclude_ids")]
-            raise InputError(f"option not used by task {name}", key=f"task.{key}",
-                             expected="one of: " + ", ".join(valid))
-    if "bible" in params:
-        opts["bible"] = bible
-    return opts
-
-
-def _uses_bible(cfg: ExperimentConfig, static: bool = True) -> bool:
+def _uses_bible(cfg: DataConfig, static: bool = True) -> bool:
     return (
-        "bible" in inspect.signature(TASKS[task_name(cfg)]).parameters
+        get_task(cfg.task.name).reads_bible
         or static and cfg.vectors.kind == "train"
         or static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
     )
 
 
-def preflight(cfg: ExperimentConfig, static: bool = True) -> Bible | None:
+def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
     """Cheap checks that fail fast with a clear message, before any expensive work (``static``: also the
-    vector and dictionary sources)."""
-    name = task_name(cfg)
+    vector and dictionary sources). Returns the Bible when the task or the static resources read one."""
+    spec = get_task(cfg.task.name)
     bible = open_bible(to_dict(cfg.bible)) if _uses_bible(cfg, static) else None
-    task_options(cfg, bible)
     for lang in cfg.target_languages:
         get_language(lang)
         if bible is not None:
             bible.default_edition(lang)  # unknown language/edition fails here
-    if name in ("taxi1500", "sib200") and cfg.task.path and not Path(cfg.task.path).is_dir():
-        raise InputError("task data directory not found", path=cfg.task.path, key="task.path")
-    for lang in cfg.target_languages:  # a misspelt kind is an error even where no method reads it
-        kind = cfg.dictionary.kind_for(lang)
-        if kind not in DICTIONARY_KINDS:
-            where = f"dictionary.per_language.{lang}" if lang in cfg.dictionary.per_language else "dictionary.kind"
-            raise unknown_choice("dictionary kind", kind, list(DICTIONARY_KINDS), key=where)
+    if spec.check is not None:
+        spec.check(cfg.task.options())
     if static:
         _preflight_static(cfg)
     load_tokenizer(cfg.model)
     return bible
 
 
-def _preflight_static(cfg: ExperimentConfig) -> None:
-    """The vector and dictionary sources exist (only for runs with a method in `STATIC_KINDS`)."""
+def _preflight_static(cfg: DataConfig) -> None:
+    """The vector and dictionary sources exist (only for runs with a method that reads them)."""
     if cfg.vectors.kind == "files":
         for lang in cfg.target_languages:
             if lang not in cfg.vectors.files:
@@ -124,7 +79,7 @@ def _preflight_static(cfg: ExperimentConfig) -> None:
             freedict_path(lang)
 
 
-def _muse_file(cfg: ExperimentConfig, lang: str) -> Path:
+def _muse_file(cfg: DataConfig, lang: str) -> Path:
     """MUSE file of a language: ``dictionary.path`` is the directory holding ``en-XX.txt`` files."""
     directory = Path(cfg.dictionary.path or "")
     path = directory / f"en-{get_language(lang).code}.txt"
@@ -142,7 +97,7 @@ def _muse_file(cfg: ExperimentConfig, lang: str) -> Path:
 class Prepared:
     """Everything an experiment's runs need, built once."""
 
-    config: ExperimentConfig
+    config: DataConfig
     tasks: dict[str, TaskData]
     vectors: dict[str, StaticVectors]
     dictionaries: dict[str, BilingualDictionary]
@@ -150,9 +105,20 @@ class Prepared:
     union: UnionAnchors | None
     rows: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Bible verse ids of every dev/test example of the run, the same in every language (empty when the task's
+    # examples are not Bible verses): what nothing trained on Bible text may see (vectors, dictionaries,
+    # EMS, centering offsets).
     evaluation_ids: set[str] = field(default_factory=set)
-    shared: "SharedResources | None" = None  # what a sweep hands to its trials (see `SharedResources`)
+    shared: SharedResources | None = None  # what a sweep hands to its trials (see `SharedResources`)
     static: bool = True  # False: no vectors, dictionaries or anchors (no method of the run reads them)
+    opened_bible: Bible | None = None  # the Bible preflight opened, if the task or static resources read one
+
+    @property
+    def bible(self) -> Bible:
+        """The experiment's Bible (opened on first use where preparation did not need it)."""
+        if self.opened_bible is None:
+            self.opened_bible = open_bible(to_dict(self.config.bible))
+        return self.opened_bible
 
 
 def test_token_coverage(task: TaskData, vectors: StaticVectors, lowercase: bool) -> float:
@@ -225,21 +191,20 @@ class SharedResources:
         return all(getattr(v.subwords, "available", True) for v in self.vectors.values())
 
 
-def resource_key(cfg: ExperimentConfig) -> dict[str, Any]:
+def resource_key(cfg: DataConfig) -> dict[str, Any]:
     """The config keys that decide `SharedResources` (everything `load_resources` reads)."""
     return {"task": to_dict(cfg.task), "vectors": to_dict(cfg.vectors), "dictionary": to_dict(cfg.dictionary),
             "bible": to_dict(cfg.bible), "source": cfg.source_language, "targets": list(cfg.target_languages),
             "cache_dir": str(cfg.cache_dir)}
 
 
-def prepare(cfg: ExperimentConfig, progress: bool = True, shared: SharedResources | None = None,
-            methods: list | None = None) -> Prepared:
-    """Everything the experiment's runs need (``methods``, default the config's: see `needs_static`); with
-    `shared` (of a config with the same `resource_key`, and static parts where needed) only the anchors and
-    the per-language rows are built here."""
+def prepare(cfg: DataConfig, *, static: bool, progress: bool = True,
+            shared: SharedResources | None = None) -> Prepared:
+    """Everything the experiment's runs need: the task splits and, with ``static`` (some method reads them),
+    static vectors, dictionaries and anchors. With `shared` (of a config with the same `resource_key`, and
+    static parts where needed) only the anchors and the per-language rows are built here."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    static = needs_static(cfg, methods)
     bible = preflight(cfg, static)
     cache = DiskCache(cfg.cache_dir)
     timings["preflight"] = time.perf_counter() - t0
@@ -251,7 +216,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = True, shared: SharedResource
     return _build_anchors(cfg, bible, cache, shared, timings, t0)
 
 
-def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: DiskCache | None = None,
+def load_resources(cfg: DataConfig, bible: Bible | None = None, cache: DiskCache | None = None,
                    progress: bool = True, timings: dict[str, float] | None = None,
                    static: bool = True) -> SharedResources:
     """Task splits of every language and, with ``static``, static vectors and dictionaries of every target
@@ -260,23 +225,16 @@ def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: Dis
     if bible is None and _uses_bible(cfg, static):
         bible = preflight(cfg, static)
     cache = cache or DiskCache(cfg.cache_dir)
-    name = task_name(cfg)
-    opts = task_options(cfg, bible)
+    spec = get_task(cfg.task.name)
     t = time.perf_counter()
-    languages = [cfg.source_language] + list(cfg.target_languages)
-    tasks = {}
-    for lang in languages:
-        lang_opts = dict(opts)
-        if "edition" in inspect.signature(TASKS[name]).parameters and lang in cfg.bible.editions:
-            lang_opts["edition"] = cfg.bible.editions[lang]
-        tasks[lang] = load_task(name, lang, **lang_opts)
+    tasks = {lang: _load_task(spec, cfg, lang, bible) for lang in cfg.languages}
     source_labels = tasks[cfg.source_language].splits["train"].features["label"].names
     for lang in cfg.target_languages:
         names = tasks[lang].splits["test"].features["label"].names
         if names != source_labels:
             raise InputError(f"label set of {lang} differs from {cfg.source_language}: {names} vs {source_labels}",
                              key="task")
-    eval_ids = task_evaluation_ids(name, **opts)
+    eval_ids = spec.evaluation_ids(cfg.task.options(), bible)
     timings["tasks"] = time.perf_counter() - t
     if not static:
         return SharedResources(resource_key(cfg), tasks, {}, {}, set(eval_ids), None, static=False)
@@ -306,14 +264,23 @@ def load_resources(cfg: ExperimentConfig, bible: Bible | None = None, cache: Dis
     return SharedResources(resource_key(cfg), tasks, vectors, dictionaries, set(eval_ids), english)
 
 
-def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache, shared: SharedResources,
+def _load_task(spec: TaskSpec, cfg: DataConfig, lang: str, bible: Bible | None) -> TaskData:
+    """The task in one language: Bible-based tasks read the language's edition (the config's, else its first)."""
+    options = cfg.task.options()
+    if spec.reads_bible:
+        options.update(bible=bible, edition=cfg.bible.editions.get(lang))
+    return spec.load(lang, **options)
+
+
+def _build_anchors(cfg: DataConfig, bible: Bible | None, cache: DiskCache, shared: SharedResources,
                    timings: dict[str, float], t0: float) -> Prepared:
     tasks, vectors, dictionaries = shared.tasks, shared.vectors, shared.dictionaries
-    languages = [cfg.source_language] + list(cfg.target_languages)
+    languages = cfg.languages
     if not shared.static:  # task splits only: no anchors to build
         rows = [_language_row(lang, tasks[lang]) for lang in languages]
         timings["total"] = time.perf_counter() - t0
-        return Prepared(cfg, tasks, {}, {}, {}, None, rows, timings, set(shared.evaluation_ids), shared, static=False)
+        return Prepared(cfg, tasks, {}, {}, {}, None, rows, timings, set(shared.evaluation_ids), shared, static=False,
+                        opened_bible=bible)
     t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
@@ -361,7 +328,7 @@ def _build_anchors(cfg: ExperimentConfig, bible: Bible | None, cache: DiskCache,
         rows.append(row)
     timings["total"] = time.perf_counter() - t0
     return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, set(shared.evaluation_ids),
-                    shared)
+                    shared, opened_bible=bible)
 
 
 def _language_row(lang: str, task: TaskData) -> dict[str, Any]:

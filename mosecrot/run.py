@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from mosecrot.cache import DiskCache
-from mosecrot.config import ExperimentConfig, MethodConfig
+from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import flatten, to_dict
 from mosecrot.errors import InputError
-from mosecrot.methods import METHODS, RunContext, default_methods, seeds_then_methods, supervision
-from mosecrot.plm import load_tokenizer
+from mosecrot.loop import Record, preflight_methods, run_methods
+from mosecrot.methods import MethodConfig, default_methods, needs_static
+from mosecrot.metrics import metric_key, seed_summary
 from mosecrot.prepare import prepare
 from mosecrot.provenance import environment
 from mosecrot.training import LoopHooks
@@ -31,37 +31,34 @@ from mosecrot.training import LoopHooks
 @dataclass
 class RunReport:
     config: ExperimentConfig
-    records: list[dict[str, Any]]
+    records: list[Record]
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     directory: Path | None = None
     environment: dict[str, Any] = field(default_factory=environment)  # taken when the run starts
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
-
-
-def summarize(records: list[dict], languages: list[str], metric: str = "test_macro_f1") -> dict[str, Any]:
+def summarize(records: list[Record], languages: list[str], split: str = "test",
+              metric: str = "macro_f1") -> dict[str, Any]:
     """Per method: mean/std over seeds per language, and of the per-seed average over languages."""
     methods: dict[str, Any] = {}
+    keys = {lang: metric_key(split, metric, lang) for lang in languages}
     for name in dict.fromkeys(r["method"] for r in records):
         runs = [r for r in records if r["method"] == name]
         per_lang = {}
-        for lang in languages:
-            vals = [r["metrics"][f"{metric}.{lang}"] for r in runs if f"{metric}.{lang}" in r["metrics"]]
+        for lang, key in keys.items():
+            vals = [r["metrics"][key] for r in runs if key in r["metrics"]]
             if vals:
-                per_lang[lang] = {**_mean_std(vals), "seeds": vals}
-        averages = [statistics.fmean(r["metrics"][f"{metric}.{lang}"] for lang in languages)
-                    for r in runs if all(f"{metric}.{lang}" in r["metrics"] for lang in languages)]
+                per_lang[lang] = {**seed_summary(vals), "seeds": vals}
+        averages = [statistics.fmean(r["metrics"][k] for k in keys.values())
+                    for r in runs if all(k in r["metrics"] for k in keys.values())]
         methods[name] = {
             "kind": runs[0]["kind"],
             "supervision": runs[0]["supervision"],
             "languages": per_lang,
-            "average": _mean_std(averages) if averages else None,
+            "average": seed_summary(averages) if averages else None,
         }
-    return {"metric": metric, "languages": languages, "methods": methods}
+    return {"metric": f"{split}_{metric}", "languages": languages, "methods": methods}
 
 
 def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -98,14 +95,10 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
     its finished (seed, method) records are kept and only the rest run."""
     t0 = time.perf_counter()
     methods = methods or cfg.methods or default_methods()
-    for i, method in enumerate(methods):  # cheap checks before the expensive prepare
-        method.validate(f"methods[{i}]")
-        if method.model:
-            load_tokenizer(method.model)
+    preflight_methods(methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
-    prepared = prepare(cfg, progress=progress, methods=methods)
+    prepared = prepare(cfg, static=needs_static(methods), progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
-    ctx = RunContext(prepared, cfg.training, LoopHooks(progress=progress), DiskCache(cfg.cache_dir))
     report = RunReport(cfg, [], {}, timings)
     if old is not None:
         report.directory = Path(resume)
@@ -118,18 +111,14 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
             float(r.get("seconds", 0.0)) for r in report.records)
     else:
         report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
-    done = {(r["seed"], r["method"]) for r in report.records}
-    for seed, method in seeds_then_methods(ctx, cfg.seeds, methods):
-        if (seed, method.name) in done:
-            continue
-        t = time.perf_counter()
-        metrics = METHODS[method.kind](ctx, method, seed)
-        report.records.append({"method": method.name, "kind": method.kind, "supervision": supervision(method.kind),
-                               "seed": seed, "params": to_dict(method), "metrics": metrics,
-                               "seconds": round(time.perf_counter() - t, 2)})
+    def keep(record: Record) -> None:
         # Written after every method: a long run that dies keeps what it finished (complete: false).
+        report.records.append(record)
         report.summary = summarize(report.records, list(cfg.target_languages))
         write_run(report, complete=False)
+
+    run_methods(prepared, methods, cfg.seeds, cfg.training, LoopHooks(progress=progress),
+                done={(r["seed"], r["method"]) for r in report.records}, on_record=keep)
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
     report.summary = summarize(report.records, list(cfg.target_languages))

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from mosecrot.errors import InputError
+from mosecrot.metrics import SCORED_SPLITS, classification_scores
 
 
 @dataclass
@@ -53,7 +53,7 @@ class TrainingConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError("max_steps must be >= 1 or null", key=f"{prefix}.max_steps")
         splits = self.eval_target_splits
-        if not isinstance(splits, list) or not splits or any(x not in ("dev", "test") for x in splits) \
+        if not isinstance(splits, list) or not splits or any(x not in SCORED_SPLITS for x in splits) \
                 or len(set(splits)) != len(splits):
             raise InputError(f"got {splits!r}", key=f"{prefix}.eval_target_splits",
                              expected="a non-empty list of distinct splits from: dev, test")
@@ -61,8 +61,8 @@ class TrainingConfig:
     def scored_splits(self, available, source: bool = False) -> list[str]:
         """The dev/test splits of `available` that zero-shot methods score, in that order: for the source
         language dev (selection) and test unless ``eval_source_test`` is off; for targets ``eval_target_splits``."""
-        wanted = ("dev", "test") if self.eval_source_test else ("dev",)
-        return [s for s in ("dev", "test") if s in available and s in (wanted if source else self.eval_target_splits)]
+        wanted = SCORED_SPLITS if self.eval_source_test else ("dev",)
+        return [s for s in SCORED_SPLITS if s in available and s in (wanted if source else self.eval_target_splits)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -154,12 +154,7 @@ def evaluate(model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_siz
     """Macro-F1 and accuracy over the whole split, plus mean loss."""
     pred, loss = predict(model, split, pad_id, batch_size)
     gold = np.asarray(split.labels)
-    return {
-        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "accuracy": float(accuracy_score(gold, pred)),
-        "loss": float(loss),
-        "n": int(len(gold)),
-    }
+    return {**classification_scores(gold, pred), "loss": float(loss), "n": int(len(gold))}
 
 
 @dataclass

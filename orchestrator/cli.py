@@ -9,37 +9,21 @@ import random
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from mosecrot.errors import InputError
-
-# Tables are wide (a column per split/resource): don't squeeze them to 80 columns in logs and CI.
-console = Console(width=None if sys.stdout.isatty() else 160)
+from orchestrator.console import console
+from orchestrator.console import table as _table
+from orchestrator.ems_cli import add_ems_commands
 
 INSPECT_WORDS = ("god", "water", "king", "love", "house")
 
 
-def _table(title: str, rows: list[dict], columns: list[str],
-           left: tuple[str, ...] = ("language", "text", "dictionary")) -> Table:
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col, justify="left" if col in left else "right")
-    for row in rows:
-        cells = []
-        for col in columns:
-            v = row.get(col, "")
-            cells.append(f"{v:.1%}" if col == "test_coverage" and v != "" else str(v))
-        table.add_row(*cells)
-    return table
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
     from mosecrot.config import load_experiment
+    from mosecrot.methods import default_methods, needs_static
     from mosecrot.prepare import prepare, write_report
 
     cfg = load_experiment(args.experiment, args.set)
-    prepared = prepare(cfg, progress=not args.no_progress)
+    prepared = prepare(cfg, static=needs_static(cfg.methods or default_methods()), progress=not args.no_progress)
     columns = ["language", "text", "train", "dev", "test", "dropped", "vocab", "dictionary", "dict_pairs",
                "anchors", "test_coverage"]
     console.print(_table(f"prepare {cfg.name}: task {cfg.task.name}, anchors {cfg.anchors.scope}/"
@@ -74,8 +58,8 @@ def _inspect(prepared) -> None:
 
 
 def print_table(table, title: str) -> None:
-    """A merged results table (`orchestrator.tables`): rows methods, columns languages and means."""
-    from orchestrator.tables import header, row_cells
+    """A merged results table (`orchestrator.report`): rows methods, columns languages and means."""
+    from orchestrator.report import header, row_cells
 
     columns = header(table)
     rows = [dict(zip(columns, row_cells(table, row))) for row in table.rows]
@@ -84,12 +68,12 @@ def print_table(table, title: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mosecrot.config import load_experiment
-    from mosecrot.reference import PAPER_TAXI1500
     from mosecrot.run import run_experiment
+    from mosecrot.tasks import get_task
 
     cfg = load_experiment(args.experiment, args.set)
     report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
-    paper = PAPER_TAXI1500 if cfg.task.name == "taxi1500" else None
+    paper = get_task(cfg.task.name).reference or None
     table = _write_tables([report.directory], report.directory, paper)
     print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, mean ± std over seeds {cfg.seeds}")
     console.print(f"results: {report.directory / 'results.json'}  report.md  report.csv   "
@@ -98,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _write_tables(runs: list, out_dir: Path | None, paper: dict | None):
-    from orchestrator.tables import merge_runs, to_csv, to_markdown
+    from orchestrator.report import merge_runs, to_csv, to_markdown
 
     table = merge_runs(runs, paper)
     if out_dir is not None:
@@ -109,11 +93,11 @@ def _write_tables(runs: list, out_dir: Path | None, paper: dict | None):
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from mosecrot.reference import PAPER_TAXI1500
-    from orchestrator.tables import load_results
+    from mosecrot.tasks import get_task
+    from orchestrator.report import load_results
 
     task = load_results(args.runs[0])["task"]
-    paper = PAPER_TAXI1500 if task == "taxi1500" and not args.no_paper else None
+    paper = None if args.no_paper else get_task(task).reference or None
     table = _write_tables(args.runs, args.output_dir, paper)
     print_table(table, f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
     for src in table.sources:
@@ -134,30 +118,13 @@ def _space(args: argparse.Namespace):
     return load_search_space(args.space, args.set)
 
 
-def _driver_resources(text: str | None) -> dict[str, float] | None:
-    """``--driver-resources '{"CPU": 0, "trial_driver": 0.01}'``: what each trial's Tune function reserves."""
-    if not text:
-        return None
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"not JSON: {err}", key="--driver-resources",
-                         expected='a JSON object such as \'{"CPU": 0, "trial_driver": 0.01}\'') from err
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
-                                              for k, v in value.items()):
-        raise InputError(f"got {text!r}", key="--driver-resources",
-                         expected="a JSON object of resource name -> non-negative number")
-    return {k: float(v) for k, v in value.items()}
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import run_sweep, summary_lines
-    from orchestrator.tracking import resolve_tracking_uri, sweep_report, write_report
+    from orchestrator.report import sweep_report, write_report
+    from orchestrator.sweep import resource_map, run_sweep, summary_lines
+    from orchestrator.tracking import resolve_tracking_uri
 
     space = _space(args)
-    driver = _driver_resources(args.driver_resources)
+    driver = resource_map(args.driver_resources, "--driver-resources")
     results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
                         address=args.address, baselines=not args.no_baselines, progress=not args.no_progress,
                         driver_resources=driver, dashboard=args.dashboard)
@@ -182,19 +149,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from orchestrator.tracking import log_baselines, resolve_tracking_uri, ui_command
+    from mosecrot.metrics import metric_key
+    from orchestrator.baselines import log_baselines
+    from orchestrator.tracking import resolve_tracking_uri, ui_command
 
     space = _space(args)
     uri = resolve_tracking_uri(args.tracking_uri)
     out = log_baselines(space, tracking_uri=uri, progress=not args.no_progress)
     langs = list(space.report_languages or [])
-    table = Table(title=f"{space.name} baselines: test macro-F1")
-    for col in ["baseline", *langs, "mean"]:
-        table.add_column(col, justify="left" if col == "baseline" else "right")
+    rows = []
     for name, m in out.items():
-        table.add_row(name, *[f"{m[f'test_macro_f1.{lang}']:.3f}" if f"test_macro_f1.{lang}" in m else "–"
-                              for lang in langs], f"{m['report_mean']:.3f}" if "report_mean" in m else "–")
-    console.print(table)
+        keys = {lang: metric_key("test", "macro_f1", lang) for lang in langs}
+        rows.append({"baseline": name, **{lang: f"{m[k]:.3f}" if k in m else "–" for lang, k in keys.items()},
+                     "mean": f"{m['report_mean']:.3f}" if "report_mean" in m else "–"})
+    console.print(_table(f"{space.name} baselines: test macro-F1", rows, ["baseline", *langs, "mean"],
+                         left=("baseline",)))
     if not out:
         console.print("every baseline was already logged for this sweep name")
     console.print(f"MLflow: {uri}   open the UI: {ui_command(uri)}", highlight=False, markup=False)
@@ -203,7 +172,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 def _print_report(report: dict, trials: bool = False) -> None:
     """The best-per-method table; with ``trials`` also every finished trial with its searched params."""
-    from orchestrator.tracking import trial_columns
+    from orchestrator.report import trial_columns
 
     def shown(records: list[dict], columns: list[str]) -> list[dict]:
         return [{c: f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
@@ -220,7 +189,7 @@ def _print_report(report: dict, trials: bool = False) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from orchestrator.tracking import sweep_report, write_report
+    from orchestrator.report import sweep_report, write_report
 
     name, mode, langs = args.sweep, "max", None
     args.space = args.sweep
@@ -329,8 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not exposed)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
-
-    from orchestrator.ems_cli import add_ems_commands
 
     add_ems_commands(sub)
     return parser

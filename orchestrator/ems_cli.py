@@ -9,11 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-
-def _console():
-    from orchestrator.cli import console
-
-    return console
+from orchestrator.console import console
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -23,7 +19,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_ems_config(args.config, overrides)
     result = train_ems(cfg, EMSHooks(progress=not args.no_progress))
     last = result.history[-1] if result.history else {}
-    console = _console()
     console.print(f"EMS {cfg.name}: {result.steps} steps (resumed from {result.resumed_from}), "
                   f"{result.train_seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s, "
                   f"loss {last.get('loss', float('nan')):.3f} (xtr {last.get('xtr', float('nan')):.3f}, "
@@ -59,7 +54,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, by_scoring in scores.items():
         for scoring, acc in by_scoring.items():
             table.add_row(name, scoring, *[f"{acc[lang]:.3f}" for lang in pairs], f"{sum(acc.values()) / len(acc):.3f}")
-    _console().print(table)
+    console.print(table)
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                    "config": bundle.config.name, "n": {k: len(v) for k, v in pairs.items()},
                                    "retrieval_top1": {name: s[first] for name, s in scores.items()},
                                    "retrieval_top1_by_scoring": scores, "time": time.time()}, indent=1))
-        _console().print(f"results: {out}", highlight=False)
+        console.print(f"results: {out}", highlight=False)
     return 0
 
 

@@ -6,7 +6,8 @@ is always ended explicitly: FINISHED or FAILED, never left RUNNING. The tracking
 else ``$MLFLOW_TRACKING_URI``, else a SQLite file ``mlruns.db`` in the working directory; the same
 URI opens the UI: ``mlflow ui --backend-store-uri URI``.
 
-Ray is not imported here (the Tune callback that feeds `SweepTracker` lives in `orchestrator.sweep`).
+Ray is not imported here (the Tune callback that feeds `SweepTracker` lives in `orchestrator.ray_tune`);
+`orchestrator.report` reads the records back.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def metric_values(result: dict[str, Any]) -> dict[str, float]:
 
 def resolved_space(space: SearchSpace) -> dict[str, Any]:
     """The sweep spec as loaded, validated and resolved (defaults filled, base experiment included)."""
-    data = {f.name: to_dict(getattr(space, f.name)) for f in dataclasses.fields(space) if f.name != "base"}
+    data = {f.name: to_dict(getattr(space, f.name)) for f in dataclasses.fields(space)
+            if f.name not in ("base", "base_config", "method_config")}
     data["resolved_experiment"] = to_dict(space.base)
     return data
 
@@ -151,7 +153,7 @@ class SweepTracker:
     trial or baseline already logged under it is not logged twice."""
 
     def __init__(self, space: SearchSpace, tracking_uri: str | None = None, sweep_key: str | None = None) -> None:
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # here, not at the top: MLflow takes seconds to import
 
         self.space = space
         self.uri = resolve_tracking_uri(tracking_uri)
@@ -286,207 +288,3 @@ class SweepTracker:
 
 def _quote(value: str) -> str:
     return str(value).replace("'", "\\'")
-
-
-# --- baselines -----------------------------------------------------------------------------------------
-
-def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, tracking_uri: str | None = None,
-                  progress: bool = False, prepared: Any = None) -> dict[str, dict[str, float]]:
-    """Run every baseline of the sweep once (no Ray) and log it as a ``kind=baseline`` child run, with
-    metrics averaged over the experiment's seeds under the same keys as trials. Returns name -> metrics.
-
-    Without a `tracker`, a parent run is started (and ended) for the baselines alone."""
-    from mosecrot.cache import DiskCache
-    from mosecrot.methods import METHODS, RunContext, seeds_then_methods, supervision
-    from mosecrot.prepare import needs_static, prepare
-    from orchestrator.search_space import baseline_methods
-    from orchestrator.trainable import base_experiment, final_metrics, mean_over_seeds
-
-    methods = baseline_methods(space)
-    own = tracker is None
-    if own:
-        tracker = SweepTracker(space, tracking_uri, sweep_key=f"{space.name}:baselines")
-        tracker.start(tags={"baselines_only": "true"}, resume=True)
-    assert tracker is not None
-    out: dict[str, dict[str, float]] = {}
-    status = "FINISHED"
-    try:
-        todo = [m for m in methods if not tracker.logged(BASELINE_TAG, m.name, finished_only=True)]
-        if not todo:
-            return out
-        exp = base_experiment(space)
-        exp.methods = list(todo)
-        if prepared is None or (not prepared.static and needs_static(exp, todo)):  # the sweep's lacks vectors
-            prepared = prepare(exp, progress=progress, methods=todo)
-        from mosecrot.training import LoopHooks
-
-        ctx = RunContext(prepared, exp.training, LoopHooks(progress=progress), DiskCache(exp.cache_dir))
-        per_seed: dict[str, list[dict[str, float]]] = {m.name: [] for m in todo}
-        failed: dict[str, str] = {}
-        from tqdm.auto import tqdm
-
-        bar = tqdm(seeds_then_methods(ctx, exp.seeds, todo), desc="baselines", unit="run",  # LS and the floor
-                   total=len(exp.seeds) * len(todo), disable=not progress)  # share a fine-tuning (lazily)
-        for seed, method in bar:
-            bar.set_postfix_str(f"{method.name} seed {seed}")
-            if method.name in failed:
-                continue
-            try:
-                per_seed[method.name].append(METHODS[method.kind](ctx, method, seed))
-            except Exception as err:  # one broken baseline is recorded FAILED; the others still run
-                log.exception("baseline %s failed", method.name)
-                failed[method.name] = f"{type(err).__name__}: {err}"
-        bar.close()
-        for method in todo:
-            if method.name in failed:
-                tracker.log_baseline(method.name, method.kind, supervision(method.kind), {}, list(exp.seeds),
-                                     to_dict(method), status="FAILED", error=failed[method.name])
-                continue
-            metrics = final_metrics(space, mean_over_seeds(per_seed[method.name]))
-            out[method.name] = metrics
-            tracker.log_baseline(method.name, method.kind, supervision(method.kind), metrics, list(exp.seeds),
-                                 to_dict(method))
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        if own:
-            tracker.end(status)
-    return out
-
-
-# --- report --------------------------------------------------------------------------------------------
-
-def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str = "test_macro_f1",
-                 objective: str = "objective", mode: str = "max", languages: list[str] | None = None) -> dict[str, Any]:
-    """Best trial per tuned method (by `objective`, never by test) beside every baseline, per language.
-
-    Reads the latest sweep (parent run) of MLflow experiment `experiment`. Returns ``{"languages", "rows",
-    "trials", "searched", "parent_run_id", "tracking_uri"}``; each row: method, kind (trial/baseline),
-    supervision, run_id, objective, the ``{metric}.{lang}`` scores and their mean. ``trials`` holds every
-    finished trial the same way, best objective first, with the values of the ``searched`` params (those
-    that differ between trials), so a grid such as the paper's weighting x k reads as one table."""
-    from mlflow import MlflowClient
-
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking(uri)
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise InputError(f"no MLflow experiment named {experiment!r} in {uri}", key="SWEEP",
-                         expected="the name of a sweep logged to this tracking URI")
-    parents = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-                                      order_by=["attributes.start_time DESC"], max_results=50))
-    parents = [p for p in parents if p.data.tags.get("baselines_only") != "true"] or parents
-    if not parents:
-        raise InputError(f"experiment {experiment!r} has no sweep run", key="SWEEP")
-    parent = parents[0]
-    runs = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                                   max_results=5000))
-    if not any(r.data.tags.get(KIND_TAG) == "baseline" for r in runs):  # baselines logged on their own
-        for p in parents:
-            if p.data.tags.get("baselines_only") == "true" or p.info.run_id != parent.info.run_id:
-                more = client.search_runs([exp.experiment_id],
-                                          filter_string=f"tags.`{PARENT_TAG}` = '{p.info.run_id}' and "
-                                                        f"tags.`{KIND_TAG}` = 'baseline'", max_results=100)
-                if more:
-                    runs += list(more)
-                    break
-    prefix = metric + "."
-    if languages is None:
-        found = {k[len(prefix):] for r in runs for k in r.data.metrics if k.startswith(prefix)}
-        languages = sorted(found - {"mean"})
-    best: dict[str, Any] = {}
-    rows, finished = [], []
-    sign = 1 if mode == "max" else -1
-    for r in runs:
-        tags, m = r.data.tags, r.data.metrics
-        if r.info.status != "FINISHED":
-            continue
-        if tags.get(KIND_TAG) == "trial":
-            if objective not in m or not any(k.startswith(prefix) for k in m):
-                continue
-            finished.append(r)
-            name = tags.get("method", "trial")
-            if name not in best or sign * m[objective] > sign * best[name].data.metrics[objective]:
-                best[name] = r
-        elif tags.get(KIND_TAG) == "baseline":
-            rows.append(_report_row(r, "baseline", languages, prefix, objective))
-    rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
-    keys = sorted({k for r in finished for k in r.data.params})
-    searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
-    finished.sort(key=lambda r: -sign * r.data.metrics[objective])
-    trials = [{**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
-              for r in finished]
-    return {"languages": languages, "rows": rows, "trials": trials, "searched": searched,
-            "parent_run_id": parent.info.run_id, "tracking_uri": uri, "metric": metric, "experiment": experiment}
-
-
-def _report_row(run, kind: str, languages: list[str], prefix: str, objective: str) -> dict[str, Any]:
-    m, tags = run.data.metrics, run.data.tags
-    row: dict[str, Any] = {"method": tags.get("method", run.info.run_name), "kind": kind,
-                           "supervision": tags.get("supervision", "zero-shot"), "run_id": run.info.run_id,
-                           "objective": m.get(objective)}
-    scores = [m.get(prefix + lang) for lang in languages]
-    for lang, v in zip(languages, scores):
-        row[lang] = v
-    row["mean"] = sum(scores) / len(scores) if scores and all(v is not None for v in scores) else None
-    return row
-
-
-def trial_columns(report: dict[str, Any]) -> list[str]:
-    """Columns of the every-trial table: the searched params, then objective and scores (run_id last)."""
-    return [*report.get("searched", []), "objective", *report["languages"], "mean", "run_id"]
-
-
-def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``report.md`` (best per method beside the baselines, then every trial), ``report.csv``, ``trials.csv``
-    and ``report.png`` (per-language scores per method) in `out_dir`."""
-    import csv
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    langs, rows = report["languages"], report["rows"]
-    cols = ["method", "kind", "supervision", "objective", *langs, "mean", "run_id"]
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))
-
-    def md_table(columns: list[str], records: list[dict[str, Any]]) -> list[str]:
-        return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-                + ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in records])
-
-    md = [f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; "
-          f"baselines)", "", *md_table(cols[:-1], rows)]
-    trials = report.get("trials", [])
-    if trials:
-        md += ["", f"## Every finished trial ({len(trials)}), best objective first", "",
-               *md_table(trial_columns(report)[:-1], trials)]
-    md += ["", f"MLflow: {report['tracking_uri']} (parent run {report['parent_run_id']})"]
-    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "trials_csv": out / "trials.csv",
-             "png": out / "report.png"}
-    paths["markdown"].write_text("\n".join(md) + "\n")
-    for path, columns, records in ((paths["csv"], cols, rows), (paths["trials_csv"], trial_columns(report), trials)):
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
-            w.writeheader()
-            for r in records:
-                w.writerow({c: r.get(c) for c in columns})
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(langs) * max(1, len(rows)) / 2), 4))
-    width = 0.8 / max(1, len(rows))
-    for i, r in enumerate(rows):
-        xs = [j + i * width for j in range(len(langs))]
-        ax.bar(xs, [r.get(lang) or 0.0 for lang in langs], width, label=f"{r['method']} ({r['kind']})")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(langs))], langs)
-    ax.set_ylabel(report["metric"])
-    ax.set_title(report["experiment"])
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
-    plt.close(fig)
-    return paths

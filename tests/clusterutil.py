@@ -376,7 +376,9 @@ def optuna_states(db: Path) -> list[str]:
         con.close()
 
 
-def train_runs(storage: Path, name: str) -> list[str]:
-    """The Ray Train run directories of a sweep's trials (one per Train run, i.e. per trial attempt)."""
+def train_runs(storage: Path, name: str) -> dict[str, list[str]]:
+    """The Ray Train runs of a sweep's trials (one per trial, named after it) and their checkpoint directories
+    (a finished trial has one: its final payload)."""
     d = storage / f"{name}-train"
-    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+    runs = sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+    return {p.name: sorted(c.name for c in p.glob("checkpoint_*")) for p in runs}

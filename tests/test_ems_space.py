@@ -1,4 +1,4 @@
-"""Tuning EMS through sweeps: ``MethodConfig.ems_set`` and ``method.ems_set.<EMS key>`` search parameters.
+"""Tuning EMS through sweeps: an EMS method's ``ems_set`` and ``method.ems_set.<EMS key>`` search parameters.
 
 Fast: no data, no Ray, no training (the config an EMS method would train is resolved and inspected).
 """
@@ -6,15 +6,13 @@ Fast: no data, no Ray, no training (the config an EMS method would train is reso
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
-
 import optuna
 import pytest
 import yaml
 
-from mosecrot.config import MethodConfig
 from mosecrot.configschema import from_dict
-from mosecrot.ems.method import ems_training_config, encoder_cache_key
+from mosecrot.ems.encoder import ems_training_config, encoder_cache_key
+from mosecrot.methods import MethodConfig
 from mosecrot.errors import InputError
 from orchestrator.search_space import (
     SPACES_DIR,
@@ -65,9 +63,9 @@ def test_shipped_ems_space_loads_and_validates():
     assert 0.0 in space.space[XTR].choices  # both ablations are reachable
     # the fixed training budget is small and reaches the config every trial trains
     _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, "method.centering": "language"})
-    cfg = ems_training_config(method.ems, method.ems_set)
+    cfg = ems_training_config(method.options.ems, method.options.ems_set)
     assert cfg.train.time_budget_s <= 600 and cfg.languages == ["de", "fr", "sw"]
-    assert method.centering == "language"  # a classifier setting, sampled beside the training ones
+    assert method.options.centering == "language"  # a classifier setting, sampled beside the training ones
 
 
 def test_sampled_trials_are_valid_never_both_weights_zero_and_conditions_hold():
@@ -83,7 +81,7 @@ def test_sampled_trials_are_valid_never_both_weights_zero_and_conditions_hold():
         contrastive_on = params[CON] > 0
         assert (XTR in params) == contrastive_on and (TEMP in params) == contrastive_on
         _, method = trial_configs(space, params)
-        cfg = ems_training_config(method.ems, method.ems_set)
+        cfg = ems_training_config(method.options.ems, method.options.ems_set)
         assert cfg.loss.xtr_weight > 0 or cfg.loss.contrastive_weight > 0
         seen.add((cfg.loss.xtr_weight > 0, cfg.loss.contrastive_weight > 0))
     assert seen == {(True, False), (False, True), (True, True)}  # XTR only, contrastive only, both
@@ -139,13 +137,13 @@ def test_a_checkpoint_cannot_take_ems_set(tmp_path):
 # --- overrides reach the trained config ---------------------------------------------------------------
 
 def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(monkeypatch, tmp_path):
-    import mosecrot.ems.method as ems_method
+    import mosecrot.ems.encoder as ems_encoder
 
     space = load_search_space("ems")
     params = {CON: 1.0, XTR: 0.0, TEMP: 0.05, LAYERS: 3, DMODEL: 384, LR: 5e-4, CENTER: "none"}
     exp, method = trial_configs(space, params)
     assert exp.methods == [method] and method.kind == "ems"
-    assert method.ems_set == {"languages": ["de", "fr", "sw"], "train.time_budget_s": 300,
+    assert method.options.ems_set == {"languages": ["de", "fr", "sw"], "train.time_budget_s": 300,
                               "train.checkpoint_every": 100000, "loss.contrastive_weight": 1.0,
                               "loss.xtr_weight": 0.0, "loss.temperature": 0.05, "model.layers": 3,
                               "model.d_model": 384, "train.learning_rate": 5e-4}
@@ -159,11 +157,9 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
             build(tmp_path)
             raise StopIteration  # stop before loading a checkpoint
 
-    monkeypatch.setattr(ems_method, "train_ems", lambda cfg, *a, **k: trained.append(cfg))
-    ctx = SimpleNamespace(config=SimpleNamespace(task=SimpleNamespace(name="sib200")), cache=Cache(),
-                          hooks=SimpleNamespace(progress=False))
+    monkeypatch.setattr(ems_encoder, "train_ems", lambda cfg, *a, **k: trained.append(cfg))
     with pytest.raises(StopIteration):
-        ems_method.resolve_encoder(ctx, method.ems, method.ems_set)
+        ems_encoder.resolve_encoder(method.options.ems, method.options.ems_set, set(), Cache())
     (cfg,) = trained
     assert (cfg.loss.contrastive_weight, cfg.loss.xtr_weight, cfg.loss.temperature) == (1.0, 0.0, 0.05)
     assert (cfg.model.layers, cfg.model.d_model, cfg.model.heads) == (3, 384, 4)  # heads from the cpu preset
@@ -188,7 +184,7 @@ def test_the_encoder_cache_key_includes_every_override():
 def test_a_later_override_wins():
     space = load_search_space("ems", ["method.ems_set.train.time_budget_s=20"])
     _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, CENTER: "none"})
-    assert ems_training_config(method.ems, method.ems_set).train.time_budget_s == 20
+    assert ems_training_config(method.options.ems, method.options.ems_set).train.time_budget_s == 20
 
 
 # --- both loss weights 0 ------------------------------------------------------------------------------
@@ -219,5 +215,5 @@ def test_a_space_that_allows_both_weights_zero_fails_at_load(tmp_path):
     for con, xtr in itertools.product([0.0, 1.0], [0.0, 1.0]):
         params = {CON: con, **({XTR: xtr} if con else {})}
         _, method = trial_configs(space, params)
-        cfg = ems_training_config(method.ems, method.ems_set)
+        cfg = ems_training_config(method.options.ems, method.options.ems_set)
         assert cfg.loss.contrastive_weight + cfg.loss.xtr_weight > 0

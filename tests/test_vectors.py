@@ -55,13 +55,13 @@ def write(path, text: str):
 def spy_fit(monkeypatch) -> list[int]:
     """Count calls of the training step (not the loading step)."""
     calls: list[int] = []
-    real = train_mod._fit
+    real = train_mod.fit_fasttext
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "_fit", counting)
+    monkeypatch.setattr(train_mod, "fit_fasttext", counting)
     return calls
 
 
@@ -369,7 +369,7 @@ def test_cached_vectors_load_without_gensim_and_old_entries_are_upgraded(tmp_pat
     trained = train_vectors(texts, "en", TINY, cache=cache, progress=False)
     (entry,) = list((tmp_path / "cache" / "vectors").iterdir())
     loaded = train_vectors(texts, "en", TINY, cache=cache, progress=False)
-    assert isinstance(loaded.subwords, CachedSubwords) and loaded.subwords._wv is None  # gensim not loaded
+    assert isinstance(loaded.subwords, CachedSubwords) and not loaded.subwords.loaded  # gensim not loaded
     assert loaded.words == trained.words
     np.testing.assert_array_equal(loaded.matrix, trained.matrix)
     oov = "kittenzz"

@@ -22,9 +22,10 @@ import yaml
 from mosecrot.cache import stable_hash
 from mosecrot.configschema import to_dict
 from mosecrot.ems.config import EMSConfig, ems_config_from_dict
-from mosecrot.ems.model import EMSModel
+from mosecrot.ems.model import EMSModel, collate
 from mosecrot.ems.tokenizer import EMSTokenizer
 from mosecrot.errors import InputError
+from mosecrot.training import resolve_device
 
 CHECKPOINT_FORMAT = 1
 FILES = ("model.pt", "tokenizer.model", "config.yaml", "meta.json")
@@ -53,8 +54,6 @@ class EMSBundle:
     def encode(self, texts: list[str], batch_size: int = 128, device: str | torch.device = "auto") -> np.ndarray:
         """L2-normalised mean-pooled sentence vectors (the encoder only; training heads are unused), on a GPU
         when there is one (``device="auto"``)."""
-        from mosecrot.ems.train import collate
-        from mosecrot.training import resolve_device
 
         device = resolve_device(device) if isinstance(device, str) else device
         model = self.model.to(device)

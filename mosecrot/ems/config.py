@@ -8,15 +8,23 @@ ties a checkpoint to the tokenizer and data it was trained with.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from mosecrot.cache import stable_hash
-from mosecrot.config import BibleConfig
-from mosecrot.configschema import apply_overrides, apply_settings, from_dict, interpolate, named_config_path, read_yaml, to_dict
+from mosecrot.configschema import (
+    apply_overrides,
+    apply_settings,
+    field_type,
+    from_dict,
+    interpolate,
+    named_config_path,
+    read_yaml,
+    to_dict,
+    unwrap_optional,
+)
+from mosecrot.data_config import BibleConfig
 from mosecrot.errors import InputError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
@@ -220,36 +228,10 @@ def load_ems_config(name_or_path: str, overrides: list[str] | None = None,
 
 # --- dotted overrides as data (a method's ``ems_set``, a sweep's ``method.ems_set.KEY``) -------------
 
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
-
-
 def setting_type(dotted: str, key: str | None = None, shown: str | None = None) -> Any:
     """The declared type of EMS config field ``dotted`` (``loss.temperature`` -> float), or an InputError at
     ``key`` that names where the path breaks and lists the valid names there."""
-    key = key or dotted
-    shown = shown or dotted
-    prefix = shown[: len(shown) - len(dotted)].rstrip(".")
-    tp: Any = EMSConfig
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        tp = _unwrap_optional(tp)
-        where = ".".join(([prefix] if prefix else []) + parts[:i]) or "the EMS config"
-        if dataclasses.is_dataclass(tp):
-            names = sorted(f.name for f in dataclasses.fields(tp) if f.init)
-            if part not in names:
-                raise InputError(f"{shown!r} is not an EMS config field: {where} has no {part!r}", key=key,
-                                 expected="one of: " + ", ".join(names))
-            tp = typing.get_type_hints(tp)[part]
-        elif typing.get_origin(tp) is dict:
-            tp = typing.get_args(tp)[1]
-        else:
-            raise InputError(f"{shown!r} is not an EMS config field: {where} is not a mapping", key=key)
-    return tp
+    return field_type(EMSConfig, dotted, key, shown, what="EMS config")
 
 
 def normalize_settings(settings: dict[str, Any], key: str = "ems_set") -> dict[str, Any]:
@@ -267,7 +249,7 @@ def normalize_settings(settings: dict[str, Any], key: str = "ems_set") -> dict[s
             if not dotted or any(not part for part in dotted.split(".")):
                 raise InputError(f"bad EMS config key {dotted!r}", key=f"{key}.{dotted}",
                                  expected="a dotted key such as loss.temperature")
-            tp = _unwrap_optional(setting_type(dotted, f"{key}.{dotted}", shown=f"{key}.{dotted}"))
+            tp = unwrap_optional(setting_type(dotted, f"{key}.{dotted}", shown=f"{key}.{dotted}"))
             if isinstance(value, dict) and dataclasses.is_dataclass(tp):
                 walk(dotted, value)
                 continue

@@ -113,3 +113,14 @@ class EMSModel(nn.Module):
         if loss.contrastive_weight > 0:
             con = contrastive_loss(self.projection(u), self.projection(v), loss.temperature)
         return EMSLosses(loss.xtr_weight * xtr + loss.contrastive_weight * con, xtr, con)
+
+
+def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and a 0/1 mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return ids, mask

@@ -26,7 +26,7 @@ from mosecrot.configschema import to_dict
 from mosecrot.ems.checkpoint import is_checkpoint, load_checkpoint, load_train_state, save_checkpoint
 from mosecrot.ems.config import EMSConfig
 from mosecrot.ems.data import BatchSampler, EMSData, assert_no_leak, build_ems_data, pair_lengths
-from mosecrot.ems.model import EMSModel
+from mosecrot.ems.model import EMSModel, collate
 from mosecrot.ems.tokenizer import EMSTokenizer, train_tokenizer
 from mosecrot.errors import InputError
 from mosecrot.text.bible import Bible
@@ -62,17 +62,6 @@ class TrainingInputs:
     tokenizer: EMSTokenizer
     directory: Path
     resume_from: Path | None
-
-
-def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and a 0/1 mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
-    return ids, mask
 
 
 def _rank_world() -> tuple[int, int]:

@@ -14,15 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from mosecrot.errors import InputError, lookup
 
-if TYPE_CHECKING:
-    from mosecrot.relative.mapping import RelativeConfig
+
+
+class SparsifyParams(Protocol):
+    """What a sparsifier reads of `mosecrot.relative.RelativeConfig`."""
+
+    k: int | str
+    threshold: float
 
 _DENSE_FRACTION = 0.25  # threshold keeps this share of columns or more: dense beats top-k + gather
 
@@ -100,12 +105,12 @@ def threshold(sims: Tensor, t: float) -> Selection:
     return Selection(values.masked_fill_(drop, float("-inf")), index)
 
 
-SPARSIFIERS: dict[str, Callable[[Tensor, "RelativeConfig"], Selection]] = {
+SPARSIFIERS: dict[str, Callable[[Tensor, SparsifyParams], Selection]] = {
     "topk": lambda sims, cfg: topk(sims, cfg.k),
     "threshold": lambda sims, cfg: threshold(sims, cfg.threshold),
 }
 
 
-def get_sparsifier(name: str) -> Callable[[Tensor, "RelativeConfig"], Selection]:
+def get_sparsifier(name: str) -> Callable[[Tensor, SparsifyParams], Selection]:
     """Look up a sparsifier; unknown names list the valid ones."""
     return lookup(SPARSIFIERS, "sparsifier", name, "relative.sparsify")

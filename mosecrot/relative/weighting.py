@@ -10,7 +10,7 @@ adapting the config to its arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import entmax
 import torch
@@ -18,8 +18,12 @@ from torch import Tensor
 
 from mosecrot.errors import InputError, lookup
 
-if TYPE_CHECKING:
-    from mosecrot.relative.mapping import RelativeConfig
+
+
+class WeightingParams(Protocol):
+    """What a weighting reads of `mosecrot.relative.RelativeConfig`."""
+
+    tau: float
 
 # entmax-family outputs are exactly 0 below max - 1 (sparsemax) or max - 2 (entmax-1.5); dropped
 # entries are set below that instead of -inf, so the library never does arithmetic on infinities.
@@ -73,7 +77,7 @@ def entmax15(values: Tensor, tau: float = 1.0) -> Tensor:
     return entmax.entmax15(_floor_dropped(values / tau), dim=1)
 
 
-WEIGHTINGS: dict[str, Callable[[Tensor, "RelativeConfig"], Tensor]] = {
+WEIGHTINGS: dict[str, Callable[[Tensor, WeightingParams], Tensor]] = {
     "standard": lambda values, cfg: standard(values),
     "softmax": lambda values, cfg: softmax(values, cfg.tau),
     "sparsemax": lambda values, cfg: sparsemax(values, cfg.tau),
@@ -81,6 +85,6 @@ WEIGHTINGS: dict[str, Callable[[Tensor, "RelativeConfig"], Tensor]] = {
 }
 
 
-def get_weighting(name: str) -> Callable[[Tensor, "RelativeConfig"], Tensor]:
+def get_weighting(name: str) -> Callable[[Tensor, WeightingParams], Tensor]:
     """Look up a weighting; unknown names list the valid ones."""
     return lookup(WEIGHTINGS, "weighting", name, "relative.weighting")

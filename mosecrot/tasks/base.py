@@ -8,7 +8,7 @@ English then predicts label indices that mean the same thing in every target lan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,41 @@ class TaskData:
     @property
     def labels(self) -> list[str]:
         return label_names(self.splits)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the rest of the code knows about a task. Each task module defines one (``TASK``) and
+    `mosecrot.tasks.TASKS` lists them: a new task is a module plus one line there.
+
+    ``load(language, **options)`` returns the task in one language; Bible-based tasks (``reads_bible``) also
+    take ``bible=`` and ``edition=`` and number their examples by verse id. ``options`` are the keys of an
+    experiment's ``task:`` section the task takes, ``extra_options`` the loader's other keywords (for code,
+    not configs). ``labels(options)`` gives the label names without reading any text,
+    ``evaluation_ids(options, bible)`` the Bible verse ids of every dev/test example (the same in every
+    language: text that static vectors, dictionaries and EMS must never train on; empty for a task whose
+    examples are not Bible verses). ``check(options)`` makes the cheap checks before anything is loaded.
+    ``reference`` holds published numbers (row name -> language -> score) printed beside ours."""
+
+    name: str
+    load: Callable[..., TaskData]
+    labels: Callable[[Mapping[str, Any]], list[str]]
+    evaluation_ids: Callable[[Mapping[str, Any], Bible | None], set[str]]
+    options: tuple[str, ...]
+    extra_options: tuple[str, ...] = ()
+    reads_bible: bool = False
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def loader_options(self) -> tuple[str, ...]:
+        """Every keyword ``load`` takes besides the language."""
+        return (*self.options, *self.extra_options, *(("bible", "edition") if self.reads_bible else ()))
+
+
+def split_ids(ids: Mapping[str, Sequence[str]], splits: Iterable[str] = EVALUATION_SPLITS) -> set[str]:
+    """The union of the ids of ``splits`` in a ``{split: ids}`` mapping."""
+    return {v for split in splits for v in ids.get(split, [])}
 
 
 def label_names(splits: DatasetDict) -> list[str]:
@@ -94,11 +129,6 @@ def check_same_labels(a: list[str], b: list[str], where_a: str, where_b: str) ->
         path=where_a,
         expected="the same label names, in the same order, for every language of a task",
     )
-
-
-def evaluation_ids(task_data: TaskData) -> set[str]:
-    """Ids of dev and test examples: text that must never enter vector/dictionary/EMS training."""
-    return {i for name in EVALUATION_SPLITS if name in task_data.splits for i in task_data.splits[name]["id"]}
 
 
 def bible_texts(bible: Bible, language: str, edition: str | None) -> tuple[dict[str, str], str]:

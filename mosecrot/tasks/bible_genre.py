@@ -31,7 +31,7 @@ from datasets import ClassLabel, DatasetDict
 
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.tasks.base import SPLITS, TaskData, bible_texts, coverage_entry, make_split
+from mosecrot.tasks.base import SPLITS, TaskData, TaskSpec, bible_texts, coverage_entry, make_split, split_ids
 from mosecrot.tasks.taxi1500 import taxi1500_ids
 from mosecrot.text.bible import Bible, book_of, open_bible
 
@@ -166,3 +166,19 @@ def _per_class(per_class: Mapping[str, int] | None) -> dict[str, int]:
             raise InputError(f"{n!r} is not a count", key=f"per_class.{split}", expected="an integer >= 0")
         sizes[split] = n
     return sizes
+
+
+def _evaluation_ids(options: Mapping[str, Any], bible: Bible | None = None) -> set[str]:
+    wanted = ("seed", "per_class", "exclude_ids", "taxi1500_path")
+    return split_ids(bible_genre_ids(bible, **{k: v for k, v in options.items() if k in wanted}))
+
+
+TASK = TaskSpec(
+    name="bible_genre",
+    load=load_bible_genre,
+    labels=lambda options: list(GENRE_LABELS),
+    evaluation_ids=_evaluation_ids,
+    options=("seed", "per_class", "taxi1500_path"),
+    extra_options=("exclude_ids",),
+    reads_bible=True,
+)

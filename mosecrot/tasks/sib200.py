@@ -17,15 +17,16 @@ otherwise label indices would mean different topics in different languages.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import regex
 from datasets import ClassLabel, DatasetDict
 
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.tasks.base import SPLITS, TaskData, check_same_labels, full_coverage, make_split
+from mosecrot.tasks.base import SPLITS, TaskData, TaskSpec, check_same_labels, full_coverage, make_split
 
 SIB200_LABELS = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
 HEADER = ["index_id", "category", "text"]
@@ -217,3 +218,20 @@ def _hub_rows(hub_id: str, config: str, splits: Sequence[str]) -> dict[str, tupl
         out[split] = (source, [(None, str(r["index_id"]), names(r["category"]), str(r["text"] or ""))
                                for r in ds])
     return out
+
+
+def _check(options: Mapping[str, Any]) -> None:
+    if options.get("path") and not Path(options["path"]).is_dir():
+        raise InputError("task data directory not found", path=options["path"], key="task.path")
+
+
+TASK = TaskSpec(
+    name="sib200",
+    load=load_sib200,
+    labels=lambda options: sib200_labels(options.get("path")),
+    # FLORES-200 sentences, not Bible verses: no Bible text can coincide with the evaluation data.
+    evaluation_ids=lambda options, bible=None: set(),
+    options=("path", "hub_id"),
+    extra_options=("splits",),
+    check=_check,
+)

@@ -52,6 +52,11 @@ class CachedSubwords:
         self._wv = None
 
     @property
+    def loaded(self) -> bool:
+        """Whether the subword model has been read (it is, on first use)."""
+        return self._wv is not None
+
+    @property
     def available(self) -> bool:
         return self._wv is not None or self.path.is_file()
 
@@ -137,7 +142,7 @@ def train_vectors(
     def train() -> tuple[Any, dict[str, Any]]:
         sentences = [tokens for tokens in (tokenize(t) for t in texts) if tokens]
         _check_corpus(sentences, language, config)
-        model = _fit(sentences, config, progress, desc=f"fastText {language}")
+        model = fit_fasttext(sentences, config, progress, desc=f"fastText {language}")
         meta = {
             "source": f"fastText trained on {len(sentences)} {language} sentences",
             "language": language,
@@ -211,7 +216,7 @@ def _check_corpus(sentences: list[list[str]], language: str, config: VectorTrain
         )
 
 
-def _fit(sentences: list[list[str]], config: VectorTrainingConfig, progress: bool, desc: str):
+def fit_fasttext(sentences: list[list[str]], config: VectorTrainingConfig, progress: bool, desc: str):
     """Build the vocabulary and train a gensim FastText model, one progress step per epoch."""
     from gensim.models import FastText
     from gensim.models.callbacks import CallbackAny2Vec

@@ -1,4 +1,5 @@
-"""`mosecrot table`: several run directories merged into one per-language table."""
+"""Reports people compare (`orchestrator.report`): `mosecrot table` merging run directories into one
+per-language table, and a sweep's report read back from MLflow."""
 
 import json
 
@@ -6,7 +7,11 @@ import pytest
 
 from mosecrot.errors import InputError
 from orchestrator.cli import main
-from orchestrator.tables import merge_runs, to_csv, to_markdown
+from orchestrator.report import merge_runs, sweep_report, to_csv, to_markdown, write_report
+from orchestrator.tracking import SweepTracker
+from orchestrator.trial import OBJECTIVE, REPORT_MEAN
+
+W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k", "sparsify"))
 
 
 def _run(tmp_path, name, scope, methods, task="taxi1500", languages=("de", "es")):
@@ -61,3 +66,38 @@ def test_cli_writes_markdown_and_csv(tmp_path):
     assert main(["table", str(run), "--output-dir", str(tmp_path / "out")]) == 0
     assert "paper RR softmax top-50" in (tmp_path / "out" / "report.md").read_text()
     assert (tmp_path / "out" / "report.csv").read_text().startswith("method,supervision")
+
+
+# --- sweep reports ----------------------------------------------------------------------------------
+
+
+def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(quickstart_space, tmp_path):
+    """Best trial per method by the objective (never by a test score), beside the baselines; every finished
+    trial with the params that differ between trials; markdown, CSV and a plot."""
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
+    tracker.start()
+    params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
+    good = {"test_macro_f1.de": 0.5, "test_macro_f1.fr": 0.4, "test_macro_f1.sw": 0.3, "dev_macro_f1.en": 0.9,
+            OBJECTIVE: 0.9, REPORT_MEAN: 0.4}
+    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
+    t1 = tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
+    t2 = tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
+    tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
+    tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
+                                                           "test_macro_f1.sw": 0.6}, [0], {"kind": "lr"})
+    tracker.end("FINISHED")
+
+    report = sweep_report("quickstart", uri, languages=["de", "fr", "sw"])
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows["mosecrot"]["run_id"] == t1  # best by objective, not by test score
+    assert rows["mosecrot"]["mean"] == pytest.approx(0.4) and rows["lr"]["kind"] == "baseline"
+    # every finished trial, best objective first, with the params that differ between trials (not t3: FAILED)
+    assert report["searched"] == [K]
+    assert [(t["run_id"], t[K]) for t in report["trials"]] == [(t1, "all"), (t2, "10")]
+    paths = write_report(report, tmp_path / "report")
+    assert "| mosecrot | trial |" in paths["markdown"].read_text()
+    assert "## Every finished trial (2)" in paths["markdown"].read_text()
+    assert paths["trials_csv"].read_text().splitlines()[0] == f"{K},objective,de,fr,sw,mean,run_id"
+    assert paths["csv"].read_text().splitlines()[0].startswith("method,kind,supervision,objective,de,fr,sw,mean")
+    assert paths["png"].stat().st_size > 1000

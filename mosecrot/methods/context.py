@@ -1,0 +1,163 @@
+"""What every method runs in: the prepared data, the training budget, the disk cache, and the English
+fine-tunings already done (`RunContext`), plus the steps that fine-tuned methods share (fine-tune on
+English, score a model on a language's splits).
+
+Reuse that makes sweeps cheap: English fine-tunings are kept by everything that determines them, so the
+model fine-tuned with its original embeddings serves the own-tokenizer floor, LS and every
+``source_side: original`` variant, and a ``union`` anchor set's F_s model serves every target language
+(train once, swap many).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mosecrot.cache import DiskCache, stable_hash, texts_fingerprint
+from mosecrot.configschema import to_dict
+from mosecrot.data_config import DataConfig
+from mosecrot.errors import InputError
+from mosecrot.metrics import metric_key, split_metrics
+from mosecrot.plm import load_tokenizer, resolve_model
+from mosecrot.prepare import Prepared
+from mosecrot.stitching import swap_input_embeddings
+from mosecrot.tasks import TaskData
+from mosecrot.training import (
+    EncodedSplit,
+    FinetuneResult,
+    LoopHooks,
+    TrainingConfig,
+    evaluate,
+    finetune,
+    set_seed,
+)
+
+
+@dataclass
+class RunContext:
+    """Prepared resources plus the English fine-tunings already done (keyed by what decides them).
+    Built by `mosecrot.loop.run_methods`, the one loop over methods and seeds."""
+
+    prepared: Prepared
+    training: TrainingConfig
+    hooks: LoopHooks = field(default_factory=LoopHooks)
+    cache: DiskCache = field(default_factory=DiskCache)
+    _finetuned: dict[str, tuple[torch.nn.Module, FinetuneResult]] = field(default_factory=dict)
+    _original_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def original_embeddings(self, model_name: str) -> torch.Tensor:
+        """The PLM's pretrained input-embedding matrix, loaded once per run (not once per method and seed)."""
+        if model_name not in self._original_embeddings:
+            model = load_classifier(model_name, self.num_labels)
+            self._original_embeddings[model_name] = model.get_input_embeddings().weight.detach().clone()
+        return self._original_embeddings[model_name]
+
+    def forget_finetuned(self) -> None:
+        """Drop the fine-tuned models: they are shared by the methods of one seed, never across seeds."""
+        self._finetuned.clear()
+
+    @property
+    def config(self) -> DataConfig:
+        return self.prepared.config
+
+    @property
+    def source(self) -> TaskData:
+        return self.prepared.tasks[self.config.source_language]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.config.target_languages)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.source.splits["train"].features["label"].num_classes)
+
+    def scored_splits(self, language: str) -> list[str]:
+        """The dev/test splits of ``language`` that zero-shot methods score (`TrainingConfig.scored_splits`)."""
+        splits = self.prepared.tasks[language].splits
+        return self.training.scored_splits(splits, source=language == self.config.source_language)
+
+    def english_model(self, seed: int, model_name: str, embeddings: torch.Tensor | None = None,
+                      embeddings_key: str = "original", trainable: bool = True) -> tuple[torch.nn.Module, FinetuneResult]:
+        """Fine-tune on English train, select on English dev; kept by model, embeddings, seed and budget."""
+        key = stable_hash({"model": model_name, "emb": embeddings_key, "trainable": trainable, "seed": seed,
+                           "training": to_dict(self.training)})
+        if key in self._finetuned:
+            return self._finetuned[key]
+        tokenizer = load_tokenizer(model_name)
+        model = load_classifier(model_name, self.num_labels, seed)
+        if embeddings is not None:
+            swap_input_embeddings(model, embeddings, trainable, padding_idx=tokenizer.pad_token_id)
+        else:
+            model.get_input_embeddings().weight.requires_grad_(trainable)
+        src, max_len = self.source, self.training.max_length
+        train = split_of(src, "train", cached_encode(self, model_name, tokenizer, src.splits["train"]["text"], max_len))
+        dev = split_of(src, "dev", cached_encode(self, model_name, tokenizer, src.splits["dev"]["text"], max_len))
+        ft = finetune(model, train, dev, self.training, seed, tokenizer.pad_token_id, self.hooks)
+        model.load_state_dict(ft.best_state)
+        model.eval()
+        self._finetuned[key] = (model, ft)
+        return model, ft
+
+    def english_metrics(self, model: torch.nn.Module, model_name: str, tokenizer: Any,
+                        ft: FinetuneResult) -> dict[str, float]:
+        """English dev scores of the selected epoch, English test where scored, and training throughput."""
+        en = self.config.source_language
+        out = {metric_key("dev", k, en): v for k, v in ft.best_dev.items() if k in ("macro_f1", "accuracy", "loss")}
+        if "test" in self.scored_splits(en):
+            ids = cached_encode(self, model_name, tokenizer, self.source.splits["test"]["text"],
+                                self.training.max_length)
+            scores = evaluate(model, split_of(self.source, "test", ids), tokenizer.pad_token_id,
+                              self.training.eval_batch_size)
+            out.update(split_metrics("test", en, scores))
+        out["train_examples_per_second"] = ft.examples_per_second
+        out["best_epoch"] = ft.best_epoch
+        return out
+
+    def evaluate_language(self, model: torch.nn.Module, language: str,
+                          input_ids_of: Callable[[list[str]], list[list[int]]], pad_id: int) -> dict[str, float]:
+        """Scores of ``model`` on the scored splits of ``language``, its text encoded by ``input_ids_of``."""
+        task = self.prepared.tasks[language]
+        out: dict[str, float] = {}
+        for split in self.scored_splits(language):
+            data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
+            out.update(split_metrics(split, language, evaluate(model, data, pad_id, self.training.eval_batch_size)))
+        return out
+
+
+def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
+    """The PLM with a fresh classification head, initialised from ``seed`` (so runs are reproducible)."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
+    hf_logging.disable_progress_bar()
+    set_seed(seed)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=num_labels)
+    except OSError as err:
+        raise InputError(f"could not load model {model_name!r}: {str(err).splitlines()[0]}",
+                         expected="an offline name (minilm), a local directory or a hub id with hub access") from err
+
+
+def encode_with_plm(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+def cached_encode(ctx: RunContext, model_name: str, tokenizer: Any, texts: Any, max_length: int) -> list[list[int]]:
+    """PLM token ids of ``texts``, cached on disk by model, text fingerprint and max length."""
+    texts = list(texts)
+    key = {"model": model_name, "texts": texts_fingerprint(texts), "n": len(texts), "max_length": max_length}
+
+    def build(d):
+        (d / "ids.json").write_text(json.dumps(encode_with_plm(tokenizer, texts, max_length)))
+
+    return ctx.cache.get_or_build("tokenised", key, build, lambda d: json.loads((d / "ids.json").read_text()))
+
+
+def split_of(task: TaskData, split: str, input_ids: list[list[int]]) -> EncodedSplit:
+    return EncodedSplit(input_ids, list(task.splits[split]["label"]))

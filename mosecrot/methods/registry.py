@@ -1,0 +1,155 @@
+"""The method registry (kind -> `MethodSpec`) and `MethodConfig`, one entry of an experiment's ``methods:``.
+
+The kinds come from the family modules' ``SPECS``. A new kind is one module plus one entry in `FAMILIES`;
+from outside the package, `register` adds one at run time, and the modules named in ``$MOSECROT_PLUGINS``
+(comma-separated, importable; the sweep driver passes the variable on to its Ray workers) are imported the
+first time a kind is looked up, so their `register` calls reach every process of a sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mosecrot.configschema import convert, field_type, from_dict, to_dict
+from mosecrot.errors import InputError, unknown_choice
+from mosecrot.methods import ems, finetuned, probes, stitched
+from mosecrot.methods.spec import MethodSpec
+
+FAMILIES = (stitched, finetuned, probes, ems)
+METHODS: dict[str, MethodSpec] = {spec.kind: spec for family in FAMILIES for spec in family.SPECS}
+PLUGINS_ENV = "MOSECROT_PLUGINS"
+_plugins_loaded: set[str] = set()
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method kind (a kind registered again is replaced: reloading a plugin module is harmless)."""
+    METHODS[spec.kind] = spec
+    return spec
+
+
+def load_plugins() -> None:
+    """Import the modules named in ``$MOSECROT_PLUGINS`` (once each); an unimportable one is an error."""
+    for name in (x.strip() for x in os.environ.get(PLUGINS_ENV, "").split(",")):
+        if name and name not in _plugins_loaded:
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                raise InputError(f"cannot import plugin module {name!r}: {err}", key=f"${PLUGINS_ENV}",
+                                 expected="importable module names, comma-separated (PYTHONPATH)") from err
+            _plugins_loaded.add(name)
+
+
+def method_spec(kind: str, key: str = "methods.kind") -> MethodSpec:
+    load_plugins()
+    if kind not in METHODS:
+        raise unknown_choice("method kind", kind, list(METHODS), key=key)
+    return METHODS[kind]
+
+
+def kinds() -> list[str]:
+    """Every registered kind (plugins included)."""
+    load_plugins()
+    return list(METHODS)
+
+
+def option_names(spec: MethodSpec) -> list[str]:
+    return [f.name for f in dataclasses.fields(spec.options) if f.init]
+
+
+def kinds_with_option(name: str) -> list[str]:
+    return [kind for kind in kinds() if name in option_names(METHODS[kind])]
+
+
+def option_type(kind: str, dotted: str, key: str, shown: str) -> Any:
+    """The type of option ``dotted`` of ``kind`` (``stitch.relative.k``), or an InputError at ``key`` that names
+    the valid options (and, for an option of other kinds, which kinds take it)."""
+    spec = method_spec(kind)
+    first = dotted.split(".")[0]
+    names = option_names(spec)
+    if first not in names:
+        owners = kinds_with_option(first)
+        if owners:
+            raise InputError(f"{shown} sets {first}, an option of kind {', '.join(owners)}, not of kind {kind}",
+                             key=key, expected="one of: " + ", ".join(f"method.{n}" for n in names))
+    return field_type(spec.options, dotted, key, shown)
+
+
+@dataclass
+class MethodConfig:
+    """A method of an experiment: its ``name`` (rows of tables), its ``kind`` (a key of `METHODS`) and the
+    kind's ``options`` (an instance of ``spec.options``; its defaults when None). In YAML the options sit
+    flat beside name and kind: ``{name: rr, kind: mosecrot, stitch: {relative: {k: 10}}}``."""
+
+    name: str
+    kind: str
+    options: Any = None
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            self.options = method_spec(self.kind).options()
+
+    @property
+    def spec(self) -> MethodSpec:
+        return method_spec(self.kind)
+
+    @property
+    def supervision(self) -> str:
+        return self.spec.supervision
+
+    @classmethod
+    def from_config(cls, data: Any, prefix: str = "methods", file: str | None = None) -> MethodConfig:
+        """Build from a mapping, every error naming its dotted key (``methods[0].stitch.relative.k``)."""
+        if not isinstance(data, dict):
+            raise InputError("expected a mapping", path=file, key=prefix, expected="{name: ..., kind: ..., ...}")
+        for required in ("name", "kind"):
+            if required not in data:
+                raise InputError("missing required key", path=file, key=f"{prefix}.{required}", expected="a string")
+        kind = convert(data["kind"], str, f"{prefix}.kind", file)
+        spec = method_spec(kind, key=f"{prefix}.kind")
+        names = option_names(spec)
+        for key in data:
+            if key in ("name", "kind") or key in names:
+                continue
+            owners = kinds_with_option(key)
+            if owners:
+                raise InputError(f"{key} applies to kind {', '.join(owners)} only, not {kind}", path=file,
+                                 key=f"{prefix}.{key}", expected=f"no {key}, or kind: {' / '.join(owners)}")
+            raise InputError("unknown key", path=file, key=f"{prefix}.{key}",
+                             expected="one of: " + ", ".join(sorted(["name", "kind", *names])))
+        options = from_dict(spec.options, {k: v for k, v in data.items() if k not in ("name", "kind")},
+                            prefix=prefix, file=file)
+        return cls(convert(data["name"], str, f"{prefix}.name", file), kind, options)
+
+    def to_config(self) -> dict[str, Any]:
+        """The flat mapping `from_config` reads (what resolved configs and MLflow params show)."""
+        return {"name": self.name, "kind": self.kind, **to_dict(self.options)}
+
+
+def method_config(name: str, kind: str, **options: Any) -> MethodConfig:
+    """A validated `MethodConfig` from keyword options, as YAML would give them."""
+    return MethodConfig.from_config({"name": name, "kind": kind, **options})
+
+
+def needs_static(methods: list[MethodConfig]) -> bool:
+    """Whether any of ``methods`` reads static vectors, dictionaries or anchors (`MethodSpec.reads_static`)."""
+    return any(m.spec.reads_static for m in methods)
+
+
+def default_methods() -> list[MethodConfig]:
+    """What an experiment without ``methods:`` runs: RR standard / softmax (tau 0.1) / sparsemax (tau 0.1) at
+    k = 50, the ``source_side: original`` variant, LS, the own-tokenizer floor, frozen e5 and LR."""
+
+    def rr(weighting: str, **relative: Any) -> MethodConfig:
+        return method_config(f"rr-{weighting}", "mosecrot",
+                             stitch={"relative": {"weighting": weighting, "k": 50, **relative}})
+
+    return [
+        rr("standard"), rr("softmax", tau=0.1), rr("sparsemax", tau=0.1),
+        method_config("rr-original", "mosecrot", stitch={"source_side": "original"}),
+        method_config("ls", "ls"), method_config("own-tokenizer", "own_tokenizer"),
+        method_config("frozen-e5", "frozen_encoder"), method_config("lr", "lr"),
+    ]

@@ -1,0 +1,181 @@
+"""Stitched methods: the English model reads target text through target-word embeddings built from static
+vectors, swapped in after English fine-tuning.
+
+- ``mosecrot``: relative-representation stitching (MoSECroT). F_s replaces the English embeddings before
+  fine-tuning (``source_side: relative``), F_t (target words, word-level tokenizer) is swapped in at
+  evaluation; the paper's open points are options of `StitchConfig`.
+- ``ls``: a least-squares map from the static space to the PLM's embedding space, fitted on the anchors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mosecrot.anchors import AnchorSet
+from mosecrot.cache import stable_hash, texts_fingerprint
+from mosecrot.configschema import to_dict
+from mosecrot.errors import InputError
+from mosecrot.metrics import SCORED_SPLITS
+from mosecrot.methods.context import RunContext
+from mosecrot.methods.spec import MethodSpec
+from mosecrot.plm import load_tokenizer
+from mosecrot.relative import RelativeConfig
+from mosecrot.stitching import (
+    StitchConfig,
+    TargetVocabulary,
+    build_target_vocabulary,
+    source_mapping,
+    special_token_ids,
+    swap_input_embeddings,
+    target_mapping,
+)
+from mosecrot.vectors import StaticVectors
+
+
+@dataclass
+class StitchedOptions:
+    """How the model is stitched (``stitch:``; see `mosecrot.stitching.StitchConfig`)."""
+
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+
+
+def _digest(array: torch.Tensor | np.ndarray) -> str:
+    """Content hash of a matrix (the cache key of whatever was computed from it)."""
+    a = array.detach().cpu().float().numpy() if isinstance(array, torch.Tensor) else np.asarray(array, np.float32)
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16] + f"-{'x'.join(map(str, a.shape))}"
+
+
+def _relative_key(rel: RelativeConfig) -> dict[str, Any]:
+    return {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}  # chunking never changes the result
+
+
+def cached_source_mapping(ctx: RunContext, original: torch.Tensor, anchor_ids: list[int], special_ids: list[int],
+                          rel: RelativeConfig) -> torch.Tensor:
+    """F_s, cached on disk by the embedding matrix's content, the anchor token ids and the relative config."""
+    key = {"embeddings": _digest(original), "anchors": stable_hash(list(anchor_ids)),
+           "specials": list(special_ids), "relative": _relative_key(rel)}
+
+    def build(d):
+        torch.save(source_mapping(original, anchor_ids, special_ids, rel), d / "f_s.pt")
+
+    return ctx.cache.get_or_build("f_s", key, build, lambda d: torch.load(d / "f_s.pt", weights_only=True))
+
+
+def cached_target_mapping(ctx: RunContext, vocab: TargetVocabulary, vectors: StaticVectors, anchors: AnchorSet,
+                          english_rows: torch.Tensor, rel: RelativeConfig) -> torch.Tensor:
+    """F_t rows of the target words, cached by words, their vectors, the anchors, the English rows and config."""
+    key = {"language": vocab.language, "words": texts_fingerprint(vocab.words), "vectors": _digest(vocab.vectors),
+           "anchors": stable_hash(anchors.pairs), "english_rows": _digest(english_rows), "relative": _relative_key(rel)}
+
+    def build(d):
+        rows = target_mapping(vocab, vectors, anchors, english_rows, torch.empty(0, english_rows.shape[1]), rel)
+        torch.save(rows, d / "f_t.pt")
+
+    return ctx.cache.get_or_build("f_t", key, build, lambda d: torch.load(d / "f_t.pt", weights_only=True))
+
+
+def _target_texts(ctx: RunContext, lang: str) -> list[str]:
+    """Every dev/test text of a language: the target vocabulary is built over them."""
+    task = ctx.prepared.tasks[lang]
+    return [t for split in SCORED_SPLITS if split in task.splits for t in task.splits[split]["text"]]
+
+
+def with_target_embeddings(ctx: RunContext, model: torch.nn.Module, lang: str,
+                           rows_fn: Callable[[TargetVocabulary], torch.Tensor], stitch: StitchConfig,
+                           tokenizer: Any) -> dict[str, float]:
+    """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones."""
+    vectors = ctx.prepared.vectors[lang]
+    vocab = build_target_vocabulary(lang, _target_texts(ctx, lang), vectors, tokenizer, stitch.oov,
+                                    ctx.config.vectors.training.lowercase)
+    english = model.get_input_embeddings()
+    specials = english.weight[vocab.plm_special_ids]
+    matrix = torch.cat([specials.detach().float(), rows_fn(vocab)], dim=0)
+    swap_input_embeddings(model, matrix, trainable=False, padding_idx=vocab.tokenizer.pad_token_id)
+    try:
+        out = ctx.evaluate_language(model, lang, lambda t: vocab.encode(t, ctx.training.max_length),
+                                    vocab.tokenizer.pad_token_id)
+    finally:
+        model.set_input_embeddings(english)
+        model.config.vocab_size = english.weight.shape[0]
+    out[f"oov_token_share.{lang}"] = vocab.stats["oov_token_share"]
+    return out
+
+
+def _anchor_rows(stitch: StitchConfig, original: torch.Tensor, model: torch.nn.Module,
+                 anchors: AnchorSet) -> torch.Tensor:
+    base = original if stitch.target_anchor_rows == "original" else model.get_input_embeddings().weight
+    return base[anchors.source_token_ids].detach().float()
+
+
+def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[str, float]:
+    """Relative-representation stitching (MoSECroT), with the paper's open points as options."""
+    st, rel = options.stitch, options.stitch.relative
+    model_name = ctx.config.model
+    tokenizer = load_tokenizer(model_name)
+    original = ctx.original_embeddings(model_name)
+    specials = special_token_ids(tokenizer)
+    trainable = st.embeddings == "trainable"
+    union = ctx.prepared.union
+    # Languages that share one English model: all (original side or union anchors), else one per language.
+    groups = [ctx.targets] if st.source_side == "original" or union is not None else [[lang] for lang in ctx.targets]
+    metrics: dict[str, float] = {}
+    for langs in groups:
+        if st.source_side == "relative":
+            ids = union.source_token_ids if union is not None else ctx.prepared.anchors[langs[0]].source_token_ids
+            f_s = cached_source_mapping(ctx, original, ids, specials, rel)
+            emb_key = stable_hash({"anchors": ids, "relative": to_dict(rel)})
+            model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
+        else:
+            model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
+        if not any(k.startswith("dev_macro_f1.") for k in metrics):
+            metrics.update(ctx.english_metrics(model, model_name, tokenizer, ft))
+        for lang in langs:
+            anchors = ctx.prepared.anchors[lang]
+            eng_rows = _anchor_rows(st, original, model, anchors)
+            metrics.update(with_target_embeddings(
+                ctx, model, lang,
+                lambda vocab, a=anchors, r=eng_rows, l=lang: cached_target_mapping(
+                    ctx, vocab, ctx.prepared.vectors[l], a, r, rel),
+                st, tokenizer))
+            metrics[f"anchors.{lang}"] = len(anchors)
+    return metrics
+
+
+def least_squares_map(static_rows: np.ndarray, plm_rows: np.ndarray) -> np.ndarray:
+    """W minimising ``||static_rows @ W - plm_rows||_F`` (float64 solve, float32 result)."""
+    if static_rows.shape[0] != plm_rows.shape[0] or static_rows.shape[0] == 0:
+        raise InputError(f"least squares needs paired anchor rows, got {static_rows.shape[0]} static and "
+                         f"{plm_rows.shape[0]} PLM rows", key="anchors")
+    w, *_ = np.linalg.lstsq(static_rows.astype(np.float64), plm_rows.astype(np.float64), rcond=None)
+    return w.astype(np.float32)
+
+
+def run_ls(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[str, float]:
+    """LS: least-squares map W (static -> PLM space) on the anchors, ``min ||A_t W - A_s||``, then swap."""
+    model_name = ctx.config.model
+    tokenizer = load_tokenizer(model_name)
+    original = ctx.original_embeddings(model_name)
+    model, ft = ctx.english_model(seed, model_name)
+    metrics = ctx.english_metrics(model, model_name, tokenizer, ft)
+    for lang in ctx.targets:
+        anchors, vectors = ctx.prepared.anchors[lang], ctx.prepared.vectors[lang]
+        a_t = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float64)
+        a_s = _anchor_rows(options.stitch, original, model, anchors).double().numpy()
+        w = torch.from_numpy(least_squares_map(a_t, a_s))
+        metrics.update(with_target_embeddings(
+            ctx, model, lang, lambda vocab, w=w: torch.from_numpy(vocab.vectors) @ w, options.stitch, tokenizer))
+    return metrics
+
+
+SPECS = (
+    MethodSpec("mosecrot", run_mosecrot, StitchedOptions, reads_static=True,
+               summary="relative-representation stitching (MoSECroT): F_s before fine-tuning, F_t swapped in"),
+    MethodSpec("ls", run_ls, StitchedOptions, reads_static=True,
+               summary="least-squares map from the static space to the PLM's embeddings, then swap"),
+)

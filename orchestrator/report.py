@@ -1,0 +1,311 @@
+"""What people compare: per-language tables of `mosecrot run` results and of sweeps, as markdown, CSV and
+a plot.
+
+- Run tables (`merge_runs`): several `mosecrot run` results in one table (XTREME style: rows methods,
+  columns languages and mean, cells mean ± std over seeds), with the task's published numbers beside them.
+  Why several: the paper-faithful ``pair``-anchor runs and the ``union``-anchor runs with the baselines are
+  separate experiments (different anchor sets mean different English fine-tunings).
+- Sweep reports (`sweep_report`): the best trial per tuned method (by the objective, never by test)
+  beside every baseline, read back from MLflow, and every finished trial with its searched parameters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mosecrot.errors import InputError
+from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_tracking_uri
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table (the one writer of every table this project prints into a file)."""
+    return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+# --- run tables ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    supervision: str
+    cells: dict[str, dict | float | None]   # language -> {"mean", "std", "n"} (ours) or a float (paper)
+    average: dict | None = None
+    source: str = ""
+    common: dict | float | None = None  # mean over `MergedTable.common_languages`, when rows differ
+
+
+@dataclass
+class MergedTable:
+    task: str
+    metric: str
+    languages: list[str]
+    rows: list[Row] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    common_languages: list[str] = field(default_factory=list)  # languages every row has (if not all)
+
+    @property
+    def common_column(self) -> str | None:
+        return "mean " + "/".join(self.common_languages) if self.common_languages else None
+
+
+def _results_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise InputError(f"{path}: no results.json (expected a `mosecrot run` directory or its results.json)")
+    return p
+
+
+def load_results(path: str | Path) -> dict:
+    p = _results_path(path)
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc})") from exc
+    for key in ("summary", "config", "task"):
+        if key not in data:
+            raise InputError(f"{p}: missing key {key!r}; is this a `mosecrot run` results.json?")
+    data["_path"] = str(p)
+    return data
+
+
+def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | None = None) -> MergedTable:
+    """Rows of every run in order; a method name that occurs in several runs is labelled with its anchor
+    scope (``rr-softmax [pair]``). Columns are the union of the runs' languages, first-seen order."""
+    runs = [load_results(p) for p in paths]
+    tasks = {r["task"] for r in runs}
+    if len(tasks) != 1:
+        raise InputError(f"runs are on different tasks {sorted(tasks)}; a table compares one task")
+    metrics = {r["summary"]["metric"] for r in runs}
+    if len(metrics) != 1:
+        raise InputError(f"runs report different metrics {sorted(metrics)}")
+    languages: list[str] = []
+    for r in runs:
+        languages += [lang for lang in r["summary"]["languages"] if lang not in languages]
+    counts: dict[str, int] = {}
+    for r in runs:
+        for name in r["summary"]["methods"]:
+            counts[name] = counts.get(name, 0) + 1
+    table = MergedTable(task=tasks.pop(), metric=metrics.pop(), languages=languages)
+    for r in runs:
+        scope = r["config"].get("anchors", {}).get("scope", "?")
+        table.sources.append({"path": r["_path"], "experiment": r.get("experiment"), "anchors": scope,
+                              "complete": r.get("complete"), "seeds": r.get("seeds"),
+                              "training": r.get("training"), "timings_s": r.get("timings_s")})
+        for name, m in r["summary"]["methods"].items():
+            label = f"{name} [{scope}]" if counts[name] > 1 or scope == "pair" else name
+            table.rows.append(Row(label, m["supervision"], dict(m["languages"]), m.get("average"),
+                                  r.get("experiment", "")))
+    for name, scores in (paper or {}).items():
+        if any(scores.get(lang) is not None for lang in languages):
+            table.rows.append(Row(name, "paper", {lang: scores.get(lang) for lang in languages}, None, "paper"))
+    covered = [{lang for lang, v in r.cells.items() if v is not None} for r in table.rows]
+    shared = [lang for lang in languages if all(lang in c for c in covered)]
+    if shared and len(shared) < len(languages):  # rows cover different languages: add a like-for-like mean
+        table.common_languages = shared
+        for row in table.rows:
+            row.common = _common_mean(row, shared)
+    return table
+
+
+def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
+    """Mean over `languages`: per seed then mean ± std over seeds for our rows, plain mean for paper rows."""
+    cells = [row.cells.get(lang) for lang in languages]
+    if all(isinstance(c, float | int) for c in cells):
+        return sum(cells) / len(cells)
+    seeds = [c.get("seeds") for c in cells if isinstance(c, dict)]
+    if len(seeds) != len(cells) or any(s is None or len(s) != len(seeds[0]) for s in seeds):
+        return None
+    per_seed = [sum(vals) / len(vals) for vals in zip(*seeds)]
+    mean = sum(per_seed) / len(per_seed)
+    std = (sum((v - mean) ** 2 for v in per_seed) / len(per_seed)) ** 0.5
+    return {"mean": mean, "std": std, "n": len(per_seed)}
+
+
+def format_cell(value: dict | float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+    return f"{value:.2f}"
+
+
+def value_columns(table: MergedTable) -> list[str]:
+    """The columns after method and supervision: languages, "mean", and the common-language mean if any."""
+    return [*table.languages, "mean", *([table.common_column] if table.common_column else [])]
+
+
+def cell_value(table: MergedTable, row: Row, column: str) -> dict | float | None:
+    if column == "mean":
+        return row.average
+    if column == table.common_column:
+        return row.common
+    return row.cells.get(column)
+
+
+def header(table: MergedTable) -> list[str]:
+    return ["method", "supervision", *value_columns(table)]
+
+
+def row_cells(table: MergedTable, row: Row) -> list[str]:
+    return [row.label, row.supervision, *[format_cell(cell_value(table, row, c)) for c in value_columns(table)]]
+
+
+def to_markdown(table: MergedTable) -> str:
+    return "\n".join(markdown_table(header(table), [row_cells(table, row) for row in table.rows])) + "\n"
+
+
+def to_csv(table: MergedTable) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["method", "supervision", "source", "language", "mean", "std", "n"])
+    for row in table.rows:
+        for lang in value_columns(table):
+            v = cell_value(table, row, lang)
+            if isinstance(v, dict):
+                w.writerow([row.label, row.supervision, row.source, lang, v["mean"], v["std"], v.get("n")])
+            elif v is not None:
+                w.writerow([row.label, row.supervision, row.source, lang, v, "", ""])
+    return out.getvalue()
+
+
+# --- sweep reports ----------------------------------------------------------------------------------
+
+def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str = "test_macro_f1",
+                 objective: str = "objective", mode: str = "max", languages: list[str] | None = None) -> dict[str, Any]:
+    """Best trial per tuned method (by `objective`, never by test) beside every baseline, per language.
+
+    Reads the latest sweep (parent run) of MLflow experiment `experiment`. Returns ``{"languages", "rows",
+    "trials", "searched", "parent_run_id", "tracking_uri"}``; each row: method, kind (trial/baseline),
+    supervision, run_id, objective, the ``{metric}.{lang}`` scores and their mean. ``trials`` holds every
+    finished trial the same way, best objective first, with the values of the ``searched`` params (those
+    that differ between trials), so a grid such as the paper's weighting x k reads as one table."""
+    from mlflow import MlflowClient  # here, not at the top: run tables need no MLflow (seconds to import)
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking(uri)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise InputError(f"no MLflow experiment named {experiment!r} in {uri}", key="SWEEP",
+                         expected="the name of a sweep logged to this tracking URI")
+    parents = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
+                                      order_by=["attributes.start_time DESC"], max_results=50))
+    parents = [p for p in parents if p.data.tags.get("baselines_only") != "true"] or parents
+    if not parents:
+        raise InputError(f"experiment {experiment!r} has no sweep run", key="SWEEP")
+    parent = parents[0]
+    runs = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                                   max_results=5000))
+    if not any(r.data.tags.get(KIND_TAG) == "baseline" for r in runs):  # baselines logged on their own
+        for p in parents:
+            if p.data.tags.get("baselines_only") == "true" or p.info.run_id != parent.info.run_id:
+                more = client.search_runs([exp.experiment_id],
+                                          filter_string=f"tags.`{PARENT_TAG}` = '{p.info.run_id}' and "
+                                                        f"tags.`{KIND_TAG}` = 'baseline'", max_results=100)
+                if more:
+                    runs += list(more)
+                    break
+    prefix = metric + "."
+    if languages is None:
+        found = {k[len(prefix):] for r in runs for k in r.data.metrics if k.startswith(prefix)}
+        languages = sorted(found - {"mean"})
+    best: dict[str, Any] = {}
+    rows, finished = [], []
+    sign = 1 if mode == "max" else -1
+    for r in runs:
+        tags, m = r.data.tags, r.data.metrics
+        if r.info.status != "FINISHED":
+            continue
+        if tags.get(KIND_TAG) == "trial":
+            if objective not in m or not any(k.startswith(prefix) for k in m):
+                continue
+            finished.append(r)
+            name = tags.get("method", "trial")
+            if name not in best or sign * m[objective] > sign * best[name].data.metrics[objective]:
+                best[name] = r
+        elif tags.get(KIND_TAG) == "baseline":
+            rows.append(_report_row(r, "baseline", languages, prefix, objective))
+    rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
+    keys = sorted({k for r in finished for k in r.data.params})
+    searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
+    finished.sort(key=lambda r: -sign * r.data.metrics[objective])
+    trials = [{**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
+              for r in finished]
+    return {"languages": languages, "rows": rows, "trials": trials, "searched": searched,
+            "parent_run_id": parent.info.run_id, "tracking_uri": uri, "metric": metric, "experiment": experiment}
+
+
+def _report_row(run, kind: str, languages: list[str], prefix: str, objective: str) -> dict[str, Any]:
+    m, tags = run.data.metrics, run.data.tags
+    row: dict[str, Any] = {"method": tags.get("method", run.info.run_name), "kind": kind,
+                           "supervision": tags.get("supervision", "zero-shot"), "run_id": run.info.run_id,
+                           "objective": m.get(objective)}
+    scores = [m.get(prefix + lang) for lang in languages]
+    for lang, v in zip(languages, scores):
+        row[lang] = v
+    row["mean"] = sum(scores) / len(scores) if scores and all(v is not None for v in scores) else None
+    return row
+
+
+def trial_columns(report: dict[str, Any]) -> list[str]:
+    """Columns of the every-trial table: the searched params, then objective and scores (run_id last)."""
+    return [*report.get("searched", []), "objective", *report["languages"], "mean", "run_id"]
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """``report.md`` (best per method beside the baselines, then every trial), ``report.csv``, ``trials.csv``
+    and ``report.png`` (per-language scores per method) in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    langs, rows = report["languages"], report["rows"]
+    cols = ["method", "kind", "supervision", "objective", *langs, "mean", "run_id"]
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))
+
+    def md_table(columns: list[str], records: list[dict[str, Any]]) -> list[str]:
+        return markdown_table(columns, [[fmt(r.get(c)) for c in columns] for r in records])
+
+    md = [f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; "
+          f"baselines)", "", *md_table(cols[:-1], rows)]
+    trials = report.get("trials", [])
+    if trials:
+        md += ["", f"## Every finished trial ({len(trials)}), best objective first", "",
+               *md_table(trial_columns(report)[:-1], trials)]
+    md += ["", f"MLflow: {report['tracking_uri']} (parent run {report['parent_run_id']})"]
+    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "trials_csv": out / "trials.csv",
+             "png": out / "report.png"}
+    paths["markdown"].write_text("\n".join(md) + "\n")
+    for path, columns, records in ((paths["csv"], cols, rows), (paths["trials_csv"], trial_columns(report), trials)):
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            for r in records:
+                w.writerow({c: r.get(c) for c in columns})
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(langs) * max(1, len(rows)) / 2), 4))
+    width = 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        xs = [j + i * width for j in range(len(langs))]
+        ax.bar(xs, [r.get(lang) or 0.0 for lang in langs], width, label=f"{r['method']} ({r['kind']})")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(langs))], langs)
+    ax.set_ylabel(report["metric"])
+    ax.set_title(report["experiment"])
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(paths["png"], dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,210 @@
+"""One sweep trial, without Ray: from Tune's sampled params to per-language metrics.
+
+`run_trial` builds the trial's experiment and method (`trial_configs`), prepares (the sweep's shared
+resources, else the disk cache) and runs `mosecrot.loop.run_methods` for every seed; Ray Train workers
+(`orchestrator.ray_tune`) and `run_trial_locally` (debugging, tests, benchmarks) call it alike.
+
+What Tune sees, per trial:
+
+* one report per epoch of the trial's *first* English fine-tuning (seed 0, first language group):
+  ``dev_macro_f1.en``, ``dev_accuracy.en``, ``dev_loss.en``, ``epoch`` and, under the english-dev
+  protocol, ``objective`` (what ASHA and Optuna's intermediate values read). Later fine-tunings (other
+  seeds, per-language groups) are not forwarded, so ``training_iteration`` counts epochs of one run and
+  the final report is iteration ``epochs + 1``. Under selection-languages-dev no per-epoch report is
+  forwarded (the objective needs target dev sets, which exist only after the swap);
+* one final report: every metric averaged over seeds (``test_macro_f1.de``, ``dev_macro_f1.en``, ...),
+  ``objective`` (`OBJECTIVE`), ``report_mean`` (`REPORT_MEAN`) and ``{split}_{metric}.mean`` over the
+  report languages, plus ``timing.*`` and ``system.*`` measurements of the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mosecrot.cache import DiskCache
+from mosecrot.configschema import to_dict
+from mosecrot.loop import mean_metrics, run_methods
+from mosecrot.methods import needs_static
+from mosecrot.metrics import language_means
+from mosecrot.prepare import SharedResources, prepare
+from mosecrot.training import LoopHooks
+from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
+
+OBJECTIVE = "objective"  # the Tune/Optuna metric: mean of the objective keys
+REPORT_MEAN = "report_mean"  # mean test score over the report languages (never selected on)
+GRID_KEY = "grid_point"  # grid sweeps: Tune's grid generator hands the whole point under this key
+CHECKPOINT_FILE = "trial.json"  # the final payload in a trial's checkpoint
+log = logging.getLogger(__name__)
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The sampled params from a Tune config: Optuna's flat dotted keys, or the grid point under `GRID_KEY`."""
+    if GRID_KEY in config:
+        return dict(config[GRID_KEY])
+    return dict(config)
+
+
+def final_metrics(space: SearchSpace, metrics: dict[str, float]) -> dict[str, float]:
+    """A trial's (or baseline's) metrics plus `OBJECTIVE`, `REPORT_MEAN` and means over report languages.
+
+    Baselines that lack the objective's keys (e.g. LR has no English dev) simply get no `OBJECTIVE`."""
+    out = dict(metrics)
+    for key, value in ((OBJECTIVE, objective_value), (REPORT_MEAN, report_value)):
+        try:
+            out[key] = value(space, metrics)
+        except ValueError:
+            pass
+    out.update(language_means(metrics, list(space.report_languages or [])))
+    return out
+
+
+@dataclass
+class EpochReporter:
+    """``LoopHooks.report``: per-epoch English dev metrics of the first fine-tuning, under trial metric keys."""
+
+    space: SearchSpace
+    source_language: str
+    sink: Callable[[dict[str, float]], None] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    _forwarding: bool = True
+    _last_epoch: int = 0
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self.history.append(dict(entry))
+        epoch = int(entry.get("epoch", 0))
+        if epoch <= self._last_epoch:  # a new fine-tuning started (another seed or language group)
+            self._forwarding = False
+        self._last_epoch = epoch
+        if not self._forwarding or self.sink is None:
+            return
+        metrics = self.epoch_metrics(entry)
+        if metrics is not None:
+            self.sink(metrics)
+
+    def epoch_metrics(self, entry: dict[str, Any]) -> dict[str, float] | None:
+        obj = self.space.objective
+        if obj.protocol != "english-dev":
+            return None
+        src = self.source_language
+        out = {f"{k}.{src}": float(entry[k]) for k in ("dev_macro_f1", "dev_accuracy", "dev_loss") if k in entry}
+        out["epoch"] = int(entry.get("epoch", 0))
+        key = f"dev_{obj.metric}"
+        if key in entry:
+            out[OBJECTIVE] = float(entry[key])
+        return out
+
+
+def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callable[[EpochReporter], LoopHooks],
+              sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
+              shared: SharedResources | None = None) -> dict[str, Any]:
+    """Prepare (the sweep's `shared` resources, else from the disk cache), run the method for every seed,
+    average. Returns a payload with ``metrics`` (final, averaged + objective), ``per_seed``, ``params``,
+    ``history`` and ``seconds``."""
+    t0 = time.perf_counter()
+    exp, method = trial_configs(space, params)
+    prepared = prepare(exp, static=needs_static([method]), progress=progress, shared=shared)
+    reporter = EpochReporter(space, exp.source_language, sink)
+    records = run_methods(prepared, [method], exp.seeds, exp.training, hooks_factory(reporter),
+                          cache=DiskCache(exp.cache_dir))
+    metrics = final_metrics(space, mean_metrics(records)[method.name])
+    metrics["timing.prepare_s"] = round(prepared.timings.get("total", 0.0), 3)
+    metrics["timing.shared_resources"] = float(prepared.shared is shared and shared is not None)
+    return {"params": params, "method": to_dict(method), "seeds": list(exp.seeds), "metrics": metrics,
+            "per_seed": [r["metrics"] for r in records], "history": reporter.history,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool = False,
+                      shared: SharedResources | None = None) -> dict[str, Any]:
+    """The trial without Ray, in this process: the same configs, loop, seeds and final metrics (`shared`:
+    resources loaded once for several trials, `mosecrot.prepare.load_resources`)."""
+    reports: list[dict[str, float]] = []
+    payload = run_trial(space, params, lambda reporter: LoopHooks(report=reporter, progress=progress),
+                        sink=reports.append, progress=progress, shared=shared)
+    payload["epoch_reports"] = reports
+    return payload
+
+
+def write_payload(directory: str | Path, payload: dict[str, Any]) -> None:
+    Path(directory, CHECKPOINT_FILE).write_text(json.dumps(payload, indent=1, default=str))
+
+
+def checkpoint_payload(checkpoint: Any) -> dict[str, Any] | None:
+    """The final payload in a trial checkpoint (a Ray ``Checkpoint``), else None (also when unreadable: the
+    trial then trains again rather than fail)."""
+    if checkpoint is None:
+        return None
+    try:
+        with checkpoint.as_directory() as directory:
+            payload = json.loads(Path(directory, CHECKPOINT_FILE).read_text())
+    except (OSError, ValueError) as err:
+        log.warning("could not read the trial checkpoint %s: %s", checkpoint, err)
+        return None
+    return payload if isinstance(payload.get("metrics"), dict) else None
+
+
+# --- timing ---------------------------------------------------------------------------------------------
+
+FIRST_STEP_LINE = "mosecrot trial {trial_id}: first optimizer step {seconds:.1f} s after the trial started"
+
+
+class FirstStepClock:
+    """Wall time of the first optimizer step in this process (a global torch optimizer post-hook);
+    `on_first` is called once, with that time."""
+
+    def __init__(self, on_first: Callable[[float], None] | None = None) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self.at: float | None = None
+        self.on_first = on_first
+        self._handle = register_optimizer_step_post_hook(self._hook)
+
+    def _hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self.at is None:
+            self.at = time.time()
+            self._handle.remove()
+            if self.on_first is not None:
+                self.on_first(self.at)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def timing_metrics(started_at: float | None, worker_at: float, first_step_at: float | None) -> dict[str, float]:
+    """``timing.first_step_s`` (trial start to the first optimizer step: Train controller, worker start,
+    imports, model load, data) and ``timing.worker_start_s``; the absolute ``timing.*_at`` (epoch seconds)
+    are for benchmarks and are not logged to MLflow."""
+    if started_at is None:
+        return {}
+    out = {"timing.started_at": started_at, "timing.worker_start_s": round(worker_at - started_at, 3)}
+    if first_step_at is not None:
+        out["timing.first_step_at"] = first_step_at
+        out["timing.first_step_s"] = round(first_step_at - started_at, 3)
+    return out
+
+
+def system_metrics(cpu_before: float, wall_before: float) -> dict[str, float]:
+    """The worker's own resource use over its training (logged by rank 0 into the trial's MLflow run):
+    mean CPU utilisation of its process (100 = one core), peak resident memory, peak GPU memory."""
+    wall = max(time.time() - wall_before, 1e-9)
+    cpu = time.process_time() - cpu_before
+    out = {"system.cpu_percent": round(100.0 * cpu / wall, 1),
+           # ru_maxrss is in KiB on Linux
+           "system.peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "system.wall_s": round(wall, 2), "system.torch_threads": float(torch.get_num_threads())}
+    if torch.cuda.is_available():
+        out["system.gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
+__all__ = ["CHECKPOINT_FILE", "GRID_KEY", "OBJECTIVE", "REPORT_MEAN", "EpochReporter", "checkpoint_payload",
+           "final_metrics", "run_trial", "run_trial_locally", "trial_params"]

@@ -1,0 +1,95 @@
+"""MLflow records of a sweep (`orchestrator.tracking`): URIs, flattening, and the tracker's parent and child
+runs on a SQLite store in a temp dir (no server)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from mosecrot.errors import InputError
+from orchestrator.tracking import (
+    SweepTracker,
+    check_tracking,
+    flatten,
+    metric_values,
+    param_values,
+    resolve_tracking_uri,
+    sanitize_key,
+    ui_command,
+)
+from orchestrator.trial import OBJECTIVE, REPORT_MEAN
+
+W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k", "sparsify"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_flattening_keeps_dotted_keys():
+    assert sanitize_key("test_macro_f1.de") == "test_macro_f1.de"
+    assert sanitize_key("a@b[0]") == "a_b_0_"
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": [1, 2], "d": None}
+    assert param_values({K: "all", TAU: None, "seeds": [0, 1], "x": {"y": True}}) == {
+        K: "all", TAU: "null", "seeds": "[0, 1]", "x.y": "True"}
+    result = {"test_macro_f1.de": 0.5, "training_iteration": 3, "done": True, "config": {"a": 1},
+              "date": "x", "nan": float("nan"), OBJECTIVE: 0.7, "anchors.de": 812}
+    assert metric_values(result) == {"test_macro_f1.de": 0.5, OBJECTIVE: 0.7, "anchors.de": 812.0}
+
+
+def test_tracking_uri_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None, cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert ui_command("sqlite:///x.db") == "mlflow ui --backend-store-uri sqlite:///x.db"
+
+
+def test_unreachable_mlflow_server_fails_fast():
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="unreachable"):
+        check_tracking(f"http://127.0.0.1:{_free_port()}", timeout=2)
+    assert time.perf_counter() - t < 5
+
+
+def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
+    parent = tracker.start()
+    params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
+    good = {"test_macro_f1.de": 0.5, "test_macro_f1.fr": 0.4, "test_macro_f1.sw": 0.3, "dev_macro_f1.en": 0.9,
+            OBJECTIVE: 0.9, REPORT_MEAN: 0.4, "training_iteration": 2, "time_total_s": 12.0}
+    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
+    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
+    assert tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
+    assert tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
+    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED") is None  # exactly one child per trial
+    tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
+                                                           "test_macro_f1.sw": 0.6}, [0], {"kind": "lr"})
+    tracker.end("FINISHED", {"best_objective": 0.9})
+
+    client = tracker.client
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert client.get_run(parent).data.tags["git_revision"]
+    assert "search_space.resolved.yaml" in [a.path for a in client.list_artifacts(parent)]
+    kids = {r.data.tags.get("trial_id") or r.data.tags["baseline"]: r for r in tracker.children()}
+    assert set(kids) == {"t1", "t2", "t3", "lr"}
+    t1 = kids["t1"]
+    assert t1.info.status == "FINISHED" and kids["t3"].info.status == "FAILED"
+    assert kids["t3"].data.tags["error"] == "boom"
+    assert t1.data.metrics["test_macro_f1.de"] == 0.5 and "training_iteration" not in t1.data.metrics
+    assert t1.data.params[K] == "all" and t1.data.tags["method"] == "mosecrot"
+    assert t1.data.tags["selection_protocol"] == "english-dev" and t1.data.tags["seed"] == "0"
+    assert kids["lr"].data.tags["kind"] == "baseline" and kids["lr"].data.tags["supervision"] == "target-supervised"
+
+    resumed = SweepTracker(quickstart_space, uri, sweep_key=tracker.sweep_key)
+    assert resumed.start(resume=True) == parent  # resume reopens the same parent
+    assert client.get_run(parent).info.status == "RUNNING"
+    assert resumed.log_trial("t2", "trial_2", params, worse, "FINISHED") is None
+    resumed.end("FINISHED")
+    assert client.get_run(parent).info.status == "FINISHED"
