@@ -77,14 +77,15 @@ def bench_overrides(trials: int, max_steps: int | None, train_per_class: int) ->
 
 def arm_loop(space, points: list[dict]) -> dict:
     """(a): the plain loop, timed from the first trial's start to the last one's end."""
+    from mosecrot.methods import needs_static
     from mosecrot.prepare import load_resources
-    from orchestrator.trainable import FirstStepClock, base_experiment, run_trial_locally
+    from orchestrator.trial import FirstStepClock, run_trial_locally
 
     trials = []
     t0 = time.perf_counter()
     # What a sweep's driver does once (from the warm cache), timed here as in arm (b): load the task
     # splits, vectors and dictionaries, and hand them to every trial.
-    shared = load_resources(base_experiment(space), progress=False)
+    shared = load_resources(space.experiment_config(), progress=False, static=needs_static([space.tuned_method()]))
     for params in points:
         start = time.time()
         clock = FirstStepClock()
@@ -147,7 +148,7 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
     import ray
 
     from orchestrator.sweep import run_sweep
-    from orchestrator.trainable import trial_params
+    from orchestrator.trial import trial_params
 
     space = copy.deepcopy(space)
     space.name = f"bench_sweep_c{concurrency}"
@@ -316,9 +317,8 @@ def main() -> None:
         child(args)
         return
 
-    from mosecrot.prepare import prepare
     from orchestrator.search_space import grid_points, load_search_space
-    from orchestrator.trainable import base_experiment
+    from orchestrator.sweep import prepare_sweep
 
     root = Path(tempfile.mkdtemp(prefix="bench_sweep-"))
     concurrencies = [x.strip() for x in args.concurrency.split(",") if x.strip()]
@@ -328,7 +328,7 @@ def main() -> None:
         space = load_search_space("quickstart", bench_overrides(args.trials, args.max_steps, args.train_per_class))
         points = grid_points(space)
         t = time.perf_counter()
-        prepare(base_experiment(space), progress=False)  # once per sweep: splits, static vectors
+        prepare_sweep(space)  # once per sweep: splits, static vectors
         prepare_s = time.perf_counter() - t
         calibration = None if args.no_calibration else calibrate()
         # The machine's speed drifts by 10-30 % over minutes (a shared VM). The arms alternate, (a) before and

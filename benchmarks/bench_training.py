@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from mosecrot.methods import load_classifier
+    from mosecrot.methods.context import load_classifier
     from mosecrot.plm import load_tokenizer
     from mosecrot.relative import RelativeConfig
     from mosecrot.stitching import source_mapping, special_token_ids, swap_input_embeddings

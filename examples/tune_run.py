@@ -4,7 +4,7 @@
     python examples/tune_run.py num_trials=2 fixed.training.max_steps=4
 
 `tune.run` takes the searcher, scheduler and resources as arguments; the trainable is the project's Tune
-function (`orchestrator.trainable.tune_trainable`), which fits one Ray Train `TorchTrainer` per trial.
+function (`orchestrator.ray_tune.tune_trainable`), which fits one Ray Train `TorchTrainer` per trial.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from mosecrot.prepare import prepare
+from orchestrator.ray_tune import make_scheduler, make_trainable, worker_env
 from orchestrator.search_space import define_by_run, load_search_space, optuna_sampler
-from orchestrator.sweep import make_scheduler, make_trainable, max_concurrent_trials
-from orchestrator.trainable import OBJECTIVE, REPORT_MEAN, base_experiment, trial_params, worker_env
+from orchestrator.sweep import max_concurrent_trials, prepare_sweep
+from orchestrator.trial import OBJECTIVE, REPORT_MEAN, trial_params
 
 
 def main(overrides: list[str]) -> None:
     space = load_search_space("quickstart", overrides)
     storage = str(Path("ray_results").resolve())
-    prepare(base_experiment(space), progress=True)  # warm the cache once, before any trial
+    prepare_sweep(space, progress=True)  # warm the cache once, before any trial
     ray.init(runtime_env={"env_vars": worker_env()})
 
     analysis = tune.run(

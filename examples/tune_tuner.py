@@ -17,16 +17,16 @@ import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from mosecrot.prepare import prepare
+from orchestrator.ray_tune import make_trainable, worker_env
 from orchestrator.search_space import define_by_run, load_search_space, optuna_sampler
-from orchestrator.sweep import make_trainable, max_concurrent_trials
-from orchestrator.trainable import OBJECTIVE, REPORT_MEAN, base_experiment, trial_params, worker_env
+from orchestrator.sweep import max_concurrent_trials, prepare_sweep
+from orchestrator.trial import OBJECTIVE, REPORT_MEAN, trial_params
 
 
 def main(overrides: list[str]) -> None:
     space = load_search_space("quickstart", overrides)
     storage = str(Path("ray_results").resolve())
-    prepare(base_experiment(space), progress=True)  # once: every trial loads vectors/anchors from the cache
+    prepare_sweep(space, progress=True)  # once: every trial loads vectors/anchors from the cache
     ray.init(runtime_env={"env_vars": worker_env()})  # embedded Ray; pass address="auto" for a cluster
 
     searcher = OptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,

@@ -76,10 +76,6 @@ class TargetVocabulary:
     oov: str
     stats: dict
 
-    @property
-    def n_special(self) -> int:
-        return len(self.special_tokens)
-
     def encode(self, texts: list[str], max_length: int) -> list[list[int]]:
         """Word-tokenise with the language's tokenizer, then map words to ids ([CLS] ... [SEP])."""
         split = get_tokenizer(self.language, self.lowercase)

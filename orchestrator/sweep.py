@@ -48,7 +48,7 @@ from ray import tune
 
 from mosecrot.errors import InputError
 from mosecrot.methods import needs_static
-from mosecrot.prepare import prepare
+from mosecrot.prepare import Prepared, prepare
 from orchestrator.baselines import log_baselines
 from orchestrator.ray_tune import (
     MlflowTrialCallback,
@@ -158,6 +158,12 @@ def max_concurrent_trials(space: SearchSpace, cluster: dict[str, float]) -> int:
     return max(1, min(caps)) if caps else 1
 
 
+def prepare_sweep(space: SearchSpace, progress: bool = False) -> Prepared:
+    """The sweep's data, once, for its tuned method: a sweep of sentence encoders alone prepares the task
+    splits only, never static vectors (the baselines that read them prepare their own)."""
+    return prepare(space.experiment_config(), static=needs_static([space.tuned_method()]), progress=progress)
+
+
 # --- phases ------------------------------------------------------------------------------------------------
 
 class PhaseClock:
@@ -250,10 +256,7 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
     # store builds its schema) and prepare the sweep's data once (from the cache: seconds of loading). A store
     # that fails stops the sweep before any trial; cache entries are complete or absent, whenever it stops.
     tracker_result = in_background(phases.timed("mlflow_start", start_tracker), "mlflow-start")
-    # Prepared for the tuned method: a sweep of sentence encoders alone builds no static vectors.
-    static = needs_static([space.tuned_method()])
-    prepared_result = in_background(phases.timed(
-        "prepare", lambda: prepare(space.experiment_config(), static=static, progress=progress)), "prepare")
+    prepared_result = in_background(phases.timed("prepare", lambda: prepare_sweep(space, progress)), "prepare")
     try:
         with phases("ray_init"):
             ensure_ray(address, num_cpus, dashboard=dashboard)

@@ -31,7 +31,7 @@ from mosecrot.ems.data import (
     sampling_probabilities,
     validate_pairs,
 )
-from mosecrot.ems.evaluate import (heldout_pairs, ratio_margin, retrieval_accuracies, retrieval_accuracy, ems_encoder,
+from mosecrot.ems.evaluate import (heldout_pairs, ratio_margin, retrieval_accuracies, ems_encoder,
                                    retrieval_offsets, top1_accuracy)
 from mosecrot.ems.losses import bag_of_tokens, contrastive_loss, xtr_kl
 from mosecrot.ems.model import EMSEncoder, EMSModel, mean_pool
@@ -314,13 +314,13 @@ def test_tiny_training_lowers_the_loss_checkpoints_and_resumes(ebible, tmp_path)
     vec = bundle.encode(["god king land", "elgodé"])
     assert vec.shape == (2, 32) and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
     pairs = heldout_pairs(bundle)
-    acc = retrieval_accuracy(ems_encoder(bundle), pairs)
+    acc = retrieval_accuracies(ems_encoder(bundle), pairs, ("cosine",))["cosine"]
     assert set(acc) == {"de", "fr"} and all(0 <= a <= 1 for a in acc.values())
     both = retrieval_accuracies(ems_encoder(bundle), pairs)
     assert set(both) == {"cosine", "margin"} and both["cosine"] == acc
     offsets = retrieval_offsets(ems_encoder(bundle), bundle, pairs)
     assert set(offsets) == {"de", "fr"} and all(o.shape == (32,) and np.abs(o).sum() > 0 for o in offsets.values())
-    centred = retrieval_accuracy(ems_encoder(bundle), pairs, offsets=offsets)
+    centred = retrieval_accuracies(ems_encoder(bundle), pairs, ("cosine",), offsets)["cosine"]
     assert set(centred) == {"de", "fr"} and all(0 <= a <= 1 for a in centred.values())
     # Resume: the same config with a larger budget continues from step 40.
     more = train_ems(tiny_config(ebible, **{"train.max_steps": 50}), EMSHooks(progress=False), output_dir=tmp_path)

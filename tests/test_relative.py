@@ -14,10 +14,9 @@ from mosecrot.relative import (
     RelativeConfig,
     build_mapping,
     compute_mapping,
-    mapping_for_target,
-    mapping_from_anchor_tokens,
 )
 from mosecrot.relative.similarity import prepare_csls
+from mosecrot.stitching import source_mapping
 from mosecrot.relative.sparsify import row_topk, threshold, topk
 from mosecrot.relative.weighting import entmax15, softmax, sparsemax, standard
 
@@ -86,7 +85,7 @@ def test_k1_anchor_token_maps_exactly_to_its_own_embedding():
     g = torch.Generator().manual_seed(1)
     E_s = torch.randn(40, 16, generator=g)
     ids = [3, 7, 11, 20, 25, 39]
-    F = mapping_from_anchor_tokens(E_s, ids, RelativeConfig(k=1))
+    F = source_mapping(E_s, ids, [], RelativeConfig(k=1))
     assert torch.equal(F[ids], E_s[ids])
     # a non-anchor token becomes the embedding of its nearest anchor (by cosine)
     cos = torch.nn.functional.normalize(E_s, dim=1) @ torch.nn.functional.normalize(E_s[ids], dim=1).T
@@ -99,7 +98,7 @@ def test_k1_target_anchor_word_maps_to_english_anchor_embedding():
     E_t = torch.randn(50, 10, generator=g)
     E_s_anchor = torch.randn(5, 7, generator=g)
     idx = np.array([4, 9, 17, 30, 44])
-    F_t = mapping_for_target(E_t.numpy(), idx, E_s_anchor, RelativeConfig(k=1))
+    F_t = build_mapping(E_t.numpy(), E_t.numpy()[idx], E_s_anchor, RelativeConfig(k=1))
     assert F_t.shape == (50, 7) and F_t.dtype == torch.float32
     assert torch.equal(F_t[idx], E_s_anchor)
 
@@ -313,8 +312,6 @@ def test_other_bad_inputs():
         RelativeConfig(k=5, chunk_size=0).validate(15)
     with pytest.raises(InputError, match="no anchors"):
         build_mapping(space, rows[:0], targets[:0], RelativeConfig(k=5))
-    with pytest.raises(InputError, match="relative.anchor_token_ids"):
-        mapping_from_anchor_tokens(space, [0, 60], RelativeConfig(k=1))
     bad = space.clone()
     bad[33, 2] = float("nan")
     with pytest.raises(InputError, match="row 33"):

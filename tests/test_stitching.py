@@ -51,7 +51,7 @@ def test_swapping_target_embeddings_changes_predictions_but_not_the_body(tokeniz
         rows = torch.randn(len(vocab.words), english.weight.shape[1], generator=torch.Generator().manual_seed(seed))
         swap_input_embeddings(model, torch.cat([specials, rows]), trainable=False,
                               padding_idx=vocab.tokenizer.pad_token_id)
-        assert model.get_input_embeddings().weight.shape[0] == vocab.n_special + len(vocab.words)
+        assert model.get_input_embeddings().weight.shape[0] == len(vocab.special_tokens) + len(vocab.words)
         with torch.no_grad():
             logits.append(model(input_ids=ids).logits)
     assert not torch.allclose(logits[0], logits[1]), "a different F_t must change the outputs"

@@ -90,17 +90,8 @@ def test_static_vectors_lookup_and_similarity():
 def test_frequency_uses_counts_or_file_order():
     ranked = toy_vectors()
     assert [ranked.frequency(w) for w in "abcdz"] == [4, 3, 2, 1, 0]
-    assert ranked.most_frequent(2) == ["a", "b"]
     counted = toy_vectors(counts=[5, 50, 7, 1])
     assert counted.frequency("b") == 50 and counted.frequency("z") == 0
-    assert counted.most_frequent(3) == ["b", "c", "a"]
-
-
-def test_subset_keeps_order_counts_and_skips_unknown():
-    v = toy_vectors(counts=[5, 50, 7, 1]).subset(["d", "a", "zzz"])
-    assert v.words == ["a", "d"]
-    np.testing.assert_array_equal(v.matrix, [[1, 0], [-1, 0]])
-    assert v.frequency("a") == 5 and v.frequency("b") == 0
 
 
 def test_constructor_rejects_misaligned_inputs():

@@ -47,13 +47,6 @@ class BilingualDictionary:
         """Translations of one English word, in dictionary order (empty if absent)."""
         return [tgt for src, tgt in self.pairs if src == en]
 
-    def to_mapping(self) -> dict[str, list[str]]:
-        """English word -> its translations in order; for bulk lookups."""
-        out: dict[str, list[str]] = {}
-        for en, tgt in self.pairs:
-            out.setdefault(en, []).append(tgt)
-        return out
-
     def _subset(self, indices: list[int], **meta) -> BilingualDictionary:
         return replace(
             self,

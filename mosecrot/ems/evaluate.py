@@ -65,13 +65,6 @@ def top1_accuracy(queries: np.ndarray, candidates: np.ndarray, scoring: str = "c
     return float(np.mean(scores.argmax(1) == np.arange(len(queries))))
 
 
-def retrieval_accuracy(encode: Encoder, heldout: dict[str, LanguagePairs], scoring: str = "cosine",
-                       offsets: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """xx → en top-1 accuracy per language; with ``offsets`` (`retrieval_offsets`), each xx vector is first
-    centred on English."""
-    return retrieval_accuracies(encode, heldout, (scoring,), offsets)[scoring]
-
-
 def retrieval_accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tuple[str, ...] = SCORINGS,
                          offsets: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """``{scoring: {language: top-1 accuracy}}``, each side encoded once for all scorings."""

@@ -39,9 +39,6 @@ class EMSTokenizer:
         ids = self.sp.encode([t.lower() for t in texts])
         return [row[:max_length] or [UNK_ID] for row in ids]
 
-    def pieces(self, text: str) -> list[str]:
-        return self.sp.encode(text.lower(), out_type=str)
-
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.model_bytes)
 

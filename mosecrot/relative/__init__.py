@@ -10,8 +10,6 @@ from mosecrot.relative.mapping import (
     RelativeConfig,
     build_mapping,
     compute_mapping,
-    mapping_for_target,
-    mapping_from_anchor_tokens,
 )
 from mosecrot.relative.similarity import SIMILARITIES
 from mosecrot.relative.sparsify import SPARSIFIERS
@@ -26,6 +24,4 @@ __all__ = [
     "RelativeConfig",
     "build_mapping",
     "compute_mapping",
-    "mapping_for_target",
-    "mapping_from_anchor_tokens",
 ]

@@ -200,39 +200,3 @@ def build_mapping(
     return compute_mapping(space, anchor_rows, anchor_targets, config, device=device).matrix
 
 
-def _index(ids: Tensor | np.ndarray | list[int], size: int, key: str) -> Tensor:
-    idx = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= size):
-        raise InputError(f"anchor index out of range for {size} rows", key=key, expected=f"0 <= id < {size}")
-    return idx
-
-
-def mapping_from_anchor_tokens(
-    E_s: Matrix,
-    anchor_token_ids: Tensor | np.ndarray | list[int],
-    config: RelativeConfig | None = None,
-    *,
-    device: str | torch.device | None = None,
-) -> Tensor:
-    """F_s: every PLM token mapped through the English anchors' own embedding rows."""
-    E = _as_matrix(E_s, "relative.space")
-    anchors = E[_index(anchor_token_ids, E.shape[0], "relative.anchor_token_ids")]
-    return build_mapping(E, anchors, anchors, config, device=device)
-
-
-def mapping_for_target(
-    E_t: Matrix,
-    anchor_target_rows_idx: Tensor | np.ndarray | list[int],
-    E_s_anchor_rows: Matrix,
-    config: RelativeConfig | None = None,
-    *,
-    device: str | torch.device | None = None,
-) -> Tensor:
-    """F_t: every target word mapped to PLM width via its nearest target anchors' English embeddings.
-
-    ``E_s_anchor_rows[j]`` is the PLM embedding of the English side of anchor j, whose target word
-    is row ``anchor_target_rows_idx[j]`` of ``E_t`` (original or fine-tuned rows: the caller decides).
-    """
-    E = _as_matrix(E_t, "relative.space")
-    rows = E[_index(anchor_target_rows_idx, E.shape[0], "relative.anchor_target_rows_idx")]
-    return build_mapping(E, rows, E_s_anchor_rows, config, device=device)

@@ -91,12 +91,6 @@ def get_tokenizer(language: str, lowercase: bool = True) -> Callable[[str], list
     return tokenize
 
 
-def tokenize_corpus(texts: Iterable[str], language: str, lowercase: bool = True) -> Iterator[list[str]]:
-    tok = get_tokenizer(language, lowercase)
-    for text in texts:
-        yield tok(text)
-
-
 def is_word(token: str) -> bool:
     """True for tokens holding a letter or digit (punctuation tokens are not counted as words)."""
     return bool(_HAS_WORD_CHAR.search(token))

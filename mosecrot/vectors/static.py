@@ -127,27 +127,3 @@ class StaticVectors:
         if i is None:
             return 0
         return int(self.counts[i]) if self.counts is not None else len(self.words) - i
-
-    def most_frequent(self, n: int | None = None) -> list[str]:
-        """The `n` most frequent stored words (all when None), most frequent first."""
-        if self.counts is None:
-            order = range(len(self.words))
-        else:
-            order = np.argsort(-self.counts, kind="stable")
-        return [self.words[i] for i in list(order)[:n]]
-
-    def subset(self, words: Iterable[str]) -> StaticVectors:
-        """The stored words among `words`, in this object's (frequency) order; others are skipped.
-
-        The subword model is shared, so subword vectors of the dropped words stay available.
-        """
-        wanted = set(words)
-        rows = [i for i, w in enumerate(self.words) if w in wanted]
-        return StaticVectors(
-            [self.words[i] for i in rows],
-            self.matrix[rows],
-            counts=self.counts[rows] if self.counts is not None else None,
-            subwords=self.subwords,
-            source=self.source,
-            meta={**self.meta, "subset_of": len(self)},
-        )
