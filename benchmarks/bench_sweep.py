@@ -93,11 +93,16 @@ def arm_loop(space, points: list[dict]) -> dict:
             payload = run_trial_locally(space, params, shared=shared)
         finally:
             clock.close()
-        trials.append({"params": params, "seconds": round(time.time() - start, 2),
-                       "first_step_s": round(clock.at - start, 2) if clock.at else None,
-                       "prepare_s": payload["metrics"].get("timing.prepare_s"),
-                       "train_examples_per_second": payload["metrics"].get("train_examples_per_second"),
-                       "objective": payload["metrics"].get("objective")})
+        trials.append(
+            {
+                "params": params,
+                "seconds": round(time.time() - start, 2),
+                "first_step_s": round(clock.at - start, 2) if clock.at else None,
+                "prepare_s": payload["metrics"].get("timing.prepare_s"),
+                "train_examples_per_second": payload["metrics"].get("train_examples_per_second"),
+                "objective": payload["metrics"].get("objective"),
+            }
+        )
     return {"seconds": round(time.perf_counter() - t0, 2), "trials": trials}
 
 
@@ -135,12 +140,16 @@ def sweep_phases(uri: str, name: str) -> dict[str, float]:
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
     runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'sweep'") if exp else []
-    return {k.removeprefix("timing.sweep."): v for k, v in (runs[0].data.metrics if runs else {}).items()
-            if k.startswith("timing.sweep.")}
+    return {
+        k.removeprefix("timing.sweep."): v
+        for k, v in (runs[0].data.metrics if runs else {}).items()
+        if k.startswith("timing.sweep.")
+    }
 
 
-def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None = None,
-              dashboard: bool = False) -> dict:
+def arm_sweep(
+    space, root: Path, concurrency: int, workers_per_trial: int | None = None, dashboard: bool = False
+) -> dict:
     """(b): `run_sweep` on embedded Ray with MLflow in SQLite; timed around the whole call. ``workers_per_trial``
     0 is Train's local mode (the loop in the Tune trial's process); None keeps the space's value."""
     import copy
@@ -159,9 +168,15 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
     callback = trial_starts_callback()
     t0 = time.perf_counter()
     uri = f"sqlite:///{root}/mlruns-c{concurrency}.db"
-    results = run_sweep(space, tracking_uri=uri,
-                        storage_path=str(root / f"ray_results-c{concurrency}"), baselines=False, num_cpus=2,
-                        callbacks=[callback], dashboard=dashboard)
+    results = run_sweep(
+        space,
+        tracking_uri=uri,
+        storage_path=str(root / f"ray_results-c{concurrency}"),
+        baselines=False,
+        num_cpus=2,
+        callbacks=[callback],
+        dashboard=dashboard,
+    )
     seconds = time.perf_counter() - t0
     driver_cpu_s = resource.getrusage(resource.RUSAGE_SELF)
     t_shutdown = time.perf_counter()
@@ -175,27 +190,38 @@ def arm_sweep(space, root: Path, concurrency: int, workers_per_trial: int | None
         first = m.get("timing.first_step_at")
         params = dict(r.config or {})
         start_to_first = round(first - started, 2) if first and started else None
-        trials.append({
-            "trial_id": trial_id, "params": params, "point": trial_params(params),
-            "error": str(r.error)[:300] if r.error else None,
-            "seconds": round(m.get("time_total_s", float("nan")), 2),
-            "start_to_first_step_s": start_to_first,
-            "tune_fn_to_worker_s": m.get("timing.worker_start_s"),
-            "tune_fn_to_first_step_s": m.get("timing.first_step_s"),
-            "prepare_s": m.get("timing.prepare_s"),
-            "shared_resources": m.get("timing.shared_resources"),
-            "objective": m.get("objective"),
-            "train_examples_per_second": m.get("train_examples_per_second"),
-            "cpu_percent": m.get("system.cpu_percent"),
-        })
+        trials.append(
+            {
+                "trial_id": trial_id,
+                "params": params,
+                "point": trial_params(params),
+                "error": str(r.error)[:300] if r.error else None,
+                "seconds": round(m.get("time_total_s", float("nan")), 2),
+                "start_to_first_step_s": start_to_first,
+                "tune_fn_to_worker_s": m.get("timing.worker_start_s"),
+                "tune_fn_to_first_step_s": m.get("timing.first_step_s"),
+                "prepare_s": m.get("timing.prepare_s"),
+                "shared_resources": m.get("timing.shared_resources"),
+                "objective": m.get("objective"),
+                "train_examples_per_second": m.get("train_examples_per_second"),
+                "cpu_percent": m.get("system.cpu_percent"),
+            }
+        )
     phases = sweep_phases(uri, space.name)
-    return {"concurrency": concurrency, "dashboard": dashboard, "phases": phases, "cpus_per_worker": space.resources.cpus_per_worker,
-            "workers_per_trial": space.resources.workers_per_trial,
-            "seconds": round(seconds, 2), "errors": results.num_errors, "trials": trials,
-            # where the process's time outside the trials goes: the driver's own CPU (Tune's event loop,
-            # callbacks, MLflow, imports) competes with the trials for the 2 cores; ray.shutdown is paid at exit
-            "driver_cpu_s": round(driver_cpu_s.ru_utime + driver_cpu_s.ru_stime, 2),
-            "ray_shutdown_s": round(shutdown_s, 2)}
+    return {
+        "concurrency": concurrency,
+        "dashboard": dashboard,
+        "phases": phases,
+        "cpus_per_worker": space.resources.cpus_per_worker,
+        "workers_per_trial": space.resources.workers_per_trial,
+        "seconds": round(seconds, 2),
+        "errors": results.num_errors,
+        "trials": trials,
+        # where the process's time outside the trials goes: the driver's own CPU (Tune's event loop,
+        # callbacks, MLflow, imports) competes with the trials for the 2 cores; ray.shutdown is paid at exit
+        "driver_cpu_s": round(driver_cpu_s.ru_utime + driver_cpu_s.ru_stime, 2),
+        "ray_shutdown_s": round(shutdown_s, 2),
+    }
 
 
 CALIBRATION = """
@@ -229,19 +255,30 @@ def calibrate(seconds: float = 15.0) -> dict:
     embedding matrix makes part of each step memory-bound: two processes share the memory bandwidth).
     ``best_c2_ratio`` = 1 / that gain is the lowest (b)/(a) two concurrent trials could reach with no
     overhead at all (the 0.8 goal assumes a gain of 1.25 or more)."""
+
     def run(threads: int, procs: int, model: str) -> float:
-        started = [subprocess.Popen([sys.executable, "-c", CALIBRATION, str(threads), str(seconds), model],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                    cwd=Path(__file__).resolve().parents[1],
-                                    env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                   for _ in range(procs)]
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-c", CALIBRATION, str(threads), str(seconds), model],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd=Path(__file__).resolve().parents[1],
+                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            )
+            for _ in range(procs)
+        ]
         return sum(float(p.communicate()[0]) for p in started)
 
     out = {}
     for model in ("transformer", "minilm"):
         one, two = run(2, 1, model), run(1, 2, model)
-        out[model] = {"steps_per_s_1x2_threads": round(one, 3), "steps_per_s_2x1_thread": round(two, 3),
-                      "c2_gain": round(two / one, 3), "best_c2_ratio": round(one / two, 3)}
+        out[model] = {
+            "steps_per_s_1x2_threads": round(one, 3),
+            "steps_per_s_2x1_thread": round(two, 3),
+            "c2_gain": round(two / one, 3),
+            "best_c2_ratio": round(one / two, 3),
+        }
     return out
 
 
@@ -254,17 +291,36 @@ def run_arm(arm: str, args, root: Path, warm: Path, concurrency: str = "", tag: 
     shutil.copytree(warm, cache)
     (root / name).mkdir()
     out = root / f"{name}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--arm-out", str(out),
-           "--trials", str(args.trials), "--train-per-class", str(args.train_per_class),
-           "--concurrency", str(concurrency), "--root", str(root / name)]  # its own MLflow store, Tune dir
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--arm",
+        arm,
+        "--arm-out",
+        str(out),
+        "--trials",
+        str(args.trials),
+        "--train-per-class",
+        str(args.train_per_class),
+        "--concurrency",
+        str(concurrency),
+        "--root",
+        str(root / name),
+    ]  # its own MLflow store, Tune dir
     if args.max_steps is not None:
         cmd += ["--max-steps", str(args.max_steps)]
     if args.workers_per_trial is not None:
         cmd += ["--workers-per-trial", str(args.workers_per_trial)]
     env = {**os.environ, "MOSECROT_CACHE_DIR": str(cache)}
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        cmd,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"arm {name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -284,27 +340,44 @@ def child(args) -> None:
         result = arm_loop(space, grid_points(space))
     else:
         variant = str(args.concurrency)
-        result = arm_sweep(space, Path(args.root), int(variant.rstrip("d")), args.workers_per_trial,
-                           dashboard=variant.endswith("d"))
+        result = arm_sweep(
+            space, Path(args.root), int(variant.rstrip("d")), args.workers_per_trial, dashboard=variant.endswith("d")
+        )
     result["space_loaded_s"] = round(loaded_s, 2)  # this process's imports and the search space's validation
     Path(args.arm_out).write_text(json.dumps(result, indent=1, default=str))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6,
-                        help=f"N (at most {len(ANCHOR_COUNTS)}; default 6, the quickstart sweep's trial count)")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="cap on optimizer steps per trial (default: one epoch, 19 steps)")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=6,
+        help=f"N (at most {len(ANCHOR_COUNTS)}; default 6, the quickstart sweep's trial count)",
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="cap on optimizer steps per trial (default: one epoch, 19 steps)"
+    )
     parser.add_argument("--train-per-class", type=int, default=100, help="English train verses per class")
-    parser.add_argument("--concurrency", default="1,2",
-                        help="arm (b) runs, comma-separated; a 'd' suffix (1d) starts Ray's dashboard, as "
-                             "'mosecrot sweep --dashboard' does (default off)")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="rounds of arm (b); (a) runs before the first and after every round (default 2)")
-    parser.add_argument("--workers-per-trial", type=int, default=None,
-                        help="Ray Train workers per trial in arm (b); 0 = Train's local mode (the loop runs in the "
-                             "Tune trial's process); default: the quickstart space's")
+    parser.add_argument(
+        "--concurrency",
+        default="1,2",
+        help="arm (b) runs, comma-separated; a 'd' suffix (1d) starts Ray's dashboard, as "
+        "'mosecrot sweep --dashboard' does (default off)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="rounds of arm (b); (a) runs before the first and after every round (default 2)",
+    )
+    parser.add_argument(
+        "--workers-per-trial",
+        type=int,
+        default=None,
+        help="Ray Train workers per trial in arm (b); 0 = Train's local mode (the loop runs in the "
+        "Tune trial's process); default: the quickstart space's",
+    )
     parser.add_argument("--no-calibration", action="store_true", help="skip the machine's 2x1 vs 1x2 calibration")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--arm", choices=["loop", "sweep"], help=argparse.SUPPRESS)  # internal: one arm
@@ -348,47 +421,64 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    loop_s = statistics.fmean(l["process_seconds"] for l in loops)
+    loop_s = statistics.fmean(loop["process_seconds"] for loop in loops)
     for sweep in sweeps:
         around = (loops[sweep["round"] - 1]["process_seconds"] + loops[sweep["round"]]["process_seconds"]) / 2
         sweep["loop_seconds_around"] = round(around, 2)
         sweep["ratio"] = round(sweep["process_seconds"] / around, 3)
-    own = {_point_key(t["params"]): statistics.fmean(l["trials"][i]["first_step_s"] for l in loops)
-           for i, t in enumerate(loops[0]["trials"])}
+    own = {
+        _point_key(t["params"]): statistics.fmean(loop["trials"][i]["first_step_s"] for loop in loops)
+        for i, t in enumerate(loops[0]["trials"])
+    }
     for sweep in sweeps:
         for t in sweep["trials"]:
             first = own.get(_point_key(t["point"]))
             t["loop_first_step_s"] = round(first, 2) if first is not None else None
-            t["overhead_s"] = (round(t["start_to_first_step_s"] - first, 2)
-                               if t["start_to_first_step_s"] is not None and first is not None else None)
+            t["overhead_s"] = (
+                round(t["start_to_first_step_s"] - first, 2)
+                if t["start_to_first_step_s"] is not None and first is not None
+                else None
+            )
     overheads = [t["overhead_s"] for s in sweeps for t in s["trials"] if t["overhead_s"] is not None]
     starts = [t["start_to_first_step_s"] for s in sweeps for t in s["trials"] if t["start_to_first_step_s"] is not None]
     out = {
         "benchmark": "bench_sweep",
-        "trials": len(points), "params": points,
-        "size": {"max_steps": args.max_steps, "epochs": space.base["training"]["epochs"],
-                 "batch_size": space.base["training"].get("batch_size"),
-                 "max_length": space.base["training"]["max_length"],
-                 "train_per_class": args.train_per_class, "languages": ["de"]},
+        "trials": len(points),
+        "params": points,
+        "size": {
+            "max_steps": args.max_steps,
+            "epochs": space.base["training"]["epochs"],
+            "batch_size": space.base["training"].get("batch_size"),
+            "max_length": space.base["training"]["max_length"],
+            "train_per_class": args.train_per_class,
+            "languages": ["de"],
+        },
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "calibration": calibration,
         "prepare_once_s": round(prepare_s, 2),
         "timing": "each arm is a fresh process timed from spawn to exit (process_seconds); the arms alternate "
-                  "(loop, sweeps, loop, ...) and each sweep is divided by the mean of the loops before and after it",
+        "(loop, sweeps, loop, ...) and each sweep is divided by the mean of the loops before and after it",
         "repeats": args.repeats,
         "loop_seconds": round(loop_s, 2),
-        "loops": loops, "sweeps": sweeps,
+        "loops": loops,
+        "sweeps": sweeps,
         # per concurrency: the median over the rounds (what the goals are checked on) and every round's ratio
-        "ratios": {f"sweep_c{c}_over_loop": round(statistics.median(s["ratio"] for s in sweeps
-                                                                    if s["variant"] == c), 3)
-                   for c in concurrencies},
-        "ratios_per_round": {f"sweep_c{c}_over_loop": [s["ratio"] for s in sweeps if s["variant"] == c]
-                             for c in concurrencies},
-        "loop_seconds_per_round": [l["process_seconds"] for l in loops],
-        "overhead_s": {"median": round(statistics.median(overheads), 2) if overheads else None,
-                       "max": max(overheads) if overheads else None},
-        "start_to_first_step_s": {"median": round(statistics.median(starts), 2) if starts else None,
-                                  "max": max(starts) if starts else None},
+        "ratios": {
+            f"sweep_c{c}_over_loop": round(statistics.median(s["ratio"] for s in sweeps if s["variant"] == c), 3)
+            for c in concurrencies
+        },
+        "ratios_per_round": {
+            f"sweep_c{c}_over_loop": [s["ratio"] for s in sweeps if s["variant"] == c] for c in concurrencies
+        },
+        "loop_seconds_per_round": [loop["process_seconds"] for loop in loops],
+        "overhead_s": {
+            "median": round(statistics.median(overheads), 2) if overheads else None,
+            "max": max(overheads) if overheads else None,
+        },
+        "start_to_first_step_s": {
+            "median": round(statistics.median(starts), 2) if starts else None,
+            "max": max(starts) if starts else None,
+        },
         "loop_first_step_s": {"median": round(statistics.median(own.values()), 2) if own else None},
         "goals": GOALS,
     }
@@ -400,8 +490,25 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("ratios", "ratios_per_round", "loop_seconds_per_round", "loop_seconds", "calibration", "overhead_s",
-                                          "start_to_first_step_s", "loop_first_step_s", "goals_met")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "ratios",
+                    "ratios_per_round",
+                    "loop_seconds_per_round",
+                    "loop_seconds",
+                    "calibration",
+                    "overhead_s",
+                    "start_to_first_step_s",
+                    "loop_first_step_s",
+                    "goals_met",
+                )
+            },
+            indent=1,
+        )
+    )
     for s in sweeps:
         print(f"(b) round {s['round']} c{s['variant']} phases: {s.get('phases')}")
     print(f"wrote {args.out}")

@@ -62,8 +62,9 @@ def main() -> None:
     ids = tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
     train = EncodedSplit(ids, labels)
     dev = EncodedSplit(ids[: args.batch_size], labels[: args.batch_size])
-    cfg = TrainingConfig(epochs=1, batch_size=args.batch_size, max_length=args.max_length,
-                         max_steps=args.steps, device="cpu")
+    cfg = TrainingConfig(
+        epochs=1, batch_size=args.batch_size, max_length=args.max_length, max_steps=args.steps, device="cpu"
+    )
     num_labels = max(labels) + 1
 
     base = load_classifier("minilm", num_labels).get_input_embeddings().weight.detach().clone()
@@ -71,16 +72,18 @@ def main() -> None:
     # the next --anchors ids stand in for a dictionary's most frequent single-token English words.
     anchor_ids = list(range(1996, 1996 + args.anchors))
     t = time.perf_counter()
-    f_s = source_mapping(base, anchor_ids, special_token_ids(tokenizer),
-                         RelativeConfig(k=50, weighting=args.weighting, tau=0.1))
+    f_s = source_mapping(
+        base, anchor_ids, special_token_ids(tokenizer), RelativeConfig(k=50, weighting=args.weighting, tau=0.1)
+    )
     build_seconds = time.perf_counter() - t
 
     def arm(stitched: bool) -> float:
         model = load_classifier("minilm", num_labels, seed=0)
         if stitched:
             swap_input_embeddings(model, f_s, trainable=True, padding_idx=tokenizer.pad_token_id)
-        result = finetune(model, train, dev, cfg, seed=0, pad_id=tokenizer.pad_token_id,
-                          hooks=LoopHooks(progress=False))
+        result = finetune(
+            model, train, dev, cfg, seed=0, pad_id=tokenizer.pad_token_id, hooks=LoopHooks(progress=False)
+        )
         return result.examples_per_second
 
     rounds = []
@@ -94,9 +97,12 @@ def main() -> None:
     report = {
         "benchmark": "training_throughput",
         "model": "minilm (sentence-transformers/all-MiniLM-L6-v2)",
-        "steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length,
-        "anchors": len(anchor_ids), "weighting": args.weighting, "texts": "synthetic" if args.synthetic else
-        "bible-genre English train verses",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "anchors": len(anchor_ids),
+        "weighting": args.weighting,
+        "texts": "synthetic" if args.synthetic else "bible-genre English train verses",
         "f_s_build_seconds": round(build_seconds, 2),
         "rounds": rounds,
         "unmodified_examples_per_second": unmodified,
@@ -109,8 +115,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"stitched/unmodified = {report['ratio']:.3f} (goal {report['goal']}); F_s built in "
-          f"{build_seconds:.1f} s; {args.out}")
+    print(
+        f"stitched/unmodified = {report['ratio']:.3f} (goal {report['goal']}); F_s built in "
+        f"{build_seconds:.1f} s; {args.out}"
+    )
 
 
 if __name__ == "__main__":

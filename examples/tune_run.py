@@ -34,8 +34,9 @@ def main(overrides: list[str]) -> None:
         storage_path=storage,
         metric=OBJECTIVE,
         mode=space.objective.mode,
-        search_alg=OptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
-                            sampler=optuna_sampler(space)),
+        search_alg=OptunaSearch(
+            space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode, sampler=optuna_sampler(space)
+        ),
         scheduler=make_scheduler(space),  # None, or ASHA when the space asks for it
         num_samples=space.num_trials,
         max_concurrent_trials=max_concurrent_trials(space, ray.cluster_resources()),

@@ -29,22 +29,31 @@ def main(overrides: list[str]) -> None:
     prepare_sweep(space, progress=True)  # once: every trial loads vectors/anchors from the cache
     ray.init(runtime_env={"env_vars": worker_env()})  # embedded Ray; pass address="auto" for a cluster
 
-    searcher = OptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
-                            sampler=optuna_sampler(space))  # in-memory study
+    searcher = OptunaSearch(
+        space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode, sampler=optuna_sampler(space)
+    )  # in-memory study
     tuner = tune.Tuner(
         make_trainable(space, storage),  # tune_trainable bound to the space, sized at 0 CPU
-        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode=space.objective.mode, search_alg=searcher,
-                                    num_samples=space.num_trials,
-                                    max_concurrent_trials=max_concurrent_trials(space, ray.cluster_resources())),
-        run_config=tune.RunConfig(name="example-tuner", storage_path=storage,
-                                  failure_config=tune.FailureConfig(max_failures=1)),
+        tune_config=tune.TuneConfig(
+            metric=OBJECTIVE,
+            mode=space.objective.mode,
+            search_alg=searcher,
+            num_samples=space.num_trials,
+            max_concurrent_trials=max_concurrent_trials(space, ray.cluster_resources()),
+        ),
+        run_config=tune.RunConfig(
+            name="example-tuner", storage_path=storage, failure_config=tune.FailureConfig(max_failures=1)
+        ),
     )
     results = tuner.fit()
     best = results.get_best_result()
     print(f"best {OBJECTIVE} {best.metrics[OBJECTIVE]:.4f}  {REPORT_MEAN} {best.metrics.get(REPORT_MEAN)}")
     print("params:", trial_params(best.config))
-    print(results.get_dataframe(filter_metric=OBJECTIVE, filter_mode=space.objective.mode)
-          .filter(regex=r"^(objective|report_mean|test_macro_f1\.)").to_string())
+    print(
+        results.get_dataframe(filter_metric=OBJECTIVE, filter_mode=space.objective.mode)
+        .filter(regex=r"^(objective|report_mean|test_macro_f1\.)")
+        .to_string()
+    )
 
 
 if __name__ == "__main__":

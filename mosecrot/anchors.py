@@ -73,13 +73,15 @@ def eligible_pairs(
     if pairs and not in_plm:
         raise InputError(
             f"no English word of the {len(pairs)} dictionary pairs is a single token of the PLM vocabulary",
-            path=where, expected="a dictionary whose English side overlaps the model's vocabulary",
+            path=where,
+            expected="a dictionary whose English side overlaps the model's vocabulary",
         )
     in_both = [p for p in in_plm if p[1] in target_vocab]
     if in_plm and not in_both:
         raise InputError(
             f"no target word of the {len(in_plm)} PLM-compatible pairs is in the static vocabulary",
-            path=where, expected="a dictionary whose target side overlaps the static vectors' vocabulary "
+            path=where,
+            expected="a dictionary whose target side overlaps the static vectors' vocabulary "
             "(same language, same lower-casing and tokenisation)",
         )
     seen_t: set[str] = set()
@@ -95,6 +97,7 @@ def eligible_pairs(
 
 
 # --- strategies: (candidates, count, seed, frequency) -> chosen, each one function --------------
+
 
 def _all(cands: list, count: int, seed: int, freq: Callable) -> list:
     return list(cands)
@@ -126,7 +129,8 @@ def _resolve_count(count: int | str | None, available: int, on_shortfall: str, w
         if on_shortfall == "error":
             raise InputError(
                 f"{count} anchors requested but only {available} are available for {where}",
-                key="anchors.count", expected=f"at most {available}, or on_shortfall: clamp",
+                key="anchors.count",
+                expected=f"at most {available}, or on_shortfall: clamp",
             )
         log.warning("anchors for %s: %d requested, clamped to the %d available", where, count, available)
         return available, True
@@ -188,7 +192,7 @@ def build_union_anchors(
     count: int | str | None = "all",
     strategy: str = "all",
     seed: int = 0,
-    source_frequency: Callable[[str], int] | None = None,
+    source_frequency: Callable[[str], int | None] | None = None,
     on_shortfall: str = "clamp",
 ) -> UnionAnchors:
     """Shared English anchors over several languages (``eligible`` from `eligible_pairs` per language).
@@ -218,8 +222,12 @@ def build_union_anchors(
             source_positions=[position[s] for s, _ in kept],
             scope="union",
             strategy=strategy,
-            meta={"eligible": len(pairs), "kept": len(kept), "union_size": len(chosen), **{
-                k: meta[k] for k in ("requested", "clamped")}},
+            meta={
+                "eligible": len(pairs),
+                "kept": len(kept),
+                "union_size": len(chosen),
+                **{k: meta[k] for k in ("requested", "clamped")},
+            },
         )
     return UnionAnchors(
         source_words=chosen,

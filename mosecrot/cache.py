@@ -102,7 +102,7 @@ class DiskCache:
         self,
         namespace: str,
         key: dict,
-        build: Callable[[Path], None],
+        build: Callable[[Path], object],
         load: Callable[[Path], T],
     ) -> T:
         """Load the entry for `key`, building it with `build(tmp_dir)` if absent or corrupt."""
@@ -119,9 +119,7 @@ class DiskCache:
         tmp.mkdir()
         try:
             build(tmp)
-            files = {
-                str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-            }
+            files = {str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / MANIFEST).write_text(
                 json.dumps({"key": key, "files": files, "created": time.time()}, indent=1, default=str)
             )

@@ -35,17 +35,24 @@ def candidate_verses(bible: Bible, language: str, source_language: str, n: int) 
     try:
         target, source = bible.texts(language), bible.texts(source_language)
     except InputError as err:
-        raise InputError(f"centering: language needs Bible text in {language!r} and {source_language!r}: "
-                         f"{err.message}", key="methods.centering",
-                         expected="centering: none for a language without a Bible edition") from err
+        raise InputError(
+            f"centering: language needs Bible text in {language!r} and {source_language!r}: {err.message}",
+            key="methods.centering",
+            expected="centering: none for a language without a Bible edition",
+        ) from err
     ids = [v for v in target if v in source and has_text(target[v]) and has_text(source[v])]
     ids.sort(key=lambda v: hashlib.sha256(v.encode()).hexdigest())
     return [(v, target[v], source[v]) for v in ids[:n]]
 
 
-def language_offsets(encode: Callable[[list[str]], np.ndarray], bible: Bible, languages: Iterable[str],
-                     source_language: str, exclude: Iterable[str],
-                     n: int = DEFAULT_CENTERING_VERSES) -> dict[str, np.ndarray]:
+def language_offsets(
+    encode: Callable[[list[str]], np.ndarray],
+    bible: Bible,
+    languages: Iterable[str],
+    source_language: str,
+    exclude: Iterable[str],
+    n: int = DEFAULT_CENTERING_VERSES,
+) -> dict[str, np.ndarray]:
     """``mean(encode(language verses)) - mean(encode(the same verses in the source language))`` per language,
     over the candidate verses (`candidate_verses`) outside ``exclude`` (the run's evaluation data): those are
     encoded with the rest, for the cache, and then dropped, never averaged."""
@@ -55,8 +62,11 @@ def language_offsets(encode: Callable[[list[str]], np.ndarray], bible: Bible, la
         verses = candidate_verses(bible, lang, source_language, n)
         kept = np.array([v not in excluded for v, _, _ in verses], dtype=bool)
         if not kept.any():
-            raise InputError(f"no {lang}-{source_language} Bible verse outside the evaluation sets to centre on",
-                             key="methods.centering", expected="centering: none, or more centering_verses")
+            raise InputError(
+                f"no {lang}-{source_language} Bible verse outside the evaluation sets to centre on",
+                key="methods.centering",
+                expected="centering: none, or more centering_verses",
+            )
         target = np.asarray(encode([t for _, t, _ in verses]), dtype=np.float64)[kept]
         source = np.asarray(encode([s for _, _, s in verses]), dtype=np.float64)[kept]
         out[lang] = target.mean(0) - source.mean(0)

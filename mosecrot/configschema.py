@@ -16,12 +16,15 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args, get_origin
 
 import yaml
 
 from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 
@@ -33,11 +36,14 @@ class ConfigLoader(yaml.SafeLoader):
 
 ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
                    |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
+                   |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
     list("-+0123456789."),
 )
 
@@ -130,7 +136,8 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
     if not isinstance(data, dict):
         raise InputError("expected a mapping", path=file, key=prefix or None)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    # Without a from_config reader, `cls` is a dataclass (fields() raises TypeError otherwise).
+    fields = {f.name: f for f in dataclasses.fields(cast("type[DataclassInstance]", cls)) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
@@ -154,9 +161,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
                 check()
         except InputError as err:
             if err.path is None and file is not None:
-                raise InputError(
-                    str(err), path=file, key=None if err.key else prefix or None
-                ) from err
+                raise InputError(str(err), path=file, key=None if err.key else prefix or None) from err
             raise
     return obj
 
@@ -238,8 +243,7 @@ def unwrap_optional(tp: Any) -> Any:
     return tp
 
 
-def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None = None,
-               what: str = "config") -> Any:
+def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None = None, what: str = "config") -> Any:
     """The declared type at ``dotted`` in dataclass ``cls`` (``anchors.count`` -> ``int | Literal["all"]``), or
     an InputError at ``key`` naming where the path breaks and the valid names there. ``shown`` is the key as
     the user wrote it (its part before ``dotted`` is its prefix in messages). A mapping field whose metadata
@@ -257,11 +261,14 @@ def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None 
         if dataclasses.is_dataclass(tp):
             fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
             if part not in fields:
-                raise InputError(f"{shown!r} is not {noun} field: {where} has no {part!r}", key=key,
-                                 expected="one of: " + ", ".join(sorted(fields)))
+                raise InputError(
+                    f"{shown!r} is not {noun} field: {where} has no {part!r}",
+                    key=key,
+                    expected="one of: " + ", ".join(sorted(fields)),
+                )
             settings = fields[part].metadata.get("settings")
             if settings is not None and i + 1 < len(parts):
-                rest = ".".join(parts[i + 1:])
+                rest = ".".join(parts[i + 1 :])
                 return settings(rest, key, shown)
             tp = typing.get_type_hints(tp)[part]
         elif get_origin(tp) is dict:

@@ -40,8 +40,11 @@ class TaskConfig:
         spec = get_task(self.name, key=f"{prefix}.name")
         for key in self.options():
             if key not in spec.options:  # a misplaced option is never silently ignored
-                raise InputError(f"option not used by task {spec.name}", key=f"{prefix}.{key}",
-                                 expected="one of: " + ", ".join(spec.options))
+                raise InputError(
+                    f"option not used by task {spec.name}",
+                    key=f"{prefix}.{key}",
+                    expected="one of: " + ", ".join(spec.options),
+                )
 
 
 @dataclass

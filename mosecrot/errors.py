@@ -42,15 +42,13 @@ def rebase_key(err: InputError, old: str, new: str) -> InputError:
     """The same error with its key moved from under ``old`` to under ``new`` (where it was loaded)."""
     key = err.key
     if key is not None and (key == old or key.startswith(old + ".")):
-        key = new + key[len(old):]
+        key = new + key[len(old) :]
     return InputError(err.message, path=err.path, line=err.line, key=key, expected=err.expected)
 
 
 def unknown_choice(kind: str, value: object, valid: list[str] | tuple[str, ...], **where) -> InputError:
     """Uniform message for an unknown registry name: it always lists the valid ones."""
-    return InputError(
-        f"unknown {kind} {value!r}", expected="one of: " + ", ".join(sorted(valid)), **where
-    )
+    return InputError(f"unknown {kind} {value!r}", expected="one of: " + ", ".join(sorted(valid)), **where)
 
 
 def lookup(registry: dict, kind: str, name: str, key: str):

@@ -45,10 +45,19 @@ def preflight_methods(methods: list[MethodConfig]) -> None:
             method.spec.preflight(method.options)
 
 
-def run_methods(prepared: Prepared, methods: list[MethodConfig], seeds: list[int], training: TrainingConfig,
-                hooks: LoopHooks | None = None, *, cache: DiskCache | None = None,
-                done: Collection[tuple[int, str]] = (), on_record: Callable[[Record], None] | None = None,
-                errors: str = "raise", progress: bool = False) -> list[Record]:
+def run_methods(
+    prepared: Prepared,
+    methods: list[MethodConfig],
+    seeds: list[int],
+    training: TrainingConfig,
+    hooks: LoopHooks | None = None,
+    *,
+    cache: DiskCache | None = None,
+    done: Collection[tuple[int, str]] = (),
+    on_record: Callable[[Record], None] | None = None,
+    errors: str = "raise",
+    progress: bool = False,
+) -> list[Record]:
     """Every method for every seed on ``prepared``; returns the records in run order.
 
     ``done``: (seed, method name) pairs to skip (a resumed run). ``on_record`` is called after each record
@@ -80,8 +89,13 @@ def run_methods(prepared: Prepared, methods: list[MethodConfig], seeds: list[int
 
 
 def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> Record:
-    record: Record = {"method": method.name, "kind": method.kind, "supervision": method.supervision, "seed": seed,
-                      "params": to_dict(method)}
+    record: Record = {
+        "method": method.name,
+        "kind": method.kind,
+        "supervision": method.supervision,
+        "seed": seed,
+        "params": to_dict(method),
+    }
     t = time.perf_counter()
     try:
         record["metrics"] = method.spec.run(ctx, method.options, seed)
@@ -89,7 +103,7 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
         if errors != "record":
             raise
         log.exception("%s (seed %d) failed", method.name, seed)
-        record.update(metrics={}, error=f"{type(err).__name__}: {err}")
+        record.update({"metrics": {}, "error": f"{type(err).__name__}: {err}"})
     record["seconds"] = round(time.perf_counter() - t, 2)
     return record
 

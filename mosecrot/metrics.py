@@ -51,8 +51,10 @@ def mean_of(metrics: dict[str, Any], keys: list[str], what: str) -> float:
     """Mean of ``metrics[k]`` over ``keys``; a ValueError naming what is missing otherwise."""
     missing = [k for k in keys if k not in metrics]
     if missing:
-        raise ValueError(f"the {what} needs {', '.join(missing)}, which were not reported "
-                         f"(reported: {', '.join(sorted(metrics)) or 'nothing'})")
+        raise ValueError(
+            f"the {what} needs {', '.join(missing)}, which were not reported "
+            f"(reported: {', '.join(sorted(metrics)) or 'nothing'})"
+        )
     return sum(float(metrics[k]) for k in keys) / len(keys)
 
 
@@ -69,10 +71,14 @@ def language_means(metrics: dict[str, Any], languages: list[str]) -> dict[str, f
 
 # --- over seeds ---------------------------------------------------------------------------------------
 
+
 def seed_summary(values: list[float]) -> dict[str, float]:
     """Mean, spread and count of one score over seeds."""
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def mean_over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, float]:

@@ -33,10 +33,13 @@ def load_tokenizer(name: str):
     if local.exists():
         if not local.is_dir():
             raise InputError("model path is not a directory", path=local)
-        if not any((local / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
-                                                  "spiece.model", "sentencepiece.bpe.model")):
+        if not any(
+            (local / f).is_file()
+            for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "sentencepiece.bpe.model")
+        ):
             raise InputError(
-                "model directory has no tokenizer", path=local,
+                "model directory has no tokenizer",
+                path=local,
                 expected="tokenizer.json, vocab.txt or a SentencePiece model beside the weights",
             )
     try:
@@ -67,7 +70,7 @@ def single_token_ids(tokenizer, words: list[str]) -> dict[str, int]:
         encoded = [e.ids for e in plain.encode_batch(unique, add_special_tokens=False)]
     else:
         encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
-    return {w: ids[0] for w, ids in zip(unique, encoded) if len(ids) == 1 and ids[0] not in special}
+    return {w: ids[0] for w, ids in zip(unique, encoded, strict=True) if len(ids) == 1 and ids[0] not in special}
 
 
 def _plain_backend(tokenizer):

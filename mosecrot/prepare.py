@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 def _uses_bible(cfg: DataConfig, static: bool = True) -> bool:
     return (
         get_task(cfg.task.name).reads_bible
-        or static and cfg.vectors.kind == "train"
-        or static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
+        or static
+        and cfg.vectors.kind == "train"
+        or static
+        and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
     )
 
 
@@ -66,11 +68,15 @@ def _preflight_static(cfg: DataConfig) -> None:
     if cfg.vectors.kind == "files":
         for lang in cfg.target_languages:
             if lang not in cfg.vectors.files:
-                raise InputError(f"no static vectors for target language {lang!r}", key="vectors.files",
-                                 expected="a path for every target language")
+                raise InputError(
+                    f"no static vectors for target language {lang!r}",
+                    key="vectors.files",
+                    expected="a path for every target language",
+                )
             if not Path(cfg.vectors.files[lang]).exists():
-                raise InputError("static vector file not found", path=cfg.vectors.files[lang],
-                                 key=f"vectors.files.{lang}")
+                raise InputError(
+                    "static vector file not found", path=cfg.vectors.files[lang], key=f"vectors.files.{lang}"
+                )
     for lang in cfg.target_languages:
         kind = cfg.dictionary.kind_for(lang)
         if kind == "muse":
@@ -86,9 +92,15 @@ def _muse_file(cfg: DataConfig, lang: str) -> Path:
     if not path.is_file():
         have = sorted(p.stem.split("-")[1] for p in directory.glob("en-*.txt"))
         raise InputError(
-            f"no MUSE dictionary for {lang!r}", path=path, key="dictionary.path",
-            expected=("one of: " + ", ".join(have)) if have else "a directory of en-XX.txt files"
-            + "; or set dictionary.per_language." + lang + " to induced or freedict",
+            f"no MUSE dictionary for {lang!r}",
+            path=path,
+            key="dictionary.path",
+            expected=("one of: " + ", ".join(have))
+            if have
+            else "a directory of en-XX.txt files"
+            + "; or set dictionary.per_language."
+            + lang
+            + " to induced or freedict",
         )
     return path
 
@@ -151,9 +163,11 @@ def english_frequencies(bible: Bible | None, language: str = "en", cache: DiskCa
         return count()
     key = {"language": language, "texts": texts_fingerprint(texts), "n": len(texts), "tokenizer": tokenize.__name__}
     return cache.get_or_build(
-        "word_counts", key,
+        "word_counts",
+        key,
         lambda d: (d / "counts.json").write_text(json.dumps(count(), ensure_ascii=False)),
-        lambda d: Counter(json.loads((d / "counts.json").read_text())))
+        lambda d: Counter(json.loads((d / "counts.json").read_text())),
+    )
 
 
 def cached_single_token_ids(tokenizer, words: list[str], cache: DiskCache | None = None) -> dict[str, int]:
@@ -164,9 +178,11 @@ def cached_single_token_ids(tokenizer, words: list[str], cache: DiskCache | None
     unique = sorted(set(words))
     key = {"tokenizer": tokenizer_fingerprint(tokenizer), "words": texts_fingerprint(unique), "n": len(unique)}
     return cache.get_or_build(
-        "single_token_ids", key,
+        "single_token_ids",
+        key,
         lambda d: (d / "ids.json").write_text(json.dumps(single_token_ids(tokenizer, unique), ensure_ascii=False)),
-        lambda d: json.loads((d / "ids.json").read_text()))
+        lambda d: json.loads((d / "ids.json").read_text()),
+    )
 
 
 @dataclass
@@ -193,13 +209,18 @@ class SharedResources:
 
 def resource_key(cfg: DataConfig) -> dict[str, Any]:
     """The config keys that decide `SharedResources` (everything `load_resources` reads)."""
-    return {"task": to_dict(cfg.task), "vectors": to_dict(cfg.vectors), "dictionary": to_dict(cfg.dictionary),
-            "bible": to_dict(cfg.bible), "source": cfg.source_language, "targets": list(cfg.target_languages),
-            "cache_dir": str(cfg.cache_dir)}
+    return {
+        "task": to_dict(cfg.task),
+        "vectors": to_dict(cfg.vectors),
+        "dictionary": to_dict(cfg.dictionary),
+        "bible": to_dict(cfg.bible),
+        "source": cfg.source_language,
+        "targets": list(cfg.target_languages),
+        "cache_dir": str(cfg.cache_dir),
+    }
 
 
-def prepare(cfg: DataConfig, *, static: bool, progress: bool = True,
-            shared: SharedResources | None = None) -> Prepared:
+def prepare(cfg: DataConfig, *, static: bool, progress: bool = True, shared: SharedResources | None = None) -> Prepared:
     """Everything the experiment's runs need: the task splits and, with ``static`` (some method reads them),
     static vectors, dictionaries and anchors. With `shared` (of a config with the same `resource_key`, and
     static parts where needed) only the anchors and the per-language rows are built here."""
@@ -216,9 +237,14 @@ def prepare(cfg: DataConfig, *, static: bool, progress: bool = True,
     return _build_anchors(cfg, bible, cache, shared, timings, t0)
 
 
-def load_resources(cfg: DataConfig, bible: Bible | None = None, cache: DiskCache | None = None,
-                   progress: bool = True, timings: dict[str, float] | None = None,
-                   static: bool = True) -> SharedResources:
+def load_resources(
+    cfg: DataConfig,
+    bible: Bible | None = None,
+    cache: DiskCache | None = None,
+    progress: bool = True,
+    timings: dict[str, float] | None = None,
+    static: bool = True,
+) -> SharedResources:
     """Task splits of every language and, with ``static``, static vectors and dictionaries of every target
     language (from the disk cache, or built into it)."""
     timings = {} if timings is None else timings
@@ -232,8 +258,9 @@ def load_resources(cfg: DataConfig, bible: Bible | None = None, cache: DiskCache
     for lang in cfg.target_languages:
         names = tasks[lang].splits["test"].features["label"].names
         if names != source_labels:
-            raise InputError(f"label set of {lang} differs from {cfg.source_language}: {names} vs {source_labels}",
-                             key="task")
+            raise InputError(
+                f"label set of {lang} differs from {cfg.source_language}: {names} vs {source_labels}", key="task"
+            )
     eval_ids = spec.evaluation_ids(cfg.task.options(), bible)
     timings["tasks"] = time.perf_counter() - t
     if not static:
@@ -245,8 +272,10 @@ def load_resources(cfg: DataConfig, bible: Bible | None = None, cache: DiskCache
         if cfg.vectors.kind == "files":
             vectors[lang] = load_vectors(cfg.vectors.files[lang])
         else:
-            vectors[lang] = train_language_vectors(bible, lang, eval_ids, cfg.vectors.training, cache=cache,
-                                                   progress=progress)
+            assert bible is not None  # vectors.kind "train" reads the Bible (_uses_bible): preflight opened it
+            vectors[lang] = train_language_vectors(
+                bible, lang, eval_ids, cfg.vectors.training, cache=cache, progress=progress
+            )
     timings["vectors"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -272,15 +301,33 @@ def _load_task(spec: TaskSpec, cfg: DataConfig, lang: str, bible: Bible | None) 
     return spec.load(lang, **options)
 
 
-def _build_anchors(cfg: DataConfig, bible: Bible | None, cache: DiskCache, shared: SharedResources,
-                   timings: dict[str, float], t0: float) -> Prepared:
+def _build_anchors(
+    cfg: DataConfig,
+    bible: Bible | None,
+    cache: DiskCache,
+    shared: SharedResources,
+    timings: dict[str, float],
+    t0: float,
+) -> Prepared:
     tasks, vectors, dictionaries = shared.tasks, shared.vectors, shared.dictionaries
     languages = cfg.languages
     if not shared.static:  # task splits only: no anchors to build
         rows = [_language_row(lang, tasks[lang]) for lang in languages]
         timings["total"] = time.perf_counter() - t0
-        return Prepared(cfg, tasks, {}, {}, {}, None, rows, timings, set(shared.evaluation_ids), shared, static=False,
-                        opened_bible=bible)
+        return Prepared(
+            cfg,
+            tasks,
+            {},
+            {},
+            {},
+            None,
+            rows,
+            timings,
+            set(shared.evaluation_ids),
+            shared,
+            static=False,
+            opened_bible=bible,
+        )
     t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
     all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
@@ -291,22 +338,38 @@ def _build_anchors(cfg: DataConfig, bible: Bible | None, cache: DiskCache, share
     if a.scope == "pair":
         for lang in cfg.target_languages:
             anchors[lang] = build_pair_anchors(
-                lang, dictionaries[lang].pairs, token_ids, vectors[lang], vectors[lang].frequency,
-                count=a.count, strategy=a.strategy, seed=a.seed, one_to_one=a.one_to_one,
-                on_shortfall=a.on_shortfall, where=dictionaries[lang].origin,
+                lang,
+                dictionaries[lang].pairs,
+                token_ids,
+                vectors[lang],
+                vectors[lang].frequency,
+                count=a.count,
+                strategy=a.strategy,
+                seed=a.seed,
+                one_to_one=a.one_to_one,
+                on_shortfall=a.on_shortfall,
+                where=dictionaries[lang].origin,
             )
             anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
     else:
         eligible = {
-            lang: eligible_pairs(dictionaries[lang].pairs, token_ids, vectors[lang], a.one_to_one,
-                                 dictionaries[lang].origin)
+            lang: eligible_pairs(
+                dictionaries[lang].pairs, token_ids, vectors[lang], a.one_to_one, dictionaries[lang].origin
+            )
             for lang in cfg.target_languages
         }
         freq = shared.english_counts
         if freq is None:
             freq = english_frequencies(bible, cfg.source_language, cache)
-        union = build_union_anchors(eligible, token_ids, count=a.count, strategy=a.strategy, seed=a.seed,
-                                    source_frequency=freq.get, on_shortfall=a.on_shortfall)
+        union = build_union_anchors(
+            eligible,
+            token_ids,
+            count=a.count,
+            strategy=a.strategy,
+            seed=a.seed,
+            source_frequency=freq.get,
+            on_shortfall=a.on_shortfall,
+        )
         anchors = union.per_language
         for lang in cfg.target_languages:
             anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
@@ -327,8 +390,19 @@ def _build_anchors(cfg: DataConfig, bible: Bible | None, cache: DiskCache, share
             )
         rows.append(row)
     timings["total"] = time.perf_counter() - t0
-    return Prepared(cfg, tasks, vectors, dictionaries, anchors, union, rows, timings, set(shared.evaluation_ids),
-                    shared, opened_bible=bible)
+    return Prepared(
+        cfg,
+        tasks,
+        vectors,
+        dictionaries,
+        anchors,
+        union,
+        rows,
+        timings,
+        set(shared.evaluation_ids),
+        shared,
+        opened_bible=bible,
+    )
 
 
 def _language_row(lang: str, task: TaskData) -> dict[str, Any]:
@@ -352,11 +426,17 @@ def write_report(prepared: Prepared, out_dir: Path) -> Path:
         "anchors": {
             lang: {"count": len(a), "meta": a.meta, "first": a.pairs[:20]} for lang, a in prepared.anchors.items()
         },
-        "vectors": {lang: {"source": v.source, "dim": v.dim, **{
-            k: v.meta.get(k) for k in ("corpus", "n_sentences", "n_tokens", "n_excluded_verses") if k in v.meta}}
-            for lang, v in prepared.vectors.items()},
-        "dictionaries": {lang: {"origin": d.origin, "pairs": len(d), "meta": d.meta}
-                         for lang, d in prepared.dictionaries.items()},
+        "vectors": {
+            lang: {
+                "source": v.source,
+                "dim": v.dim,
+                **{k: v.meta.get(k) for k in ("corpus", "n_sentences", "n_tokens", "n_excluded_verses") if k in v.meta},
+            }
+            for lang, v in prepared.vectors.items()
+        },
+        "dictionaries": {
+            lang: {"origin": d.origin, "pairs": len(d), "meta": d.meta} for lang, d in prepared.dictionaries.items()
+        },
     }
     path = out_dir / "prepare.json"
     path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str))

@@ -11,7 +11,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ class RunReport:
     environment: dict[str, Any] = field(default_factory=environment)  # taken when the run starts
 
 
-def summarize(records: list[Record], languages: list[str], split: str = "test",
-              metric: str = "macro_f1") -> dict[str, Any]:
+def summarize(
+    records: list[Record], languages: list[str], split: str = "test", metric: str = "macro_f1"
+) -> dict[str, Any]:
     """Per method: mean/std over seeds per language, and of the per-seed average over languages."""
     methods: dict[str, Any] = {}
     keys = {lang: metric_key(split, metric, lang) for lang in languages}
@@ -50,8 +51,11 @@ def summarize(records: list[Record], languages: list[str], split: str = "test",
             vals = [r["metrics"][key] for r in runs if key in r["metrics"]]
             if vals:
                 per_lang[lang] = {**seed_summary(vals), "seeds": vals}
-        averages = [statistics.fmean(r["metrics"][k] for k in keys.values())
-                    for r in runs if all(k in r["metrics"] for k in keys.values())]
+        averages = [
+            statistics.fmean(r["metrics"][k] for k in keys.values())
+            for r in runs
+            if all(k in r["metrics"] for k in keys.values())
+        ]
         methods[name] = {
             "kind": runs[0]["kind"],
             "supervision": runs[0]["supervision"],
@@ -78,9 +82,12 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
     now, before = _comparable(to_dict(cfg)), _comparable(old.get("config") or {})
     differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
     if differ:
-        raise InputError("the config differs from the run's: " + ", ".join(
-            f"{k} ({before.get(k)!r} there, {now.get(k)!r} here)" for k in differ[:5]), path=path,
-            expected="the same experiment and --set overrides as the interrupted run")
+        raise InputError(
+            "the config differs from the run's: "
+            + ", ".join(f"{k} ({before.get(k)!r} there, {now.get(k)!r} here)" for k in differ[:5]),
+            path=path,
+            expected="the same experiment and --set overrides as the interrupted run",
+        )
     return old
 
 
@@ -89,8 +96,13 @@ def _comparable(config: dict) -> dict[str, Any]:
     return {k: json.loads(json.dumps(v, default=str)) for k, v in flatten(config).items()}
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[MethodConfig] | None = None,
-                   output_dir: str | Path | None = None, resume: str | Path | None = None) -> RunReport:
+def run_experiment(
+    cfg: ExperimentConfig,
+    progress: bool = True,
+    methods: list[MethodConfig] | None = None,
+    output_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> RunReport:
     """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
     its finished (seed, method) records are kept and only the rest run."""
     t0 = time.perf_counter()
@@ -101,24 +113,36 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
     timings = {"prepare": time.perf_counter() - t0}
     report = RunReport(cfg, [], {}, timings)
     if old is not None:
+        assert resume is not None  # old was loaded from it
         report.directory = Path(resume)
         report.records = list(old.get("records", []))
-        report.environment = {**old.get("environment", {}),
-                              "resumed": [*old.get("environment", {}).get("resumed", []), environment()]}
+        report.environment = {
+            **old.get("environment", {}),
+            "resumed": [*old.get("environment", {}).get("resumed", []), environment()],
+        }
         # An interrupted session writes no total: count its prepare and the seconds of the finished records.
         before = old.get("timings_s", {})
         timings["earlier_sessions"] = float(before.get("prepare", 0.0)) + sum(
-            float(r.get("seconds", 0.0)) for r in report.records)
+            float(r.get("seconds", 0.0)) for r in report.records
+        )
     else:
         report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
+
     def keep(record: Record) -> None:
         # Written after every method: a long run that dies keeps what it finished (complete: false).
         report.records.append(record)
         report.summary = summarize(report.records, list(cfg.target_languages))
         write_run(report, complete=False)
 
-    run_methods(prepared, methods, cfg.seeds, cfg.training, LoopHooks(progress=progress),
-                done={(r["seed"], r["method"]) for r in report.records}, on_record=keep)
+    run_methods(
+        prepared,
+        methods,
+        cfg.seeds,
+        cfg.training,
+        LoopHooks(progress=progress),
+        done={(r["seed"], r["method"]) for r in report.records},
+        on_record=keep,
+    )
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
     report.summary = summarize(report.records, list(cfg.target_languages))
@@ -128,7 +152,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, methods: list[M
 
 def run_directory(cfg: ExperimentConfig, root: Path) -> Path:
     """``ROOT/NAME/STAMP/`` with the resolved ``config.yaml`` written before any work starts."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     directory = root / cfg.name / stamp
     directory.mkdir(parents=True, exist_ok=True)
     resolved = to_dict(cfg)

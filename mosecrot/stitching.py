@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from mosecrot.errors import InputError
 from mosecrot.relative import RelativeConfig, build_mapping
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors import StaticVectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -49,8 +52,9 @@ def special_token_ids(tokenizer) -> list[int]:
     return sorted(set(tokenizer.all_special_ids))
 
 
-def source_mapping(embeddings: torch.Tensor, anchors_token_ids: list[int], special_ids: list[int],
-                   config: RelativeConfig) -> torch.Tensor:
+def source_mapping(
+    embeddings: torch.Tensor, anchors_token_ids: list[int], special_ids: list[int], config: RelativeConfig
+) -> torch.Tensor:
     """F_s for every PLM token; special tokens keep their own rows."""
     emb = embeddings.detach().float()
     anchor_rows = emb[anchors_token_ids]
@@ -87,8 +91,14 @@ class TargetVocabulary:
         return enc["input_ids"]
 
 
-def build_target_vocabulary(language: str, texts: Iterable[str], vectors: StaticVectors, plm_tokenizer,
-                            oov: str = "subword", lowercase: bool = True) -> TargetVocabulary:
+def build_target_vocabulary(
+    language: str,
+    texts: Iterable[str],
+    vectors: StaticVectors,
+    plm_tokenizer,
+    oov: str = "subword",
+    lowercase: bool = True,
+) -> TargetVocabulary:
     """Every word of ``texts`` that gets a vector under the OOV policy, plus the PLM's special tokens."""
     split = get_tokenizer(language, lowercase)
     counts: Counter = Counter()
@@ -108,8 +118,11 @@ def build_target_vocabulary(language: str, texts: Iterable[str], vectors: Static
         else:
             n_oov += counts[word]
     if not words:
-        raise InputError(f"no word of the {language} texts has a static vector", key="vectors",
-                         expected="static vectors of the same language and tokenisation")
+        raise InputError(
+            f"no word of the {language} texts has a static vector",
+            key="vectors",
+            expected="static vectors of the same language and tokenisation",
+        )
     specials = [plm_tokenizer.convert_ids_to_tokens(i) for i in special_token_ids(plm_tokenizer)]
     vocab = {tok: i for i, tok in enumerate(specials)}
     for w in words:
@@ -118,33 +131,59 @@ def build_target_vocabulary(language: str, texts: Iterable[str], vectors: Static
     wl = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
     cls, sep = plm_tokenizer.cls_token, plm_tokenizer.sep_token
     wl.post_processor = processors.TemplateProcessing(
-        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B {sep}",
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B {sep}",
         special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=wl, unk_token=unk, cls_token=cls, sep_token=sep, pad_token=plm_tokenizer.pad_token,
+        tokenizer_object=wl,
+        unk_token=unk,
+        cls_token=cls,
+        sep_token=sep,
+        pad_token=plm_tokenizer.pad_token,
         mask_token=plm_tokenizer.mask_token,
     )
     total = sum(counts.values())
-    stats = {"words": len(words), "tokens": total, "subword_token_share": n_sub / total if total else 0.0,
-             "oov_token_share": n_oov / total if total else 0.0}
-    return TargetVocabulary(language, words, np.stack(rows).astype(np.float32), specials,
-                            special_token_ids(plm_tokenizer), fast, lowercase, oov, stats)
+    stats = {
+        "words": len(words),
+        "tokens": total,
+        "subword_token_share": n_sub / total if total else 0.0,
+        "oov_token_share": n_oov / total if total else 0.0,
+    }
+    return TargetVocabulary(
+        language,
+        words,
+        np.stack(rows).astype(np.float32),
+        specials,
+        special_token_ids(plm_tokenizer),
+        fast,
+        lowercase,
+        oov,
+        stats,
+    )
 
 
-def target_mapping(vocab: TargetVocabulary, vectors: StaticVectors, anchors: AnchorSet,
-                   english_rows: torch.Tensor, special_rows: torch.Tensor, config: RelativeConfig) -> torch.Tensor:
+def target_mapping(
+    vocab: TargetVocabulary,
+    vectors: StaticVectors,
+    anchors: AnchorSet,
+    english_rows: torch.Tensor,
+    special_rows: torch.Tensor,
+    config: RelativeConfig,
+) -> torch.Tensor:
     """F_t: rows for the target vocabulary (special tokens first, copied from the model)."""
     anchor_static = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float32)
-    mapped = build_mapping(torch.from_numpy(vocab.vectors), torch.from_numpy(anchor_static),
-                           english_rows.detach().float(), config)
+    mapped = build_mapping(
+        torch.from_numpy(vocab.vectors), torch.from_numpy(anchor_static), english_rows.detach().float(), config
+    )
     return torch.cat([special_rows.detach().float(), mapped], dim=0)
 
 
-def swap_input_embeddings(model: torch.nn.Module, matrix: torch.Tensor, trainable: bool,
-                          padding_idx: int | None = None) -> None:
+def swap_input_embeddings(
+    model: PreTrainedModel, matrix: torch.Tensor, trainable: bool, padding_idx: int | None = None
+) -> None:
     """Replace the word-embedding matrix in place (position/type embeddings and body untouched)."""
-    old = model.get_input_embeddings()
+    old = cast(torch.nn.Embedding, model.get_input_embeddings())
     new = torch.nn.Embedding(matrix.shape[0], matrix.shape[1], padding_idx=padding_idx)
     with torch.no_grad():
         new.weight.copy_(matrix.to(old.weight.device, old.weight.dtype))

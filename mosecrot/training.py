@@ -53,10 +53,17 @@ class TrainingConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError("max_steps must be >= 1 or null", key=f"{prefix}.max_steps")
         splits = self.eval_target_splits
-        if not isinstance(splits, list) or not splits or any(x not in SCORED_SPLITS for x in splits) \
-                or len(set(splits)) != len(splits):
-            raise InputError(f"got {splits!r}", key=f"{prefix}.eval_target_splits",
-                             expected="a non-empty list of distinct splits from: dev, test")
+        if (
+            not isinstance(splits, list)
+            or not splits
+            or any(x not in SCORED_SPLITS for x in splits)
+            or len(set(splits)) != len(splits)
+        ):
+            raise InputError(
+                f"got {splits!r}",
+                key=f"{prefix}.eval_target_splits",
+                expected="a non-empty list of distinct splits from: dev, test",
+            )
 
     def scored_splits(self, available, source: bool = False) -> list[str]:
         """The dev/test splits of `available` that zero-shot methods score, in that order: for the source
@@ -126,8 +133,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_size: int = 64,
-            device: torch.device | None = None) -> tuple[np.ndarray, float]:
+def predict(
+    model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_size: int = 64, device: torch.device | None = None
+) -> tuple[np.ndarray, float]:
     """Predicted labels and mean loss over a whole split."""
     model = _unwrap(model)
     device = device or next(model.parameters()).device
@@ -168,8 +176,15 @@ class FinetuneResult:
     examples_per_second: float = 0.0
 
 
-def finetune(model: torch.nn.Module, train: EncodedSplit, dev: EncodedSplit, config: TrainingConfig, seed: int,
-             pad_id: int, hooks: LoopHooks | None = None) -> FinetuneResult:
+def finetune(
+    model: torch.nn.Module,
+    train: EncodedSplit,
+    dev: EncodedSplit,
+    config: TrainingConfig,
+    seed: int,
+    pad_id: int,
+    hooks: LoopHooks | None = None,
+) -> FinetuneResult:
     """Fine-tune on `train`, evaluate `dev` after every epoch, keep the best state by `select_by`."""
 
     hooks = hooks or LoopHooks()
@@ -183,15 +198,26 @@ def finetune(model: torch.nn.Module, train: EncodedSplit, dev: EncodedSplit, con
     if config.group_by_length:  # with several DDP workers Ray swaps in its DistributedSampler (ungrouped)
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
-        sampler = LengthGroupedSampler(config.batch_size, lengths=[len(ids) for ids in train.input_ids],
-                                       generator=generator)
-    loader = hooks.prepare_loader(DataLoader(train, batch_size=config.batch_size, shuffle=sampler is None,
-                                             sampler=sampler, collate_fn=make_collate(pad_id), generator=generator))
+        sampler = LengthGroupedSampler(
+            config.batch_size, lengths=[len(ids) for ids in train.input_ids], generator=generator
+        )
+    loader = hooks.prepare_loader(
+        DataLoader(
+            train,
+            batch_size=config.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            collate_fn=make_collate(pad_id),
+            generator=generator,
+        )
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+    )
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
     total = config.epochs * steps_per_epoch
     if config.max_steps:
@@ -208,8 +234,9 @@ def finetune(model: torch.nn.Module, train: EncodedSplit, dev: EncodedSplit, con
         if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (hooks.progress and hooks.is_main),
-                   leave=False)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (hooks.progress and hooks.is_main), leave=False
+        )
         for i, batch in enumerate(bar):
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = model(**batch).loss / config.grad_accum
@@ -228,7 +255,8 @@ def finetune(model: torch.nn.Module, train: EncodedSplit, dev: EncodedSplit, con
         entry = {"epoch": epoch + 1, "step": step, **{f"dev_{k}": v for k, v in dev_metrics.items()}}
         history.append(entry)
         better = best is None or (
-            dev_metrics["macro_f1"] > best.best_dev["macro_f1"] if config.select_by == "dev_macro_f1"
+            dev_metrics["macro_f1"] > best.best_dev["macro_f1"]
+            if config.select_by == "dev_macro_f1"
             else dev_metrics["loss"] < best.best_dev["loss"]
         )
         if better:

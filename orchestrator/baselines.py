@@ -14,8 +14,13 @@ from orchestrator.tracking import BASELINE_TAG, SweepTracker
 from orchestrator.trial import final_metrics
 
 
-def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, tracking_uri: str | None = None,
-                  progress: bool = False, prepared: Prepared | None = None) -> dict[str, dict[str, float]]:
+def log_baselines(
+    space: SearchSpace,
+    tracker: SweepTracker | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = False,
+    prepared: Prepared | None = None,
+) -> dict[str, dict[str, float]]:
     """Run every baseline of the sweep not yet logged and log it as a ``kind=baseline`` child run, with
     metrics averaged over the experiment's seeds under the same keys as trials. Returns name -> metrics.
     A baseline that raises is logged FAILED (with the error) and the others still run; it is tried again
@@ -37,19 +42,29 @@ def log_baselines(space: SearchSpace, tracker: SweepTracker | None = None, track
         static = needs_static(todo)
         if prepared is None or (static and not prepared.static):  # the sweep's data lacks static parts
             prepared = prepare(exp, static=static, progress=progress)
-        records = run_methods(prepared, todo, exp.seeds, exp.training, LoopHooks(progress=progress),
-                              errors="record", progress=progress)
+        records = run_methods(
+            prepared, todo, exp.seeds, exp.training, LoopHooks(progress=progress), errors="record", progress=progress
+        )
         means = mean_metrics(records)
         errors = {r["method"]: r["error"] for r in records if "error" in r}
         for method in todo:
             params: dict[str, Any] = method.to_config()
             if method.name in errors:
-                tracker.log_baseline(method.name, method.kind, method.supervision, {}, list(exp.seeds), params,
-                                     status="FAILED", error=errors[method.name])
+                tracker.log_baseline(
+                    method.name,
+                    method.kind,
+                    method.supervision,
+                    {},
+                    list(exp.seeds),
+                    params,
+                    status="FAILED",
+                    error=errors[method.name],
+                )
                 continue
             out[method.name] = final_metrics(space, means[method.name])
-            tracker.log_baseline(method.name, method.kind, method.supervision, out[method.name], list(exp.seeds),
-                                 params)
+            tracker.log_baseline(
+                method.name, method.kind, method.supervision, out[method.name], list(exp.seeds), params
+            )
     except BaseException:
         status = "FAILED"
         raise

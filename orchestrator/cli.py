@@ -24,17 +24,38 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.experiment, args.set)
     prepared = prepare(cfg, static=needs_static(cfg.methods or default_methods()), progress=not args.no_progress)
-    columns = ["language", "text", "train", "dev", "test", "dropped", "vocab", "dictionary", "dict_pairs",
-               "anchors", "test_coverage"]
-    console.print(_table(f"prepare {cfg.name}: task {cfg.task.name}, anchors {cfg.anchors.scope}/"
-                         f"{cfg.anchors.strategy}/{cfg.anchors.count}", prepared.rows, columns))
+    columns = [
+        "language",
+        "text",
+        "train",
+        "dev",
+        "test",
+        "dropped",
+        "vocab",
+        "dictionary",
+        "dict_pairs",
+        "anchors",
+        "test_coverage",
+    ]
+    console.print(
+        _table(
+            f"prepare {cfg.name}: task {cfg.task.name}, anchors {cfg.anchors.scope}/"
+            f"{cfg.anchors.strategy}/{cfg.anchors.count}",
+            prepared.rows,
+            columns,
+        )
+    )
     if not prepared.static:
         kinds = ", ".join(sorted({m.kind for m in cfg.methods}))
-        console.print(f"no method of {cfg.name} reads static vectors ({kinds}): only the task splits were "
-                      "prepared (no vectors, dictionaries or anchors)")
+        console.print(
+            f"no method of {cfg.name} reads static vectors ({kinds}): only the task splits were "
+            "prepared (no vectors, dictionaries or anchors)"
+        )
     if prepared.union is not None:
-        console.print(f"union anchors: {len(prepared.union.source_words)} English words shared by "
-                      f"{len(prepared.union.per_language)} languages")
+        console.print(
+            f"union anchors: {len(prepared.union.source_words)} English words shared by "
+            f"{len(prepared.union.per_language)} languages"
+        )
     if args.inspect:
         _inspect(prepared)
     out = write_report(prepared, Path(args.output_dir or cfg.output_dir) / "prepare" / cfg.name)
@@ -62,7 +83,7 @@ def print_table(table, title: str) -> None:
     from orchestrator.report import header, row_cells
 
     columns = header(table)
-    rows = [dict(zip(columns, row_cells(table, row))) for row in table.rows]
+    rows = [dict(zip(columns, row_cells(table, row), strict=True)) for row in table.rows]
     console.print(_table(title, rows, columns, left=("method", "supervision")))
 
 
@@ -73,11 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.experiment, args.set)
     report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
+    assert report.directory is not None  # run_experiment always writes a run directory
     paper = get_task(cfg.task.name).reference or None
     table = _write_tables([report.directory], report.directory, paper)
     print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, mean ± std over seeds {cfg.seeds}")
-    console.print(f"results: {report.directory / 'results.json'}  report.md  report.csv   "
-                  f"({report.timings['total']:.0f} s)")
+    console.print(
+        f"results: {report.directory / 'results.json'}  report.md  report.csv   ({report.timings['total']:.0f} s)"
+    )
     return 0
 
 
@@ -102,14 +125,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     print_table(table, f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
     for src in table.sources:
         t = src.get("training") or {}
-        console.print(f"  {src['experiment']} (anchors {src['anchors']}, seeds {src['seeds']}, "
-                      f"epochs {t.get('epochs')}, max_length {t.get('max_length')}, batch {t.get('batch_size')}"
-                      f"{'' if src['complete'] else ', INCOMPLETE'}): wall {src['timings_s']} s  {src['path']}",
-                      highlight=False)
+        console.print(
+            f"  {src['experiment']} (anchors {src['anchors']}, seeds {src['seeds']}, "
+            f"epochs {t.get('epochs')}, max_length {t.get('max_length')}, batch {t.get('batch_size')}"
+            f"{'' if src['complete'] else ', INCOMPLETE'}): wall {src['timings_s']} s  {src['path']}",
+            highlight=False,
+        )
     if args.output_dir:
         console.print(f"wrote {Path(args.output_dir) / 'report.md'} and report.csv")
     return 0
-
 
 
 def _space(args: argparse.Namespace):
@@ -125,9 +149,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     space = _space(args)
     driver = resource_map(args.driver_resources, "--driver-resources")
-    results = run_sweep(space, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
-                        address=args.address, baselines=not args.no_baselines, progress=not args.no_progress,
-                        driver_resources=driver, dashboard=args.dashboard)
+    results = run_sweep(
+        space,
+        tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path,
+        resume=args.resume,
+        address=args.address,
+        baselines=not args.no_baselines,
+        progress=not args.no_progress,
+        driver_resources=driver,
+        dashboard=args.dashboard,
+    )
     import ray
 
     if ray.is_initialized():  # now: the workers' last log lines arrive here, not in the middle of the report
@@ -135,16 +167,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for line in summary_lines(space, results, args.tracking_uri):
         console.print(line, highlight=False, markup=False)
     if not args.no_report:
-        report = sweep_report(space.name, args.tracking_uri, objective="objective", mode=space.objective.mode,
-                              languages=list(space.report_languages or []))
+        report = sweep_report(
+            space.name,
+            args.tracking_uri,
+            objective="objective",
+            mode=space.objective.mode,
+            languages=list(space.report_languages or []),
+        )
         _print_report(report)
         paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / space.name)
         console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
     uri = resolve_tracking_uri(args.tracking_uri)
     if not uri.startswith(("http://", "https://")):
         flag = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
-        console.print(f"open the MLflow UI: mosecrot ui{flag}   (then http://127.0.0.1:5000)", highlight=False,
-                      markup=False)
+        console.print(
+            f"open the MLflow UI: mosecrot ui{flag}   (then http://127.0.0.1:5000)", highlight=False, markup=False
+        )
     return 1 if results.num_errors else 0
 
 
@@ -160,10 +198,16 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     rows = []
     for name, m in out.items():
         keys = {lang: metric_key("test", "macro_f1", lang) for lang in langs}
-        rows.append({"baseline": name, **{lang: f"{m[k]:.3f}" if k in m else "–" for lang, k in keys.items()},
-                     "mean": f"{m['report_mean']:.3f}" if "report_mean" in m else "–"})
-    console.print(_table(f"{space.name} baselines: test macro-F1", rows, ["baseline", *langs, "mean"],
-                         left=("baseline",)))
+        rows.append(
+            {
+                "baseline": name,
+                **{lang: f"{m[k]:.3f}" if k in m else "–" for lang, k in keys.items()},
+                "mean": f"{m['report_mean']:.3f}" if "report_mean" in m else "–",
+            }
+        )
+    console.print(
+        _table(f"{space.name} baselines: test macro-F1", rows, ["baseline", *langs, "mean"], left=("baseline",))
+    )
     if not out:
         console.print("every baseline was already logged for this sweep name")
     console.print(f"MLflow: {uri}   open the UI: {ui_command(uri)}", highlight=False, markup=False)
@@ -175,17 +219,33 @@ def _print_report(report: dict, trials: bool = False) -> None:
     from orchestrator.report import trial_columns
 
     def shown(records: list[dict], columns: list[str]) -> list[dict]:
-        return [{c: f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
-                 for c in columns} for r in records]
+        return [
+            {
+                c: f"{r[c]:.3f}" if isinstance(r.get(c), float) else ("–" if r.get(c) is None else str(r[c]))
+                for c in columns
+            }
+            for r in records
+        ]
 
     columns = ["method", "kind", "supervision", "objective", *report["languages"], "mean"]
-    console.print(_table(f"{report['experiment']}: {report['metric']} (best trial per method by objective, "
-                         f"beside the baselines)", shown(report["rows"], columns), columns,
-                         left=("method", "kind", "supervision")))
+    console.print(
+        _table(
+            f"{report['experiment']}: {report['metric']} (best trial per method by objective, beside the baselines)",
+            shown(report["rows"], columns),
+            columns,
+            left=("method", "kind", "supervision"),
+        )
+    )
     if trials and report.get("trials"):
         columns = trial_columns(report)[:-1]
-        console.print(_table(f"every finished trial ({len(report['trials'])}), best objective first",
-                             shown(report["trials"], columns), columns, left=tuple(report["searched"])))
+        console.print(
+            _table(
+                f"every finished trial ({len(report['trials'])}), best objective first",
+                shown(report["trials"], columns),
+                columns,
+                left=tuple(report["searched"]),
+            )
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -202,8 +262,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = sweep_report(name, args.tracking_uri, mode=mode, languages=langs)
     _print_report(report, trials=args.trials)
     paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
-    console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {paths['png']}", highlight=False)
+    console.print(
+        f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {paths['png']}", highlight=False
+    )
     return 0
+
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Open the MLflow UI on the store the sweeps write to (the same resolution as `mosecrot sweep`)."""
@@ -214,10 +277,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
         console.print(f"{uri} is an MLflow server: its UI is at that address", highlight=False, markup=False)
         return 0
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", args.host, "--port", str(args.port)]
-    console.print(f"MLflow UI on {uri}: http://{args.host}:{args.port}   ({' '.join(cmd)})", highlight=False,
-                  markup=False)
+    cmd = [
+        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    console.print(
+        f"MLflow UI on {uri}: http://{args.host}:{args.port}   ({' '.join(cmd)})", highlight=False, markup=False
+    )
     os.execvp(cmd[0], cmd)
     return 0  # not reached
 
@@ -230,25 +302,45 @@ def build_parser() -> argparse.ArgumentParser:
     def experiment_command(name: str, help: str, example: str, output_help: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)
         c.add_argument("experiment", help="experiment name (experiments/NAME.yaml) or a YAML path")
-        c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"override a config key, e.g. --set {example} (repeatable)")
+        c.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"override a config key, e.g. --set {example} (repeatable)",
+        )
         c.add_argument("--output-dir", help=output_help)
         c.add_argument("--no-progress", action="store_true", help="no progress bars")
         return c
 
-    p = experiment_command("prepare", "build and cache tasks, static vectors, dictionaries and anchors",
-                           "anchors.count=500", "where prepare.json goes (default: the config's output_dir)")
+    p = experiment_command(
+        "prepare",
+        "build and cache tasks, static vectors, dictionaries and anchors",
+        "anchors.count=500",
+        "where prepare.json goes (default: the config's output_dir)",
+    )
     p.add_argument("--inspect", action="store_true", help="print sample anchors and nearest neighbours")
     p.set_defaults(func=cmd_prepare)
 
-    r = experiment_command("run", "run an experiment: every method x seed, per-language table and JSON",
-                           "training.epochs=1", "root of run directories (default: the config's output_dir)")
-    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (runs/NAME/STAMP) of the same "
-                                                      "config: finished seed x method records are kept")
+    r = experiment_command(
+        "run",
+        "run an experiment: every method x seed, per-language table and JSON",
+        "training.epochs=1",
+        "root of run directories (default: the config's output_dir)",
+    )
+    r.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run (runs/NAME/STAMP) of the same "
+        "config: finished seed x method records are kept",
+    )
     r.set_defaults(func=cmd_run)
 
-    tb = sub.add_parser("table", help="one per-language table from several `mosecrot run` directories "
-                                      "(e.g. pair- and union-anchor runs), with the paper's numbers")
+    tb = sub.add_parser(
+        "table",
+        help="one per-language table from several `mosecrot run` directories "
+        "(e.g. pair- and union-anchor runs), with the paper's numbers",
+    )
     tb.add_argument("runs", nargs="+", help="run directories (runs/NAME/STAMP) or their results.json")
     tb.add_argument("--output-dir", help="also write report.md and report.csv here")
     tb.add_argument("--no-paper", action="store_true", help="leave out the published numbers")
@@ -256,20 +348,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow")
     sw.add_argument("space", help="search space name (search_spaces/NAME.yaml) or a YAML path")
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a search-space key, e.g. --set num_trials=2 --set fixed.training.max_steps=4")
-    sw.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                                           "sqlite:///./mlruns.db)")
+    sw.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a search-space key, e.g. --set num_trials=2 --set fixed.training.max_steps=4",
+    )
+    sw.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns.db)"
+    )
     sw.add_argument("--storage-path", help="Tune/Train storage: a local dir (default ./ray_results), NFS or s3://")
-    sw.add_argument("--resume", action="store_true", help="continue the sweep at STORAGE/NAME; finished trials "
-                                                          "are not rerun")
+    sw.add_argument(
+        "--resume", action="store_true", help="continue the sweep at STORAGE/NAME; finished trials are not rerun"
+    )
     sw.add_argument("--address", help="Ray cluster address (auto, HOST:PORT); default: embedded local Ray")
-    sw.add_argument("--dashboard", action="store_true",
-                    help="start the Ray dashboard (http://127.0.0.1:8265) with embedded Ray; off by default, as it "
-                         "slows a small machine's start and takes CPU from the trials")
-    sw.add_argument("--driver-resources", metavar="JSON",
-                    help='resources each trial\'s Tune function reserves, e.g. \'{"CPU": 0, "trial_driver": 0.01}\' '
-                         "to keep trial drivers on the head node of cluster.yaml (default: no CPU)")
+    sw.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="start the Ray dashboard (http://127.0.0.1:8265) with embedded Ray; off by default, as it "
+        "slows a small machine's start and takes CPU from the trials",
+    )
+    sw.add_argument(
+        "--driver-resources",
+        metavar="JSON",
+        help='resources each trial\'s Tune function reserves, e.g. \'{"CPU": 0, "trial_driver": 0.01}\' '
+        "to keep trial drivers on the head node of cluster.yaml (default: no CPU)",
+    )
     sw.add_argument("--no-baselines", action="store_true", help="do not run/log the baselines")
     sw.add_argument("--no-report", action="store_true", help="do not print/write the report after the sweep")
     sw.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
@@ -283,14 +388,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=cmd_baselines)
 
-    rp = sub.add_parser("report", help="best configuration per method against the baselines, per language "
-                                       "(markdown, CSV, PNG)")
+    rp = sub.add_parser(
+        "report", help="best configuration per method against the baselines, per language (markdown, CSV, PNG)"
+    )
     rp.add_argument("sweep", help="the sweep: a search space name/path, or an MLflow experiment name")
     rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
     rp.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
     rp.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
-    rp.add_argument("--trials", action="store_true",
-                    help="also print every finished trial with its searched params (always in report.md, trials.csv)")
+    rp.add_argument(
+        "--trials",
+        action="store_true",
+        help="also print every finished trial with its searched params (always in report.md, trials.csv)",
+    )
     rp.set_defaults(func=cmd_report, space=None)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store (loopback by default)")
@@ -306,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except InputError as err:

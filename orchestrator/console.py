@@ -12,8 +12,9 @@ from rich.table import Table
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def table(title: str, rows: Iterable[dict], columns: list[str],
-          left: tuple[str, ...] = ("language", "text", "dictionary")) -> Table:
+def table(
+    title: str, rows: Iterable[dict], columns: list[str], left: tuple[str, ...] = ("language", "text", "dictionary")
+) -> Table:
     """Rows of dicts as a table: ``left`` columns left-aligned, the rest (numbers) right-aligned."""
     out = Table(title=title)
     for col in columns:

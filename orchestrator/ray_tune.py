@@ -45,7 +45,6 @@ from mosecrot.prepare import SharedResources
 from mosecrot.training import LoopHooks
 from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
 from orchestrator.trial import (
-    CHECKPOINT_FILE,
     FIRST_STEP_LINE,
     GRID_KEY,
     OBJECTIVE,
@@ -65,13 +64,24 @@ log = logging.getLogger(__name__)
 # everywhere). S3-compatible storage (MinIO, moto, Ceph) is reached through the AWS SDKs' standard endpoint
 # variables; credentials are not propagated (they would show in the dashboard): workers take them from
 # their nodes.
-PROPAGATED_ENV = ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "MOSECROT_PLUGINS", "HF_HOME", "HF_HUB_OFFLINE",
-                  "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM", "TRANSFORMERS_OFFLINE", "AWS_ENDPOINT_URL",
-                  "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+PROPAGATED_ENV = (
+    "MOSECROT_CACHE_DIR",
+    "MOSECROT_DATA_DIR",
+    "MOSECROT_PLUGINS",
+    "HF_HOME",
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TOKENIZERS_PARALLELISM",
+    "TRANSFORMERS_OFFLINE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 TRAIN_CONTROLLER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_WARN_BLOCKING_GET_INSIDE_ASYNC": "0"}
 # The Tune function only waits on its TorchTrainer: no CPU, so trials never deadlock on a 2-core machine.
 # A placement group bundle cannot be all zeros, hence a small memory reservation.
-DEFAULT_DRIVER_RESOURCES: dict[str, float] = {"CPU": 0, "memory": 128 * 1024 ** 2}
+DEFAULT_DRIVER_RESOURCES: dict[str, float] = {"CPU": 0, "memory": 128 * 1024**2}
 
 
 def worker_env() -> dict[str, str]:
@@ -112,6 +122,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
 
 # --- inside Ray Train workers ---------------------------------------------------------------------------
 
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}`` plus, from
     `tune_trainable`, ``started_at`` (the Tune function's start), ``trial_id``, ``shared`` and ``local``."""
@@ -138,17 +149,25 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     def hooks(reporter: EpochReporter) -> LoopHooks:
         if local:
             return LoopHooks(report=reporter, is_main=True, progress=False)
-        return LoopHooks(prepare_model=ray.train.torch.prepare_model,
-                         prepare_loader=ray.train.torch.prepare_data_loader,
-                         report=reporter, is_main=rank == 0, progress=rank == 0)
+        return LoopHooks(
+            prepare_model=ray.train.torch.prepare_model,
+            prepare_loader=ray.train.torch.prepare_data_loader,
+            report=reporter,
+            is_main=rank == 0,
+            progress=rank == 0,
+        )
 
     try:
-        payload = run_trial(space, config["params"], hooks, sink=report, progress=False,
-                            shared=resolve_shared(config.get("shared")))
+        payload = run_trial(
+            space, config["params"], hooks, sink=report, progress=False, shared=resolve_shared(config.get("shared"))
+        )
     finally:
         clock.close()
-    metrics = {**payload["metrics"], **timing_metrics(config.get("started_at"), worker_at, clock.at),
-               **system_metrics(cpu_at, worker_at)}
+    metrics = {
+        **payload["metrics"],
+        **timing_metrics(config.get("started_at"), worker_at, clock.at),
+        **system_metrics(cpu_at, worker_at),
+    }
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
             write_payload(tmp, {**payload, "metrics": metrics})
@@ -204,6 +223,7 @@ def resolve_shared(handle: Any) -> SharedResources | None:
 
 # --- the Tune function --------------------------------------------------------------------------------
 
+
 def backend(space: SearchSpace) -> str:
     """DDP backend: NCCL on GPUs, gloo on CPUs."""
     return "nccl" if space.resources.gpus_per_worker > 0 else "gloo"
@@ -227,8 +247,11 @@ def finished_local_trial(experiment_root: str, trial_id: str) -> dict[str, Any] 
     (``<trainable>_<trial_id>_<N>_...``), else None. The restored Tune state may predate the trial's last
     checkpoint (a driver killed between the two), so the directory is read, not the state."""
     try:
-        fs, root = pafs.FileSystem.from_uri(experiment_root) if "://" in experiment_root else \
-            (pafs.LocalFileSystem(), experiment_root)
+        fs, root = (
+            pafs.FileSystem.from_uri(experiment_root)
+            if "://" in experiment_root
+            else (pafs.LocalFileSystem(), experiment_root)
+        )
         for run in sorted(fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)), key=lambda i: i.path):
             if run.type != pafs.FileType.Directory or f"_{trial_id}_" not in run.base_name:
                 continue
@@ -242,9 +265,14 @@ def finished_local_trial(experiment_root: str, trial_id: str) -> dict[str, Any] 
     return None
 
 
-def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, storage_path: str | None = None,
-                   train_max_failures: int = 1, worker_extra_resources: dict[str, float] | None = None,
-                   shared: Any = None) -> None:
+def tune_trainable(
+    config: dict[str, Any],
+    space: SearchSpace | None = None,
+    storage_path: str | None = None,
+    train_max_failures: int = 1,
+    worker_extra_resources: dict[str, float] | None = None,
+    shared: Any = None,
+) -> None:
     """Tune function (wrap with ``tune.with_parameters(tune_trainable, space=space, ...)``): builds the
     trial's `TorchTrainer`, its Train run named after the trial, and fits it.
 
@@ -266,21 +294,30 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
             return
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"space": space, "params": trial_params(config), "started_at": started_at,
-                           "trial_id": ctx.get_trial_id(), "shared": shared, "local": local},
+        train_loop_config={
+            "space": space,
+            "params": trial_params(config),
+            "started_at": started_at,
+            "trial_id": ctx.get_trial_id(),
+            "shared": shared,
+            "local": local,
+        },
         torch_config=TorchConfig(backend=backend(space)),
         # workers_per_trial 0: Train's local mode (the loop runs here, as rank 0 of 1; Train's FailureConfig and
         # callbacks do not apply, Tune's FailureConfig retries the trial).
-        scaling_config=ray.train.ScalingConfig(num_workers=res.workers_per_trial, use_gpu=res.gpus_per_worker > 0,
-                                               resources_per_worker=None if local else {
-                                                   **per_worker_resources(space), **(worker_extra_resources or {})}),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=res.workers_per_trial,
+            use_gpu=res.gpus_per_worker > 0,
+            resources_per_worker=None if local else {**per_worker_resources(space), **(worker_extra_resources or {})},
+        ),
         run_config=ray.train.RunConfig(
             name=ctx.get_trial_id(),  # a restarted trial resumes its own Train run (see the module doc)
             storage_path=train_storage_path(storage, ctx.get_experiment_name()) if storage else None,
             failure_config=ray.train.FailureConfig(max_failures=train_max_failures),
             # Local mode reports straight to Tune; the callback would only add a queue actor (a process started
-            # per trial) that the trial's main thread polls every 0.2 s while it trains.
-            callbacks=[] if local else [TuneReportCallback()],
+            # per trial) that the trial's main thread polls every 0.2 s while it trains. (ray.train.RunConfig is
+            # Train v2's at runtime, but mypy reads the v1 class ray.train imports first, whose callbacks differ.)
+            callbacks=[] if local else [TuneReportCallback()],  # type: ignore[list-item]  # mypy sees v1 RunConfig
         ),
     )
     trainer.fit()
@@ -288,16 +325,27 @@ def tune_trainable(config: dict[str, Any], space: SearchSpace | None = None, sto
 
 # --- the driver's Ray pieces ------------------------------------------------------------------------------
 
-def make_trainable(space: SearchSpace, storage_path: str | None, train_max_failures: int = 1,
-                   driver_resources: dict[str, float] | None = None,
-                   worker_resources: dict[str, float] | None = None, shared: Any = None) -> Any:
+
+def make_trainable(
+    space: SearchSpace,
+    storage_path: str | None,
+    train_max_failures: int = 1,
+    driver_resources: dict[str, float] | None = None,
+    worker_resources: dict[str, float] | None = None,
+    shared: Any = None,
+) -> Any:
     """`tune_trainable` bound to the space, sized at 0 CPU (its TorchTrainer's workers hold the resources), or,
     in local mode (``workers_per_trial: 0``), at one worker's resources (the trial's process trains).
     ``worker_resources`` are added to each Train worker's request; ``shared``: an object-store
     reference to the sweep's `SharedResources`, handed to every trial's workers."""
-    fn = tune.with_parameters(tune_trainable, space=space, storage_path=storage_path,
-                              train_max_failures=train_max_failures, worker_extra_resources=worker_resources,
-                              shared=shared)
+    fn = tune.with_parameters(
+        tune_trainable,
+        space=space,
+        storage_path=storage_path,
+        train_max_failures=train_max_failures,
+        worker_extra_resources=worker_resources,
+        shared=shared,
+    )
     if space.resources.local_mode:  # the trial's own process trains: it holds what a Train worker would
         return tune.with_resources(fn, {**per_worker_resources(space), **(worker_resources or {})})
     return tune.with_resources(fn, dict(driver_resources or DEFAULT_DRIVER_RESOURCES))
@@ -310,8 +358,14 @@ def make_searcher(space: SearchSpace, optuna_storage: str, study_name: str) -> t
         return None, {GRID_KEY: tune.grid_search(grid_points(space))}
     storage = optuna.storages.RDBStorage(optuna_storage)
     # With a define-by-run space, OptunaSearch takes metric and mode here (Tune does not pass them on).
-    searcher = ResumableOptunaSearch(space=define_by_run(space), metric=OBJECTIVE, mode=space.objective.mode,
-                                     sampler=optuna_sampler(space), study_name=study_name, storage=storage)
+    searcher = ResumableOptunaSearch(
+        space=define_by_run(space),
+        metric=OBJECTIVE,
+        mode=space.objective.mode,
+        sampler=optuna_sampler(space),
+        study_name=study_name,
+        storage=storage,
+    )
     return searcher, {}
 
 
@@ -323,9 +377,12 @@ def asha_max_t(space: SearchSpace) -> int:
 def make_scheduler(space: SearchSpace) -> ASHAScheduler | None:
     if space.scheduler.kind != "asha":
         return None
-    return ASHAScheduler(time_attr="training_iteration", max_t=asha_max_t(space),
-                         grace_period=space.scheduler.grace_period,
-                         reduction_factor=space.scheduler.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=asha_max_t(space),
+        grace_period=space.scheduler.grace_period,
+        reduction_factor=space.scheduler.reduction_factor,
+    )
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -356,12 +413,19 @@ class ResumableOptunaSearch(OptunaSearch):
         if self._ot_study is None:
             return []
         owned = {getattr(t, "_trial_id", None) for t in self._ot_trials.values()}
-        orphans = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t._trial_id not in owned]
+        orphans = [
+            t
+            for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t._trial_id not in owned
+        ]
         for t in orphans:
             self._ot_study.tell(t.number, state=TrialState.FAIL)
-            log.warning("Optuna trial %d was asked by a driver that died before Tune recorded it: "
-                        "marked FAIL (its params %s were never run)", t.number, t.params)
+            log.warning(
+                "Optuna trial %d was asked by a driver that died before Tune recorded it: "
+                "marked FAIL (its params %s were never run)",
+                t.number,
+                t.params,
+            )
         return [t.number for t in orphans]
 
 
@@ -393,8 +457,15 @@ class MlflowTrialCallback(Callback):
     def _log(self, trial: Any, status: str, error: str | None = None) -> None:
         seeds = list(self.space.experiment_config().seeds)
         try:
-            self.tracker.log_trial(trial.trial_id, str(trial), trial_params(trial.config), trial.last_result,
-                                   status, error=error, seeds=seeds)
+            self.tracker.log_trial(
+                trial.trial_id,
+                str(trial),
+                trial_params(trial.config),
+                trial.last_result,
+                status,
+                error=error,
+                seeds=seeds,
+            )
         except Exception:  # tracking must not kill the sweep; the trial stays in Tune's results
             log.exception("could not log trial %s to MLflow", trial.trial_id)
 

@@ -16,7 +16,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mosecrot.errors import InputError
 from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_tracking_uri
@@ -24,8 +24,9 @@ from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_
 
 def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
     """A markdown table (the one writer of every table this project prints into a file)."""
-    return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-            + ["| " + " | ".join(row) + " |" for row in rows])
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
 
 
 # --- run tables ------------------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 class Row:
     label: str
     supervision: str
-    cells: dict[str, dict | float | None]   # language -> {"mean", "std", "n"} (ours) or a float (paper)
+    cells: dict[str, dict | float | None]  # language -> {"mean", "std", "n"} (ours) or a float (paper)
     average: dict | None = None
     source: str = ""
     common: dict | float | None = None  # mean over `MergedTable.common_languages`, when rows differ
@@ -97,13 +98,22 @@ def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | Non
     table = MergedTable(task=tasks.pop(), metric=metrics.pop(), languages=languages)
     for r in runs:
         scope = r["config"].get("anchors", {}).get("scope", "?")
-        table.sources.append({"path": r["_path"], "experiment": r.get("experiment"), "anchors": scope,
-                              "complete": r.get("complete"), "seeds": r.get("seeds"),
-                              "training": r.get("training"), "timings_s": r.get("timings_s")})
+        table.sources.append(
+            {
+                "path": r["_path"],
+                "experiment": r.get("experiment"),
+                "anchors": scope,
+                "complete": r.get("complete"),
+                "seeds": r.get("seeds"),
+                "training": r.get("training"),
+                "timings_s": r.get("timings_s"),
+            }
+        )
         for name, m in r["summary"]["methods"].items():
             label = f"{name} [{scope}]" if counts[name] > 1 or scope == "pair" else name
-            table.rows.append(Row(label, m["supervision"], dict(m["languages"]), m.get("average"),
-                                  r.get("experiment", "")))
+            table.rows.append(
+                Row(label, m["supervision"], dict(m["languages"]), m.get("average"), r.get("experiment", ""))
+            )
     for name, scores in (paper or {}).items():
         if any(scores.get(lang) is not None for lang in languages):
             table.rows.append(Row(name, "paper", {lang: scores.get(lang) for lang in languages}, None, "paper"))
@@ -120,11 +130,11 @@ def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
     """Mean over `languages`: per seed then mean ± std over seeds for our rows, plain mean for paper rows."""
     cells = [row.cells.get(lang) for lang in languages]
     if all(isinstance(c, float | int) for c in cells):
-        return sum(cells) / len(cells)
-    seeds = [c.get("seeds") for c in cells if isinstance(c, dict)]
+        return sum(cast(list[float], cells)) / len(cells)
+    seeds: list[Any] = [c.get("seeds") for c in cells if isinstance(c, dict)]
     if len(seeds) != len(cells) or any(s is None or len(s) != len(seeds[0]) for s in seeds):
         return None
-    per_seed = [sum(vals) / len(vals) for vals in zip(*seeds)]
+    per_seed = [sum(vals) / len(vals) for vals in zip(*seeds, strict=True)]
     mean = sum(per_seed) / len(per_seed)
     std = (sum((v - mean) ** 2 for v in per_seed) / len(per_seed)) ** 0.5
     return {"mean": mean, "std": std, "n": len(per_seed)}
@@ -179,8 +189,15 @@ def to_csv(table: MergedTable) -> str:
 
 # --- sweep reports ----------------------------------------------------------------------------------
 
-def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str = "test_macro_f1",
-                 objective: str = "objective", mode: str = "max", languages: list[str] | None = None) -> dict[str, Any]:
+
+def sweep_report(
+    experiment: str,
+    tracking_uri: str | None = None,
+    metric: str = "test_macro_f1",
+    objective: str = "objective",
+    mode: str = "max",
+    languages: list[str] | None = None,
+) -> dict[str, Any]:
     """Best trial per tuned method (by `objective`, never by test) beside every baseline, per language.
 
     Reads the latest sweep (parent run) of MLflow experiment `experiment`. Returns ``{"languages", "rows",
@@ -195,28 +212,42 @@ def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str =
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise InputError(f"no MLflow experiment named {experiment!r} in {uri}", key="SWEEP",
-                         expected="the name of a sweep logged to this tracking URI")
-    parents = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-                                      order_by=["attributes.start_time DESC"], max_results=50))
+        raise InputError(
+            f"no MLflow experiment named {experiment!r} in {uri}",
+            key="SWEEP",
+            expected="the name of a sweep logged to this tracking URI",
+        )
+    parents = list(
+        client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=50,
+        )
+    )
     parents = [p for p in parents if p.data.tags.get("baselines_only") != "true"] or parents
     if not parents:
         raise InputError(f"experiment {experiment!r} has no sweep run", key="SWEEP")
     parent = parents[0]
-    runs = list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                                   max_results=5000))
+    runs = list(
+        client.search_runs(
+            [exp.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=5000
+        )
+    )
     if not any(r.data.tags.get(KIND_TAG) == "baseline" for r in runs):  # baselines logged on their own
         for p in parents:
             if p.data.tags.get("baselines_only") == "true" or p.info.run_id != parent.info.run_id:
-                more = client.search_runs([exp.experiment_id],
-                                          filter_string=f"tags.`{PARENT_TAG}` = '{p.info.run_id}' and "
-                                                        f"tags.`{KIND_TAG}` = 'baseline'", max_results=100)
+                more = client.search_runs(
+                    [exp.experiment_id],
+                    filter_string=f"tags.`{PARENT_TAG}` = '{p.info.run_id}' and tags.`{KIND_TAG}` = 'baseline'",
+                    max_results=100,
+                )
                 if more:
                     runs += list(more)
                     break
     prefix = metric + "."
     if languages is None:
-        found = {k[len(prefix):] for r in runs for k in r.data.metrics if k.startswith(prefix)}
+        found = {k[len(prefix) :] for r in runs for k in r.data.metrics if k.startswith(prefix)}
         languages = sorted(found - {"mean"})
     best: dict[str, Any] = {}
     rows, finished = [], []
@@ -238,19 +269,33 @@ def sweep_report(experiment: str, tracking_uri: str | None = None, metric: str =
     keys = sorted({k for r in finished for k in r.data.params})
     searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
     finished.sort(key=lambda r: -sign * r.data.metrics[objective])
-    trials = [{**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
-              for r in finished]
-    return {"languages": languages, "rows": rows, "trials": trials, "searched": searched,
-            "parent_run_id": parent.info.run_id, "tracking_uri": uri, "metric": metric, "experiment": experiment}
+    trials = [
+        {**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
+        for r in finished
+    ]
+    return {
+        "languages": languages,
+        "rows": rows,
+        "trials": trials,
+        "searched": searched,
+        "parent_run_id": parent.info.run_id,
+        "tracking_uri": uri,
+        "metric": metric,
+        "experiment": experiment,
+    }
 
 
 def _report_row(run, kind: str, languages: list[str], prefix: str, objective: str) -> dict[str, Any]:
     m, tags = run.data.metrics, run.data.tags
-    row: dict[str, Any] = {"method": tags.get("method", run.info.run_name), "kind": kind,
-                           "supervision": tags.get("supervision", "zero-shot"), "run_id": run.info.run_id,
-                           "objective": m.get(objective)}
+    row: dict[str, Any] = {
+        "method": tags.get("method", run.info.run_name),
+        "kind": kind,
+        "supervision": tags.get("supervision", "zero-shot"),
+        "run_id": run.info.run_id,
+        "objective": m.get(objective),
+    }
     scores = [m.get(prefix + lang) for lang in languages]
-    for lang, v in zip(languages, scores):
+    for lang, v in zip(languages, scores, strict=True):
         row[lang] = v
     row["mean"] = sum(scores) / len(scores) if scores and all(v is not None for v in scores) else None
     return row
@@ -275,15 +320,26 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     def md_table(columns: list[str], records: list[dict[str, Any]]) -> list[str]:
         return markdown_table(columns, [[fmt(r.get(c)) for c in columns] for r in records])
 
-    md = [f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; "
-          f"baselines)", "", *md_table(cols[:-1], rows)]
+    md = [
+        f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; baselines)",
+        "",
+        *md_table(cols[:-1], rows),
+    ]
     trials = report.get("trials", [])
     if trials:
-        md += ["", f"## Every finished trial ({len(trials)}), best objective first", "",
-               *md_table(trial_columns(report)[:-1], trials)]
+        md += [
+            "",
+            f"## Every finished trial ({len(trials)}), best objective first",
+            "",
+            *md_table(trial_columns(report)[:-1], trials),
+        ]
     md += ["", f"MLflow: {report['tracking_uri']} (parent run {report['parent_run_id']})"]
-    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "trials_csv": out / "trials.csv",
-             "png": out / "report.png"}
+    paths = {
+        "markdown": out / "report.md",
+        "csv": out / "report.csv",
+        "trials_csv": out / "trials.csv",
+        "png": out / "report.png",
+    }
     paths["markdown"].write_text("\n".join(md) + "\n")
     for path, columns, records in ((paths["csv"], cols, rows), (paths["trials_csv"], trial_columns(report), trials)):
         with path.open("w", newline="") as f:

@@ -74,6 +74,7 @@ DRIVER_RESOURCES_ENV, WORKER_RESOURCES_ENV = "MOSECROT_DRIVER_RESOURCES", "MOSEC
 
 # --- pure decisions ----------------------------------------------------------------------------------------
 
+
 def is_uri(path: str) -> bool:
     return "://" in str(path)
 
@@ -86,10 +87,15 @@ def resource_map(text: str | None, source: str) -> dict[str, float] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"{text!r} is not JSON ({err})", key=source,
-                         expected='a JSON object such as \'{"CPU": 0, "trial_driver": 0.01}\'') from None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (int, float))
-                                              and not isinstance(v, bool) and v >= 0 for k, v in value.items()):
+        raise InputError(
+            f"{text!r} is not JSON ({err})",
+            key=source,
+            expected='a JSON object such as \'{"CPU": 0, "trial_driver": 0.01}\'',
+        ) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    ):
         raise InputError(f"got {text!r}", key=source, expected="a JSON object of resource name -> non-negative number")
     return {k: float(v) for k, v in value.items()}
 
@@ -127,11 +133,17 @@ def sweep_paths(space: SearchSpace, storage_path: str | None = None, cwd: str | 
 def start_or_resume(resume: bool, restorable: bool, experiment_path: str) -> str:
     """``"start"`` or ``"restore"``; refuses to start over an existing sweep or to resume a missing one."""
     if resume and not restorable:
-        raise InputError(f"nothing to resume: no Tune experiment at {experiment_path}", key="--resume",
-                         expected="the --storage-path (and sweep name) of an earlier sweep, or no --resume")
+        raise InputError(
+            f"nothing to resume: no Tune experiment at {experiment_path}",
+            key="--resume",
+            expected="the --storage-path (and sweep name) of an earlier sweep, or no --resume",
+        )
     if not resume and restorable:
-        raise InputError(f"a sweep already exists at {experiment_path}", key="--resume",
-                         expected="--resume to continue it, or another --storage-path or name (--set name=...)")
+        raise InputError(
+            f"a sweep already exists at {experiment_path}",
+            key="--resume",
+            expected="--resume to continue it, or another --storage-path or name (--set name=...)",
+        )
     return "restore" if resume else "start"
 
 
@@ -165,6 +177,7 @@ def prepare_sweep(space: SearchSpace, progress: bool = False) -> Prepared:
 
 
 # --- phases ------------------------------------------------------------------------------------------------
+
 
 class PhaseClock:
     """Wall seconds of a sweep's phases (MLflow start, prepare, baselines, ``ray.init``, object store, Tune),
@@ -220,11 +233,23 @@ def in_background(fn: Callable[[], T], name: str) -> Callable[[], T]:
     return result
 
 
-def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path: str | None = None,
-              resume: bool = False, address: str | None = None, *, baselines: bool = True, progress: bool = False,
-              tune_max_failures: int = 1, train_max_failures: int = 1,
-              driver_resources: dict[str, float] | None = None, worker_resources: dict[str, float] | None = None,
-              num_cpus: int | None = None, callbacks: list | None = None, dashboard: bool = False) -> tune.ResultGrid:
+def run_sweep(
+    space: SearchSpace,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    resume: bool = False,
+    address: str | None = None,
+    *,
+    baselines: bool = True,
+    progress: bool = False,
+    tune_max_failures: int = 1,
+    train_max_failures: int = 1,
+    driver_resources: dict[str, float] | None = None,
+    worker_resources: dict[str, float] | None = None,
+    num_cpus: int | None = None,
+    callbacks: list | None = None,
+    dashboard: bool = False,
+) -> tune.ResultGrid:
     """Run (or with ``resume=True`` continue) the sweep and return Tune's `ResultGrid`.
 
     ``tracking_uri``: MLflow (flag > ``$MLFLOW_TRACKING_URI`` > ``sqlite:///./mlruns.db``);
@@ -248,8 +273,14 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
 
     def start_tracker() -> SweepTracker:
         started = SweepTracker(space, uri, sweep_key=paths.experiment_path)
-        started.start(tags={"storage_path": paths.storage_path, "optuna_storage": paths.optuna_storage,
-                            "study_name": paths.study_name}, resume=resume)
+        started.start(
+            tags={
+                "storage_path": paths.storage_path,
+                "optuna_storage": paths.optuna_storage,
+                "study_name": paths.study_name,
+            },
+            resume=resume,
+        )
         return started
 
     # While Ray starts (seconds of waiting on its processes), threads create the MLflow parent run (a new SQLite
@@ -281,21 +312,28 @@ def run_sweep(space: SearchSpace, tracking_uri: str | None = None, storage_path:
         with phases("object_store_put"):
             shared_ref = SharedRef(ray.put(shared))
         del shared
-        trainable = make_trainable(space, paths.storage_path, train_max_failures, driver_resources, worker_resources,
-                                   shared=shared_ref)
+        trainable = make_trainable(
+            space, paths.storage_path, train_max_failures, driver_resources, worker_resources, shared=shared_ref
+        )
         if mode == "restore":
-            tuner = tune.Tuner.restore(paths.experiment_path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            tuner = tune.Tuner.restore(
+                paths.experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
         else:
             tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
         with phases("tune"):
             results = tuner.fit()
         metrics = {}
-        ok = [r for r in results if r.error is None and r.metrics and OBJECTIVE in r.metrics]
+        trials = [results[i] for i in range(len(results))]  # ResultGrid has __getitem__, no __iter__
+        ok = [r for r in trials if r.error is None and r.metrics and OBJECTIVE in r.metrics]
         if ok:
             best = results.get_best_result(metric=OBJECTIVE, mode=space.objective.mode, filter_nan_and_inf=True)
-            metrics = {f"best_{k}": float(v) for k, v in best.metrics.items()
-                       if k in (OBJECTIVE, REPORT_MEAN) and isinstance(v, (int, float))}
+            assert best.metrics is not None  # the best of results that reported OBJECTIVE
+            metrics = {
+                f"best_{k}": float(v)
+                for k, v in best.metrics.items()
+                if k in (OBJECTIVE, REPORT_MEAN) and isinstance(v, (int, float))
+            }
         metrics.update(trials=float(len(results)), errored_trials=float(results.num_errors))
         metrics.update(phases.metrics())
         log.info("sweep %s: %s", space.name, phases.summary())
@@ -312,12 +350,22 @@ def _check_new_study(space: SearchSpace, paths: SweepPaths) -> None:
     if space.searcher.kind == "grid" or not space.searcher.storage:
         return
     if paths.study_name in optuna.study.get_all_study_names(storage=paths.optuna_storage):
-        raise InputError(f"the Optuna study {paths.study_name!r} already exists in {paths.optuna_storage}",
-                         key="searcher.study_name", expected="a new study name, or --resume")
+        raise InputError(
+            f"the Optuna study {paths.study_name!r} already exists in {paths.optuna_storage}",
+            key="searcher.study_name",
+            expected="a new study name, or --resume",
+        )
 
 
-def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable: Any, tracker: SweepTracker, uri: str,
-               tune_max_failures: int, callbacks: list | None = None) -> tune.Tuner:
+def _new_tuner(
+    space: SearchSpace,
+    paths: SweepPaths,
+    trainable: Any,
+    tracker: SweepTracker,
+    uri: str,
+    tune_max_failures: int,
+    callbacks: list | None = None,
+) -> tune.Tuner:
     assert tracker.parent_id is not None
     search_alg, param_space = make_searcher(space, paths.optuna_storage, paths.study_name)
     concurrency = max_concurrent_trials(space, ray.cluster_resources())
@@ -326,15 +374,24 @@ def _new_tuner(space: SearchSpace, paths: SweepPaths, trainable: Any, tracker: S
     return tune.Tuner(
         trainable,
         param_space=param_space,
-        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode=space.objective.mode, search_alg=search_alg,
-                                    scheduler=make_scheduler(space), num_samples=num_samples,
-                                    max_concurrent_trials=concurrency,
-                                    # Local mode trains in the trial's process: reusing it keeps torch,
-                                    # transformers and the shared resources loaded from one trial to the next.
-                                    reuse_actors=space.resources.local_mode),
-        run_config=tune.RunConfig(name=space.name, storage_path=paths.storage_path,
-                                  failure_config=tune.FailureConfig(max_failures=tune_max_failures),
-                                  callbacks=[callback, *(callbacks or [])], verbose=1),
+        tune_config=tune.TuneConfig(
+            metric=OBJECTIVE,
+            mode=space.objective.mode,
+            search_alg=search_alg,
+            scheduler=make_scheduler(space),
+            num_samples=num_samples,
+            max_concurrent_trials=concurrency,
+            # Local mode trains in the trial's process: reusing it keeps torch,
+            # transformers and the shared resources loaded from one trial to the next.
+            reuse_actors=space.resources.local_mode,
+        ),
+        run_config=tune.RunConfig(
+            name=space.name,
+            storage_path=paths.storage_path,
+            failure_config=tune.FailureConfig(max_failures=tune_max_failures),
+            callbacks=[callback, *(callbacks or [])],
+            verbose=1,
+        ),
     )
 
 
@@ -344,8 +401,12 @@ def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: st
     lines = [f"sweep {space.name}: {len(results)} trials, {results.num_errors} errored"]
     try:
         best = results.get_best_result(metric=OBJECTIVE, mode=space.objective.mode, filter_nan_and_inf=True)
-        lines.append(f"best {OBJECTIVE} ({space.objective.protocol}): {best.metrics.get(OBJECTIVE):.4f}, "
-                     f"{REPORT_MEAN}: {best.metrics.get(REPORT_MEAN, float('nan')):.4f}")
+        assert best.metrics is not None  # else caught below, like any failure here
+        lines.append(
+            f"best {OBJECTIVE} ({space.objective.protocol}): {best.metrics.get(OBJECTIVE):.4f}, "
+            f"{REPORT_MEAN}: {best.metrics.get(REPORT_MEAN, float('nan')):.4f}"
+        )
+        assert best.config is not None
         lines.append(f"best params: {trial_params(best.config)}")
     except Exception:  # no trial finished with an objective
         lines.append("no trial finished with an objective")

@@ -37,17 +37,38 @@ MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")  # MLflow allows alphanumerics, _ - . space / (and :)
 # Keys Tune adds to every result: bookkeeping, not trial metrics.
-TUNE_KEYS = frozenset({
-    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
-    "iterations_since_restore", "pid", "done", "trial_id", "node_ip", "hostname", "date", "experiment_tag",
-    "config", "checkpoint_dir_name", "should_checkpoint", "checkpoint_path", "timesteps_total",
-    "episodes_total", "timesteps_since_restore", "warmup_time", "epoch",
-})
+TUNE_KEYS = frozenset(
+    {
+        "training_iteration",
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "time_since_restore",
+        "iterations_since_restore",
+        "pid",
+        "done",
+        "trial_id",
+        "node_ip",
+        "hostname",
+        "date",
+        "experiment_tag",
+        "config",
+        "checkpoint_dir_name",
+        "should_checkpoint",
+        "checkpoint_path",
+        "timesteps_total",
+        "episodes_total",
+        "timesteps_since_restore",
+        "warmup_time",
+        "epoch",
+    }
+)
 SWEEP_TAG, KIND_TAG, TRIAL_TAG, BASELINE_TAG = "mosecrot.sweep", "kind", "trial_id", "baseline"
 PARENT_TAG = "mlflow.parentRunId"
 
 
 # --- URIs ---------------------------------------------------------------------------------------------
+
 
 def resolve_tracking_uri(flag: str | None = None, cwd: str | Path | None = None) -> str:
     """The flag, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (absolute path)."""
@@ -75,14 +96,17 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
                 if resp.status != 200:
                     raise OSError(f"HTTP {resp.status}")
         except (OSError, urllib.error.URLError) as err:
-            raise InputError(f"the MLflow tracking server {uri} is unreachable ({err})",
-                             key="--tracking-uri",
-                             expected="a running `mlflow server` (or a sqlite:/// or file: URI)") from None
+            raise InputError(
+                f"the MLflow tracking server {uri} is unreachable ({err})",
+                key="--tracking-uri",
+                expected="a running `mlflow server` (or a sqlite:/// or file: URI)",
+            ) from None
     elif uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 # --- flattening ----------------------------------------------------------------------------------------
+
 
 def sanitize_key(key: str) -> str:
     """A valid MLflow param/metric key (dots and slashes kept: ``test_macro_f1.de`` stays as is)."""
@@ -122,8 +146,11 @@ def metric_values(result: dict[str, Any]) -> dict[str, float]:
 
 def resolved_space(space: SearchSpace) -> dict[str, Any]:
     """The sweep spec as loaded, validated and resolved (defaults filled, base experiment included)."""
-    data = {f.name: to_dict(getattr(space, f.name)) for f in dataclasses.fields(space)
-            if f.name not in ("base", "base_config", "method_config")}
+    data = {
+        f.name: to_dict(getattr(space, f.name))
+        for f in dataclasses.fields(space)
+        if f.name not in ("base", "base_config", "method_config")
+    }
     data["resolved_experiment"] = to_dict(space.base)
     return data
 
@@ -134,9 +161,13 @@ def resolved_space_yaml(space: SearchSpace) -> str:
 
 def trial_tags(space: SearchSpace, seeds: list[int] | None = None) -> dict[str, str]:
     method = space.method_data()
-    tags = {"method": str(method["name"]), "method_kind": str(method["kind"]),
-            "selection_protocol": space.objective.protocol, "searcher": space.searcher.kind,
-            "objective": f"{space.objective.split}_{space.objective.metric}." + ",".join(space.objective.languages or [])}
+    tags = {
+        "method": str(method["name"]),
+        "method_kind": str(method["kind"]),
+        "selection_protocol": space.objective.protocol,
+        "searcher": space.searcher.kind,
+        "objective": f"{space.objective.split}_{space.objective.metric}." + ",".join(space.objective.languages or []),
+    }
     if seeds is not None:
         tags["seeds"] = ",".join(map(str, seeds))
         if len(seeds) == 1:
@@ -145,6 +176,7 @@ def trial_tags(space: SearchSpace, seeds: list[int] | None = None) -> dict[str, 
 
 
 # --- the tracker -----------------------------------------------------------------------------------------
+
 
 class SweepTracker:
     """The sweep's MLflow experiment and parent run, and its children (trials and baselines).
@@ -188,17 +220,29 @@ class SweepTracker:
                 self.parent_id = found[0].info.run_id
                 self.client.update_run(self.parent_id, status="RUNNING")
                 return self.parent_id
-        all_tags = {SWEEP_TAG: self.sweep_key, KIND_TAG: "sweep", "git_revision": git_revision(),
-                    "search_space": self.space.file or "", "mlflow.runName": f"sweep {self.space.name}",
-                    **trial_tags(self.space), **(tags or {})}
+        all_tags = {
+            SWEEP_TAG: self.sweep_key,
+            KIND_TAG: "sweep",
+            "git_revision": git_revision(),
+            "search_space": self.space.file or "",
+            "mlflow.runName": f"sweep {self.space.name}",
+            **trial_tags(self.space),
+            **(tags or {}),
+        }
         run = self.client.create_run(self.experiment_id, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()})
         self.parent_id = run.info.run_id
         self.client.log_text(self.parent_id, resolved_space_yaml(self.space), "search_space.resolved.yaml")
         if self.space.file and Path(self.space.file).is_file():
             self.client.log_artifact(self.parent_id, self.space.file)
         fixed = {f"fixed.{k}": v for k, v in self.space.fixed.items()}
-        self._log(self.parent_id, params={**param_values(fixed), "num_trials": str(self.space.num_trials),
-                                          "scheduler": self.space.scheduler.kind})
+        self._log(
+            self.parent_id,
+            params={
+                **param_values(fixed),
+                "num_trials": str(self.space.num_trials),
+                "scheduler": self.space.scheduler.kind,
+            },
+        )
         return self.parent_id
 
     def end(self, status: str = "FINISHED", metrics: dict[str, float] | None = None) -> None:
@@ -213,17 +257,31 @@ class SweepTracker:
         if self.parent_id is None:
             return False
         status = " and attributes.status = 'FINISHED'" if finished_only else ""
-        return bool(self._runs(f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{tag}` = '{_quote(value)}'{status}"))
+        return bool(
+            self._runs(f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{tag}` = '{_quote(value)}'{status}")
+        )
 
-    def log_trial(self, trial_id: str, name: str, params: dict[str, Any], result: dict[str, Any] | None,
-                  status: str, error: str | None = None, seeds: list[int] | None = None) -> str | None:
+    def log_trial(
+        self,
+        trial_id: str,
+        name: str,
+        params: dict[str, Any],
+        result: dict[str, Any] | None,
+        status: str,
+        error: str | None = None,
+        seeds: list[int] | None = None,
+    ) -> str | None:
         """One child run per trial (skipped when this trial was already logged under the parent).
 
         A child left RUNNING (the driver died while logging it) is replaced, and so is a FAILED one when
         the trial, resumed, finished: a trial keeps exactly one child run, with its final status."""
         if self.parent_id is not None:
-            earlier = self._runs(f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = '{_quote(trial_id)}'")
-            final = [r for r in earlier if r.info.status == "FINISHED" or (r.info.status == "FAILED" and status == "FAILED")]
+            earlier = self._runs(
+                f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = '{_quote(trial_id)}'"
+            )
+            final = [
+                r for r in earlier if r.info.status == "FINISHED" or (r.info.status == "FAILED" and status == "FAILED")
+            ]
             if final:
                 return None
             for r in earlier:  # a stale RUNNING record, or FAILED superseded by FINISHED
@@ -239,13 +297,29 @@ class SweepTracker:
             metrics["trial_seconds"] = float(result["time_total_s"])
         return self._child(tags, param_values(params), metrics, status)
 
-    def log_baseline(self, name: str, kind: str, supervision: str, metrics: dict[str, float], seeds: list[int],
-                     params: dict[str, Any] | None = None, status: str = "FINISHED", error: str | None = None) -> str | None:
+    def log_baseline(
+        self,
+        name: str,
+        kind: str,
+        supervision: str,
+        metrics: dict[str, float],
+        seeds: list[int],
+        params: dict[str, Any] | None = None,
+        status: str = "FINISHED",
+        error: str | None = None,
+    ) -> str | None:
         if self.logged(BASELINE_TAG, name, finished_only=True):  # a FAILED baseline is tried again
             return None
-        tags = {KIND_TAG: "baseline", BASELINE_TAG: name, "method": name, "method_kind": kind,
-                "supervision": supervision, "selection_protocol": self.space.objective.protocol,
-                "seeds": ",".join(map(str, seeds)), "mlflow.runName": f"baseline {name}"}
+        tags = {
+            KIND_TAG: "baseline",
+            BASELINE_TAG: name,
+            "method": name,
+            "method_kind": kind,
+            "supervision": supervision,
+            "selection_protocol": self.space.objective.protocol,
+            "seeds": ",".join(map(str, seeds)),
+            "mlflow.runName": f"baseline {name}",
+        }
         if len(seeds) == 1:
             tags["seed"] = str(seeds[0])
         if error:
@@ -254,8 +328,14 @@ class SweepTracker:
 
     def _child(self, tags: dict[str, str], params: dict[str, str], metrics: dict[str, float], status: str) -> str:
         assert self.parent_id is not None, "start() the parent run first"
-        run = self.client.create_run(self.experiment_id, tags={PARENT_TAG: self.parent_id, SWEEP_TAG: self.sweep_key,
-                                                                **{k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items()}})
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                PARENT_TAG: self.parent_id,
+                SWEEP_TAG: self.sweep_key,
+                **{k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items()},
+            },
+        )
         run_id = run.info.run_id
         try:
             self._log(run_id, params=params, metrics=metrics)
@@ -272,11 +352,11 @@ class SweepTracker:
         ps = [Param(k, v) for k, v in (params or {}).items()]
         ms = [Metric(k, v, now, 0) for k, v in (metrics or {}).items()]
         for i in range(0, max(len(ps), 1), 100):  # MLflow: at most 100 params per batch
-            chunk = ps[i:i + 100]
+            chunk = ps[i : i + 100]
             if chunk:
                 self.client.log_batch(run_id, params=chunk)
         for i in range(0, len(ms), 1000):
-            self.client.log_batch(run_id, metrics=ms[i:i + 1000])
+            self.client.log_batch(run_id, metrics=ms[i : i + 1000])
 
     def _runs(self, filter_string: str) -> list:
         return list(self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000))

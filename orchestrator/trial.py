@@ -103,9 +103,14 @@ class EpochReporter:
         return out
 
 
-def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callable[[EpochReporter], LoopHooks],
-              sink: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
-              shared: SharedResources | None = None) -> dict[str, Any]:
+def run_trial(
+    space: SearchSpace,
+    params: dict[str, Any],
+    hooks_factory: Callable[[EpochReporter], LoopHooks],
+    sink: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = False,
+    shared: SharedResources | None = None,
+) -> dict[str, Any]:
     """Prepare (the sweep's `shared` resources, else from the disk cache), run the method for every seed,
     average. Returns a payload with ``metrics`` (final, averaged + objective), ``per_seed``, ``params``,
     ``history`` and ``seconds``."""
@@ -113,23 +118,37 @@ def run_trial(space: SearchSpace, params: dict[str, Any], hooks_factory: Callabl
     exp, method = trial_configs(space, params)
     prepared = prepare(exp, static=needs_static([method]), progress=progress, shared=shared)
     reporter = EpochReporter(space, exp.source_language, sink)
-    records = run_methods(prepared, [method], exp.seeds, exp.training, hooks_factory(reporter),
-                          cache=DiskCache(exp.cache_dir))
+    records = run_methods(
+        prepared, [method], exp.seeds, exp.training, hooks_factory(reporter), cache=DiskCache(exp.cache_dir)
+    )
     metrics = final_metrics(space, mean_metrics(records)[method.name])
     metrics["timing.prepare_s"] = round(prepared.timings.get("total", 0.0), 3)
     metrics["timing.shared_resources"] = float(prepared.shared is shared and shared is not None)
-    return {"params": params, "method": to_dict(method), "seeds": list(exp.seeds), "metrics": metrics,
-            "per_seed": [r["metrics"] for r in records], "history": reporter.history,
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "params": params,
+        "method": to_dict(method),
+        "seeds": list(exp.seeds),
+        "metrics": metrics,
+        "per_seed": [r["metrics"] for r in records],
+        "history": reporter.history,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
-def run_trial_locally(space: SearchSpace, params: dict[str, Any], progress: bool = False,
-                      shared: SharedResources | None = None) -> dict[str, Any]:
+def run_trial_locally(
+    space: SearchSpace, params: dict[str, Any], progress: bool = False, shared: SharedResources | None = None
+) -> dict[str, Any]:
     """The trial without Ray, in this process: the same configs, loop, seeds and final metrics (`shared`:
     resources loaded once for several trials, `mosecrot.prepare.load_resources`)."""
     reports: list[dict[str, float]] = []
-    payload = run_trial(space, params, lambda reporter: LoopHooks(report=reporter, progress=progress),
-                        sink=reports.append, progress=progress, shared=shared)
+    payload = run_trial(
+        space,
+        params,
+        lambda reporter: LoopHooks(report=reporter, progress=progress),
+        sink=reports.append,
+        progress=progress,
+        shared=shared,
+    )
     payload["epoch_reports"] = reports
     return payload
 
@@ -197,14 +216,27 @@ def system_metrics(cpu_before: float, wall_before: float) -> dict[str, float]:
     mean CPU utilisation of its process (100 = one core), peak resident memory, peak GPU memory."""
     wall = max(time.time() - wall_before, 1e-9)
     cpu = time.process_time() - cpu_before
-    out = {"system.cpu_percent": round(100.0 * cpu / wall, 1),
-           # ru_maxrss is in KiB on Linux
-           "system.peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "system.wall_s": round(wall, 2), "system.torch_threads": float(torch.get_num_threads())}
+    out = {
+        "system.cpu_percent": round(100.0 * cpu / wall, 1),
+        # ru_maxrss is in KiB on Linux
+        "system.peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "system.wall_s": round(wall, 2),
+        "system.torch_threads": float(torch.get_num_threads()),
+    }
     if torch.cuda.is_available():
-        out["system.gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+        out["system.gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
 
 
-__all__ = ["CHECKPOINT_FILE", "GRID_KEY", "OBJECTIVE", "REPORT_MEAN", "EpochReporter", "checkpoint_payload",
-           "final_metrics", "run_trial", "run_trial_locally", "trial_params"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "GRID_KEY",
+    "OBJECTIVE",
+    "REPORT_MEAN",
+    "EpochReporter",
+    "checkpoint_payload",
+    "final_metrics",
+    "run_trial",
+    "run_trial_locally",
+    "trial_params",
+]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
 RAY_BIN, MLFLOW_BIN = str(VENV_BIN / "ray"), str(VENV_BIN / "mlflow")
-OBJECT_STORE = str(200 * 1024 ** 2)
+OBJECT_STORE = str(200 * 1024**2)
 
 
 def free_port() -> int:
@@ -84,11 +84,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
 
 # --- MLflow ---------------------------------------------------------------------------------------------
 
+
 def mlflow_runs(base: str, experiment: str) -> list[dict]:
     """Every run of `experiment` through the server's REST API ([] when the experiment does not exist)."""
+
     def post(path, body):
-        req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
@@ -127,14 +130,28 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 180) -> "MlflowServer":
+    def start(self, timeout: float = 180) -> MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [MLFLOW_BIN, "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
-            env=self.env, stdout=open(self.root / "mlflow.out", "w"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                MLFLOW_BIN,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.root}/mlflow.db",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            env=self.env,
+            stdout=open(self.root / "mlflow.out", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_http(self.uri + "/health", timeout)
         return self
 
@@ -163,6 +180,7 @@ def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 # --- Ray ------------------------------------------------------------------------------------------------
+
 
 def cmdline(pid: int) -> str:
     try:
@@ -281,22 +299,45 @@ class RayCluster:
         return {p for p in pids_with(str(self.tmp)) if "/raylet/raylet" in cmdline(p).split(" ", 1)[0]}
 
     def _ray_start(self, args: list[str], log: str, timeout: float = 240) -> None:
-        out = subprocess.run([RAY_BIN, "start", *args, "--node-ip-address", "127.0.0.1",
-                              "--object-store-memory", OBJECT_STORE, "--disable-usage-stats"],
-                             env=self.env, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            [
+                RAY_BIN,
+                "start",
+                *args,
+                "--node-ip-address",
+                "127.0.0.1",
+                "--object-store-memory",
+                OBJECT_STORE,
+                "--disable-usage-stats",
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         with open(self.logs / log, "a") as f:
             f.write(out.stdout + out.stderr)
         if out.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
 
-    def start_head(self, num_cpus: int = 1, resources: dict[str, float] | None = None,
-                   dashboard: bool = False) -> "RayCluster":
+    def start_head(
+        self, num_cpus: int = 1, resources: dict[str, float] | None = None, dashboard: bool = False
+    ) -> RayCluster:
         args = ["--head", "--port", str(self.port), "--num-cpus", str(num_cpus), "--temp-dir", str(self.tmp)]
         if dashboard:
             self.dashboard_port = free_port()
-            args += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                     "--dashboard-port", str(self.dashboard_port),
-                     "--dashboard-agent-listen-port", str(free_port()), "--ray-client-server-port", str(free_port())]
+            args += [
+                "--include-dashboard",
+                "true",
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                str(self.dashboard_port),
+                "--dashboard-agent-listen-port",
+                str(free_port()),
+                "--ray-client-server-port",
+                str(free_port()),
+            ]
         else:
             args += ["--include-dashboard", "false"]
         if resources:
@@ -358,10 +399,31 @@ class RayCluster:
 
 # --- sweeps ----------------------------------------------------------------------------------------------
 
-def sweep_command(space: str, sets: list[str], *, address: str | None, tracking_uri: str, storage: Path,
-                  output_dir: Path, extra: list[str] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", space, "--tracking-uri", tracking_uri,
-           "--storage-path", str(storage), "--no-progress", "--output-dir", str(output_dir)]
+
+def sweep_command(
+    space: str,
+    sets: list[str],
+    *,
+    address: str | None,
+    tracking_uri: str,
+    storage: Path,
+    output_dir: Path,
+    extra: list[str] = (),
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "sweep",
+        space,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage-path",
+        str(storage),
+        "--no-progress",
+        "--output-dir",
+        str(output_dir),
+    ]
     if address:
         cmd += ["--address", address]
     return [*cmd, *[a for s in sets for a in ("--set", s)], *extra]

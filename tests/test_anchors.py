@@ -9,8 +9,16 @@ FREQ = {"haus": 50, "hund": 10, "katze": 30, "baum": 5, "gott": 100}.get
 
 
 def test_eligibility_rule_one_translation_per_target_and_source():
-    pairs = [("house", "haus"), ("home", "haus"), ("house", "heim"), ("dog", "hund"), ("dog", "köter"),
-             ("cat", "katze"), ("unicorn", "einhorn"), ("tree", "xyz")]
+    pairs = [
+        ("house", "haus"),
+        ("home", "haus"),
+        ("house", "heim"),
+        ("dog", "hund"),
+        ("dog", "köter"),
+        ("cat", "katze"),
+        ("unicorn", "einhorn"),
+        ("tree", "xyz"),
+    ]
     vocab = {"haus", "heim", "hund", "köter", "katze", "einhorn"}
     assert eligible_pairs(pairs, PLM, vocab) == [("house", "haus"), ("dog", "hund"), ("cat", "katze")]
     many = eligible_pairs(pairs, PLM, vocab, one_to_one=False)
@@ -24,14 +32,18 @@ def test_no_overlap_with_plm_or_target_vocab_is_a_clear_error():
         eligible_pairs([("dog", "a")], PLM, {"b"}, where="en-xx.txt")
 
 
-@pytest.mark.parametrize("strategy,expected", [
-    ("frequent", [("god", "gott"), ("house", "haus")]),
-    ("all", None),
-])
+@pytest.mark.parametrize(
+    "strategy,expected",
+    [
+        ("frequent", [("god", "gott"), ("house", "haus")]),
+        ("all", None),
+    ],
+)
 def test_strategies(strategy, expected):
     pairs = [("house", "haus"), ("dog", "hund"), ("cat", "katze"), ("god", "gott")]
-    a = build_pair_anchors("de", pairs, PLM, set(FREQ.__self__), FREQ, count=2 if strategy != "all" else "all",
-                           strategy=strategy)
+    a = build_pair_anchors(
+        "de", pairs, PLM, set(FREQ.__self__), FREQ, count=2 if strategy != "all" else "all", strategy=strategy
+    )
     if expected:
         assert a.pairs == expected
     else:
@@ -40,15 +52,18 @@ def test_strategies(strategy, expected):
 
 
 def test_random_is_seeded_and_keeps_dictionary_order():
-    pairs = [(w, t) for w, t in zip(PLM, ["haus", "hund", "katze", "baum", "gott"])]
+    pairs = [(w, t) for w, t in zip(PLM, ["haus", "hund", "katze", "baum", "gott"], strict=True)]
     vocab = {t for _, t in pairs}
     a = build_pair_anchors("de", pairs, PLM, vocab, FREQ, count=3, strategy="random", seed=1)
     b = build_pair_anchors("de", pairs, PLM, vocab, FREQ, count=3, strategy="random", seed=1)
     c = build_pair_anchors("de", pairs, PLM, vocab, FREQ, count=3, strategy="random", seed=7)
     assert a.pairs == b.pairs and len(a) == 3
     assert [pairs.index(p) for p in a.pairs] == sorted(pairs.index(p) for p in a.pairs)
-    assert any(x.pairs != a.pairs for x in [c] + [
-        build_pair_anchors("de", pairs, PLM, vocab, FREQ, count=3, strategy="random", seed=s) for s in range(2, 6)])
+    assert any(
+        x.pairs != a.pairs
+        for x in [c]
+        + [build_pair_anchors("de", pairs, PLM, vocab, FREQ, count=3, strategy="random", seed=s) for s in range(2, 6)]
+    )
 
 
 def test_shortfall_clamps_and_records_or_errors():
@@ -56,8 +71,9 @@ def test_shortfall_clamps_and_records_or_errors():
     a = build_pair_anchors("de", pairs, PLM, {"haus", "hund"}, FREQ, count=10, strategy="frequent")
     assert len(a) == 2 and a.meta["clamped"] and a.meta["requested"] == 10
     with pytest.raises(InputError, match="10 anchors requested but only 2"):
-        build_pair_anchors("de", pairs, PLM, {"haus", "hund"}, FREQ, count=10, strategy="frequent",
-                           on_shortfall="error")
+        build_pair_anchors(
+            "de", pairs, PLM, {"haus", "hund"}, FREQ, count=10, strategy="frequent", on_shortfall="error"
+        )
     with pytest.raises(InputError, match="unknown anchor strategy 'best'.*all, frequent, random"):
         build_pair_anchors("de", pairs, PLM, {"haus", "hund"}, FREQ, strategy="best")
 
@@ -103,7 +119,8 @@ def test_single_token_ids_match_the_tokenizer_call_and_its_disk_cache(tmp_path):
     fp = tokenizer_fingerprint(tok)
     unique = sorted(set(words))
     enc = tok(unique, add_special_tokens=False)["input_ids"]  # also resets the backend's padding state
-    expected = {w: ids[0] for w, ids in zip(unique, enc) if len(ids) == 1 and ids[0] not in tok.all_special_ids}
+    special = tok.all_special_ids
+    expected = {w: ids[0] for w, ids in zip(unique, enc, strict=True) if len(ids) == 1 and ids[0] not in special}
     assert single_token_ids(tok, words) == expected and tokenizer_fingerprint(tok) == fp
     cache = DiskCache(tmp_path)
     assert cached_single_token_ids(tok, words, cache) == expected

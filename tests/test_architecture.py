@@ -123,6 +123,7 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 # --- the checks, on this repository -----------------------------------------------------------------------
 
+
 def test_no_import_circles_in_the_packages():
     graph = import_graph(REPO)
     assert len(graph) > 50  # both packages were read
@@ -144,35 +145,51 @@ def test_tests_use_fixtures_and_no_private_names():
                 if node.module == "conftest" or node.module.startswith("test_"):
                     offenders.append(f"{path.name}: from {node.module} import ...")
                 if node.module.split(".")[0] in ours:
-                    offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names
-                                  if a.name.startswith("_")]
+                    offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
             elif isinstance(node, ast.Import):
-                offenders += [f"{path.name}: import {a.name}" for a in node.names
-                              if a.name == "conftest" or a.name.startswith("test_")
-                              or any(part.startswith("_") and part != "__init__" for part in a.name.split("."))
-                              and a.name.split(".")[0] in ours]
+                offenders += [
+                    f"{path.name}: import {a.name}"
+                    for a in node.names
+                    if a.name == "conftest"
+                    or a.name.startswith("test_")
+                    or any(part.startswith("_") and part != "__init__" for part in a.name.split("."))
+                    and a.name.split(".")[0] in ours
+                ]
     assert offenders == []
 
 
 # --- the checks can fail --------------------------------------------------------------------------------------
 
+
 def test_a_circle_through_a_lazy_import_is_found(tmp_path):
-    root = _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from pkg.b import f\n",
-        "pkg/b.py": "def f():\n    from pkg import c\n",
-        "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import g\n",
-        "pkg/d.py": "from . import a\n",
-    })
+    root = _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from pkg.b import f\n",
+            "pkg/b.py": "def f():\n    from pkg import c\n",
+            "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import g\n",
+            "pkg/d.py": "from . import a\n",
+        },
+    )
     graph = import_graph(root, ("pkg",))
     assert graph["pkg.d"] == {"pkg.a"}  # relative import resolved
     assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
 
 
 def test_a_forbidden_import_is_found_wherever_it_stands(tmp_path):
-    root = _write(tmp_path, {"sci/__init__.py": "", "sci/m.py": "def f():\n    import ray.tune\n",
-                             "sci/n.py": "from mlflow import MlflowClient\n"})
-    assert forbidden_imports(root, "sci", FORBIDDEN_IN_SCIENCE) == ["sci/m.py: ray.tune", "sci/n.py: mlflow.MlflowClient"]
+    root = _write(
+        tmp_path,
+        {
+            "sci/__init__.py": "",
+            "sci/m.py": "def f():\n    import ray.tune\n",
+            "sci/n.py": "from mlflow import MlflowClient\n",
+        },
+    )
+    assert forbidden_imports(root, "sci", FORBIDDEN_IN_SCIENCE) == [
+        "sci/m.py: ray.tune",
+        "sci/n.py: mlflow.MlflowClient",
+    ]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -72,8 +72,9 @@ def test_baselines_prepare_static_resources_the_sweep_did_not(baselines, prepare
 
     monkeypatch.setattr(baselines_module, "prepare", fake_prepare)
     _replace_run(monkeypatch, "lr", fake_lr)
-    _replace_run(monkeypatch, "frozen_encoder", lambda ctx, options, seed: {f"test_macro_f1.{lang}": 0.4
-                                                                             for lang in LANGUAGES})
+    _replace_run(
+        monkeypatch, "frozen_encoder", lambda ctx, options, seed: {f"test_macro_f1.{lang}": 0.4 for lang in LANGUAGES}
+    )
     out = log_baselines(space, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db", prepared=_prepared(False))
     assert set(out) == ({"lr", "frozen_encoder"} if prepares else {"frozen_encoder"})
     assert prepared_for == ([True] if prepares else [])

@@ -9,6 +9,7 @@ def _builder(calls):
         (d / "data.txt").write_text("payload")
         (d / "sub").mkdir()
         (d / "sub" / "x.bin").write_bytes(b"\x00\x01")
+
     return build
 
 

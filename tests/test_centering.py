@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mosecrot.centering import candidate_verses, centre, language_offsets
+from mosecrot.errors import InputError
 from mosecrot.methods import MethodConfig
 from mosecrot.methods.probes import SentenceProbeOptions, centred_evals
-from mosecrot.errors import InputError
 from mosecrot.text.bible import Bible, make_verse_id
 from tests.test_tasks import DictSource
 
@@ -16,10 +16,15 @@ IDS = [make_verse_id(1, 1, v) for v in range(1, 11)]
 
 
 def tiny_bible() -> Bible:
-    return Bible(DictSource("tiny", {
-        "en1": ("en", {v: f"en {v}" for v in IDS}),
-        "de1": ("de", {v: f"de {v}" for v in IDS[:8]} | {IDS[8]: "  "}),  # IDS[8] empty, IDS[9] missing
-    }))
+    return Bible(
+        DictSource(
+            "tiny",
+            {
+                "en1": ("en", {v: f"en {v}" for v in IDS}),
+                "de1": ("de", {v: f"de {v}" for v in IDS[:8]} | {IDS[8]: "  "}),  # IDS[8] empty, IDS[9] missing
+            },
+        )
+    )
 
 
 def encoder(texts: list[str]) -> np.ndarray:
@@ -74,11 +79,14 @@ def test_a_language_without_bible_text_is_a_clear_error():
         language_offsets(encoder, tiny_bible(), ["de"], "en", exclude=IDS)
 
 
-@pytest.mark.parametrize("method, key", [
-    ({"kind": "frozen_encoder", "centering": "mean"}, "methods[0].centering"),
-    ({"kind": "ls", "centering": "language"}, "methods[0].centering"),
-    ({"kind": "frozen_encoder", "centering": "language", "centering_verses": 0}, "methods[0].centering_verses"),
-])
+@pytest.mark.parametrize(
+    "method, key",
+    [
+        ({"kind": "frozen_encoder", "centering": "mean"}, "methods[0].centering"),
+        ({"kind": "ls", "centering": "language"}, "methods[0].centering"),
+        ({"kind": "frozen_encoder", "centering": "language", "centering_verses": 0}, "methods[0].centering_verses"),
+    ],
+)
 def test_bad_centering_settings_name_the_key(method, key):
     with pytest.raises(InputError) as err:
         MethodConfig.from_config({"name": "x", **method}, prefix="methods[0]")
@@ -94,8 +102,10 @@ def test_a_method_centres_only_target_vectors_and_never_on_evaluated_verses():
     from types import SimpleNamespace
 
     evaluated = IDS[:2]  # the run's dev/test verses (English and German): never averaged
-    ctx = SimpleNamespace(config=SimpleNamespace(source_language="en"),
-                          prepared=SimpleNamespace(bible=tiny_bible(), evaluation_ids=set(evaluated)))
+    ctx = SimpleNamespace(
+        config=SimpleNamespace(source_language="en"),
+        prepared=SimpleNamespace(bible=tiny_bible(), evaluation_ids=set(evaluated)),
+    )
     used: list[str] = []
 
     def recording(texts: list[str]) -> np.ndarray:

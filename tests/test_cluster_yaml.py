@@ -37,6 +37,7 @@ IMAGE_RE = re.compile(r"^rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>3\d+)-(?
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
+
 def load_cluster() -> dict:
     return yaml.safe_load(CLUSTER.read_text())
 
@@ -72,8 +73,14 @@ def ray_up_validate(config: dict) -> dict:
 def all_commands(config: dict) -> list[tuple[str, str]]:
     """(section, command) for every shell command in the file."""
     out = []
-    for key in ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
-                "head_start_ray_commands", "worker_start_ray_commands"):
+    for key in (
+        "initialization_commands",
+        "setup_commands",
+        "head_setup_commands",
+        "worker_setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+    ):
         out += [(key, c) for c in config.get(key) or []]
     for name, node in (config.get("available_node_types") or {}).items():
         for key in ("initialization_commands", "worker_setup_commands"):
@@ -158,8 +165,10 @@ def rule_violations(config: dict, text: str) -> list[str]:
         bad.append("dashboard: no `ray start --head` in head_start_ray_commands")
     for cmd in heads:
         if flag_value(cmd, "--dashboard-host") not in LOOPBACK:
-            bad.append(f"dashboard: `ray start --head` binds the dashboard to "
-                       f"{flag_value(cmd, '--dashboard-host')!r}, not 127.0.0.1")
+            bad.append(
+                f"dashboard: `ray start --head` binds the dashboard to "
+                f"{flag_value(cmd, '--dashboard-host')!r}, not 127.0.0.1"
+            )
     for section, cmd in commands:
         if "0.0.0.0" in cmd or "::/0" in cmd:
             bad.append(f"dashboard: a command in {section} binds or opens 0.0.0.0: {cmd[:80]}")
@@ -168,8 +177,9 @@ def rule_violations(config: dict, text: str) -> list[str]:
     sg = (config.get("provider") or {}).get("security_group") or {}
     for rule in sg.get("IpPermissions") or []:
         ssh = rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == 22 and rule.get("ToPort") == 22
-        cidrs = [r.get("CidrIp") for r in rule.get("IpRanges") or []] + \
-                [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges") or []]
+        cidrs = [r.get("CidrIp") for r in rule.get("IpRanges") or []] + [
+            r.get("CidrIpv6") for r in rule.get("Ipv6Ranges") or []
+        ]
         if not ssh:
             bad.append(f"ingress: security_group.IpPermissions opens more than SSH: {rule}")
         elif any(c in WORLD for c in cidrs):
@@ -197,6 +207,7 @@ def rule_violations(config: dict, text: str) -> list[str]:
 
 
 # --- the file as shipped -----------------------------------------------------------------------------------
+
 
 def test_cluster_yaml_matches_rays_schema():
     jsonschema.validate(load_cluster(), ray_schema())
@@ -230,6 +241,7 @@ def test_schema_comes_from_the_pinned_ray():
 
 # --- deliberately broken copies ----------------------------------------------------------------------------
 
+
 def _set(path: str, value):
     def mutate(c: dict) -> None:
         *parents, last = path.split(".")
@@ -237,6 +249,7 @@ def _set(path: str, value):
         for p in parents:
             node = node[p]
         node[last] = value
+
     return mutate
 
 
@@ -247,6 +260,7 @@ def _del(path: str):
         for p in parents:
             node = node[p]
         del node[last]
+
     return mutate
 
 
@@ -254,12 +268,14 @@ def _replace_in_commands(old: str, new: str, sections=("head_start_ray_commands"
     def mutate(c: dict) -> None:
         for s in sections:
             c[s] = [x.replace(old, new) for x in c[s]]
+
     return mutate
 
 
 def _append(section: str, command: str):
     def mutate(c: dict) -> None:
         c[section] = [*(c.get(section) or []), command]
+
     return mutate
 
 
@@ -292,35 +308,67 @@ RULE_BREAKS = {
     "no image": ("image:", _del("docker.image")),
     "GPU workers kept warm": ("gpu-workers:", _set("available_node_types.gpu_1x_a10g.min_workers", 1)),
     "GPU min_workers left implicit": ("gpu-workers:", _del("available_node_types.gpu_4x_a10g.min_workers")),
-    "no GPU worker type": ("gpu-workers:", lambda c: [c["available_node_types"].pop(n) for n in
-                                                      ("gpu_1x_a10g", "gpu_4x_a10g")]),
+    "no GPU worker type": (
+        "gpu-workers:",
+        lambda c: [c["available_node_types"].pop(n) for n in ("gpu_1x_a10g", "gpu_4x_a10g")],
+    ),
     "head without the driver resource": ("head:", _del("available_node_types.head_cpu.resources.trial_driver")),
-    "driver resource renamed": ("head:", lambda c: c["available_node_types"]["head_cpu"].__setitem__(
-        "resources", {"CPU": 2, "head_driver": 64})),
+    "driver resource renamed": (
+        "head:",
+        lambda c: c["available_node_types"]["head_cpu"].__setitem__("resources", {"CPU": 2, "head_driver": 64}),
+    ),
     "GPU head": ("head:", _set("available_node_types.head_cpu.resources.GPU", 1)),
     "driver resource on a worker": ("head:", _set("available_node_types.gpu_1x_a10g.resources.trial_driver", 8)),
     "MLflow on all interfaces": ("mlflow:", _replace_in_commands("--host 127.0.0.1", "--host 0.0.0.0")),
     "MLflow without --host": ("mlflow:", _replace_in_commands("--host 127.0.0.1", "")),
-    "no MLflow server": ("mlflow:", lambda c: c.__setitem__("head_start_ray_commands", [
-        x for x in c["head_start_ray_commands"] if "mlflow" not in x])),
-    "MLflow on a worker": ("mlflow:", _append("worker_setup_commands",
-                                              "nohup mlflow server --host 127.0.0.1 --backend-store-uri "
-                                              "sqlite:////tmp/m.db &")),
-    "dashboard on all interfaces": ("dashboard:", _replace_in_commands("--dashboard-host=127.0.0.1",
-                                                                      "--dashboard-host=0.0.0.0")),
+    "no MLflow server": (
+        "mlflow:",
+        lambda c: c.__setitem__(
+            "head_start_ray_commands", [x for x in c["head_start_ray_commands"] if "mlflow" not in x]
+        ),
+    ),
+    "MLflow on a worker": (
+        "mlflow:",
+        _append(
+            "worker_setup_commands", "nohup mlflow server --host 127.0.0.1 --backend-store-uri sqlite:////tmp/m.db &"
+        ),
+    ),
+    "dashboard on all interfaces": (
+        "dashboard:",
+        _replace_in_commands("--dashboard-host=127.0.0.1", "--dashboard-host=0.0.0.0"),
+    ),
     "dashboard host left to the default": ("dashboard:", _replace_in_commands("--dashboard-host=127.0.0.1", "")),
-    "a port opened to the world": ("ingress:", _set("provider.security_group.IpPermissions", [
-        {"IpProtocol": "tcp", "FromPort": 8265, "ToPort": 8265, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])),
-    "MLflow port opened to a CIDR": ("ingress:", _set("provider.security_group.IpPermissions", [
-        {"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "203.0.113.7/32"}]}])),
-    "SSH from the world in the config": ("ingress:", _set("provider.security_group.IpPermissions", [
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])),
+    "a port opened to the world": (
+        "ingress:",
+        _set(
+            "provider.security_group.IpPermissions",
+            [{"IpProtocol": "tcp", "FromPort": 8265, "ToPort": 8265, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+        ),
+    ),
+    "MLflow port opened to a CIDR": (
+        "ingress:",
+        _set(
+            "provider.security_group.IpPermissions",
+            [{"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "203.0.113.7/32"}]}],
+        ),
+    ),
+    "SSH from the world in the config": (
+        "ingress:",
+        _set(
+            "provider.security_group.IpPermissions",
+            [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+        ),
+    ),
     "torch unpinned": ("setup:", _replace_in_commands("torch==2.13.0", "torch", sections=("setup_commands",))),
     "another torch": ("setup:", _replace_in_commands("torch==2.13.0", "torch==2.12.0", sections=("setup_commands",))),
-    "project not installed": ("setup:", lambda c: c.__setitem__("setup_commands", [
-        x for x in c["setup_commands"] if "-e " not in x])),
-    "editable install of another path": ("setup:", _replace_in_commands(
-        '-e "/home/ray/mosecrot[gpl]"', '-e "/tmp/other[gpl]"', sections=("setup_commands",))),
+    "project not installed": (
+        "setup:",
+        lambda c: c.__setitem__("setup_commands", [x for x in c["setup_commands"] if "-e " not in x]),
+    ),
+    "editable install of another path": (
+        "setup:",
+        _replace_in_commands('-e "/home/ray/mosecrot[gpl]"', '-e "/tmp/other[gpl]"', sections=("setup_commands",)),
+    ),
     "ray reinstalled": ("setup:", _append("setup_commands", "pip install -q ray[default]==2.59.0")),
 }
 

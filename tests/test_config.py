@@ -20,17 +20,20 @@ def test_minimal_config_gets_defaults(tmp_path):
     assert cfg.anchors.scope == "pair" and cfg.vectors.training.dim == 100 and cfg.model == "minilm"
 
 
-@pytest.mark.parametrize("data,message", [
-    ({**MINIMAL, "anchors": {"cout": 5}}, r"exp.yaml, key 'anchors.cout': unknown key \(expected one of: count,"),
-    ({**MINIMAL, "anchors": {"count": "many"}}, r"key 'anchors.count': bad value 'many' \(expected int or 'all'\)"),
-    ({**MINIMAL, "anchors": {"count": -3}}, r"anchors.count"),
-    ({**MINIMAL, "anchors": {"strategy": "best"}}, r"unknown anchor strategy 'best'.*all, frequent, random"),
-    ({**MINIMAL, "anchors": {"scope": "global"}}, r"key 'anchors.scope'.*'pair' or 'union'"),
-    ({**MINIMAL, "target_languages": ["de", "xx"]}, r"key 'target_languages\[1\]'.*unknown language code 'xx'"),
-    ({**MINIMAL, "vectors": {"training": {"dim": 0}}}, r"vectors.*dim"),
-    ({"name": "t", "target_languages": ["de"]}, r"key 'task': missing required key"),
-    ({**MINIMAL, "seeds": []}, r"key 'seeds'"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({**MINIMAL, "anchors": {"cout": 5}}, r"exp.yaml, key 'anchors.cout': unknown key \(expected one of: count,"),
+        ({**MINIMAL, "anchors": {"count": "many"}}, r"key 'anchors.count': bad value 'many' \(expected int or 'all'\)"),
+        ({**MINIMAL, "anchors": {"count": -3}}, r"anchors.count"),
+        ({**MINIMAL, "anchors": {"strategy": "best"}}, r"unknown anchor strategy 'best'.*all, frequent, random"),
+        ({**MINIMAL, "anchors": {"scope": "global"}}, r"key 'anchors.scope'.*'pair' or 'union'"),
+        ({**MINIMAL, "target_languages": ["de", "xx"]}, r"key 'target_languages\[1\]'.*unknown language code 'xx'"),
+        ({**MINIMAL, "vectors": {"training": {"dim": 0}}}, r"vectors.*dim"),
+        ({"name": "t", "target_languages": ["de"]}, r"key 'task': missing required key"),
+        ({**MINIMAL, "seeds": []}, r"key 'seeds'"),
+    ],
+)
 def test_bad_configs_name_file_and_key(tmp_path, data, message):
     with pytest.raises(InputError, match=message):
         load_experiment(str(_write(tmp_path, data)))

@@ -153,8 +153,9 @@ def _b64(n: int) -> str:
     return out
 
 
-def write_dictd(prefix: Path, entries: list[tuple[str, str]], compress: bool,
-                aliases: dict[str, str] | None = None) -> None:
+def write_dictd(
+    prefix: Path, entries: list[tuple[str, str]], compress: bool, aliases: dict[str, str] | None = None
+) -> None:
     """A dictd pair: ``entries`` are (index headword, text); ``aliases`` index an entry twice."""
     data = b""
     index: list[tuple[str, int, int]] = []
@@ -180,16 +181,18 @@ FIXTURE = [
     ("a while", "a while /ɐ wˈaɪl/ <n>\n\nWeile\n"),
     # deu style: one sense per entry, listed alphabetically; the second has example sentences.
     ("house", "house /hˈaʊs/\nGeschlecht <neut>, Familie <fem>\n\n"),
-    ("house", 'house /hˈaʊs/\n [Br.] Haus <neut>\n      "build a house"  - ein Haus bauen\n'
-              ' see: {houses}\n\n'),
+    ("house", 'house /hˈaʊs/\n [Br.] Haus <neut>\n      "build a house"  - ein Haus bauen\n see: {houses}\n\n'),
     # numbered senses; parenthetical, multiword and semicolon-separated translations.
     ("go", "go /ɡˈəʊ/ <v>\n1. (went, gone) vor sich gehen, gehen; laufen\n2. fahren\n\n"),
     # first sense has no single-word translation, so the second one is taken.
     ("bank", "bank /bæŋk/\n1. [Fluss] linker Rand\n2. Bank <fem> [fin.]\n\n"),
     # eng-pol style: Roman-numeral groups; a compound group is another headword.
-    ("good", "good /gʊd/\nI.  <Adj> 1.  gut  [Qualität]\n 2.  brav\n"
-             "II.  <N Comp>good afternoon /ˌgʊd/  [form]   Mahlzeit\n"
-             "III.  <V Phras>be good at  1.  können\n 2.  beherrschen\n"),
+    (
+        "good",
+        "good /gʊd/\nI.  <Adj> 1.  gut  [Qualität]\n 2.  brav\n"
+        "II.  <N Comp>good afternoon /ˌgʊd/  [form]   Mahlzeit\n"
+        "III.  <V Phras>be good at  1.  können\n 2.  beherrschen\n",
+    ),
 ]
 
 
@@ -242,8 +245,7 @@ def test_freedict_accepts_either_file_path(freedict_prefix):
 
 
 def test_entry_senses_japanese_layout():
-    text = ("eat //iːt// <v>\n1. 食事をする, 食べる\neat a meal\n"
-            "2. 食う 3.\nto ingest\n 3.\nglossary\n")
+    text = "eat //iːt// <v>\n1. 食事をする, 食べる\neat a meal\n2. 食う 3.\nto ingest\n 3.\nglossary\n"
     assert [s.text for s in entry_senses(text)] == ["食事をする, 食べる", "食う 3.", ""]
 
 
@@ -276,8 +278,7 @@ def test_freedict_path_says_what_to_install(tmp_path):
 REAL_SWH = Path("/usr/share/dictd/freedict-eng-swh.index")
 
 
-@pytest.mark.skipif(not REAL_SWH.is_file(),
-                    reason=f"{REAL_SWH} absent: `apt-get install dict-freedict-eng-swh` to run")
+@pytest.mark.skipif(not REAL_SWH.is_file(), reason=f"{REAL_SWH} absent: `apt-get install dict-freedict-eng-swh` to run")
 def test_read_real_freedict_eng_swh():
     d = load_dictionary("freedict", "sw")
     assert len(d) > 1000 and d.meta["entries"] == 1450
@@ -335,9 +336,20 @@ def test_grow_diag_final_and_lies_between_intersection_and_union():
 
 # ---------------------------------------------------------------------------------------- induction
 
-TOY = {"man": "mtu", "dog": "mbwa", "sees": "anaona", "big": "kubwa", "house": "nyumba",
-       "water": "maji", "eats": "anakula", "bread": "mkate", "child": "mtoto", "tree": "mti",
-       "runs": "anakimbia", "river": "mto"}
+TOY = {
+    "man": "mtu",
+    "dog": "mbwa",
+    "sees": "anaona",
+    "big": "kubwa",
+    "house": "nyumba",
+    "water": "maji",
+    "eats": "anakula",
+    "bread": "mkate",
+    "child": "mtoto",
+    "tree": "mti",
+    "runs": "anakimbia",
+    "river": "mto",
+}
 
 
 def toy_corpus(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -363,6 +375,7 @@ def toy_corpus(n: int, seed: int = 0) -> list[tuple[str, str]]:
 @pytest.fixture
 def no_alignment(monkeypatch):
     """Fail the test if eflomal would be started: input errors must come first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("alignment started")
 
@@ -469,7 +482,9 @@ def test_load_dictionary_kinds(tmp_path, freedict_prefix):
     (tmp_path / "muse" / "en-de.txt").write_text("the die\nthe der\n")
     assert load_dictionary("muse", "de", data_dir=tmp_path).pairs == [("the", "die"), ("the", "der")]
     assert load_dictionary("freedict", "de", path=freedict_prefix, max_senses=2).translations_of("go") == [
-        "gehen", "fahren"]
+        "gehen",
+        "fahren",
+    ]
     with pytest.raises(InputError, match="one of: freedict, induced, muse"):
         load_dictionary("wiktionary", "de")
     with pytest.raises(InputError, match="needs a Bible"):

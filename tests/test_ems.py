@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from mosecrot.ems.checkpoint import load_checkpoint
-from mosecrot.ems.config import EMSModelConfig, EMSLossConfig, ems_config_from_dict, load_ems_config, known_configs
+from mosecrot.ems.config import EMSLossConfig, EMSModelConfig, ems_config_from_dict, known_configs, load_ems_config
 from mosecrot.ems.data import (
     BatchSampler,
     EMSData,
@@ -31,11 +31,16 @@ from mosecrot.ems.data import (
     sampling_probabilities,
     validate_pairs,
 )
-from mosecrot.ems.evaluate import (heldout_pairs, ratio_margin, retrieval_accuracies, ems_encoder,
-                                   retrieval_offsets, top1_accuracy)
+from mosecrot.ems.evaluate import (
+    ems_encoder,
+    heldout_pairs,
+    ratio_margin,
+    retrieval_accuracies,
+    retrieval_offsets,
+    top1_accuracy,
+)
 from mosecrot.ems.losses import bag_of_tokens, contrastive_loss, xtr_kl
-from mosecrot.ems.model import EMSEncoder, EMSModel, mean_pool
-from mosecrot.ems.model import collate
+from mosecrot.ems.model import EMSEncoder, EMSModel, collate, mean_pool
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
@@ -43,8 +48,10 @@ from mosecrot.tasks import task_evaluation_ids
 from mosecrot.text.bible import BOOK_CODES
 from mosecrot.training import TrainingConfig
 
-WORDS = ("god king land house water people spoke went came said lord city son day man earth heaven light "
-         "fire bread gold stone sea tree mountain field temple law word hand heart voice night").split()
+WORDS = (
+    "god king land house water people spoke went came said lord city son day man earth heaven light "
+    "fire bread gold stone sea tree mountain field temple law word hand heart voice night"
+).split()
 TINY_MODEL = {"preset": "tiny", "max_positions": 32, "dropout": 0.0, "language_dim": 8, "projection_dim": 16}
 
 
@@ -71,18 +78,25 @@ def ebible(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(ebible: Path, **over) -> "object":
+def tiny_config(ebible: Path, **over) -> object:
     data = {
         "name": "tiny",
         "languages": ["de", "fr"],
         "bible": {"source": "ebible", "path": str(ebible)},
-        "data": {"retrieval_test_size": 40, "taxi1500_path": None, "bible_genre": [],
-                 "sampling_temperature": 1.0},
+        "data": {"retrieval_test_size": 40, "taxi1500_path": None, "bible_genre": [], "sampling_temperature": 1.0},
         "tokenizer": {"vocab_size": 120, "character_coverage": 1.0},
         "model": dict(TINY_MODEL),
-        "train": {"max_steps": 40, "time_budget_s": None, "batch_size": 16, "max_length": 32,
-                  "learning_rate": 3e-3, "warmup_fraction": 0.1, "log_every": 10, "checkpoint_every": 20,
-                  "device": "cpu"},
+        "train": {
+            "max_steps": 40,
+            "time_budget_s": None,
+            "batch_size": 16,
+            "max_length": 32,
+            "learning_rate": 3e-3,
+            "warmup_fraction": 0.1,
+            "log_every": 10,
+            "checkpoint_every": 20,
+            "device": "cpu",
+        },
     }
     for key, value in over.items():
         node = data
@@ -94,6 +108,7 @@ def tiny_config(ebible: Path, **over) -> "object":
 
 
 # --- losses ---------------------------------------------------------------------------------------
+
 
 def test_xtr_target_is_uniform_over_the_other_sentences_tokens():
     ids = torch.tensor([[3, 5, 3, 0], [2, 4, 0, 0]])
@@ -126,6 +141,7 @@ def test_contrastive_loss_with_known_similarities():
 
 
 # --- model ----------------------------------------------------------------------------------------
+
 
 def test_mean_pool_and_the_encoder_ignore_padding():
     states = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
@@ -175,6 +191,7 @@ def test_total_loss_is_the_weighted_sum():
 
 # --- data -----------------------------------------------------------------------------------------
 
+
 def _write_taxi(root: Path, ids: dict[str, list[str]]) -> Path:
     root.mkdir()
     for split, vids in ids.items():
@@ -183,20 +200,28 @@ def _write_taxi(root: Path, ids: dict[str, list[str]]) -> Path:
 
 
 def test_leakage_guard_keeps_every_evaluation_verse_out(ebible, tmp_path):
-    taxi = _write_taxi(tmp_path / "taxi", {"train": ["01001001", "40001002"], "dev": ["43002003"],
-                                           "test": ["66001004", "19001001"]})
-    cfg = tiny_config(ebible, **{"data.taxi1500_path": str(taxi),
-                                 "data.bible_genre": [{"seed": 13, "per_class": {"dev": 2, "test": 3}}],
-                                 "data.exclude_ids": ["02001001"]})
+    taxi = _write_taxi(
+        tmp_path / "taxi", {"train": ["01001001", "40001002"], "dev": ["43002003"], "test": ["66001004", "19001001"]}
+    )
+    cfg = tiny_config(
+        ebible,
+        **{
+            "data.taxi1500_path": str(taxi),
+            "data.bible_genre": [{"seed": 13, "per_class": {"dev": 2, "test": 3}}],
+            "data.exclude_ids": ["02001001"],
+        },
+    )
     data = build_ems_data(cfg)
     from mosecrot.text.bible import open_bible
+
     bible = open_bible({"source": "ebible", "path": str(ebible)})
     # The banned ids, computed independently of mosecrot.ems.
     taxi_ids = {"01001001", "40001002", "43002003", "66001004", "19001001"}
     genre = set()
     for path in (str(taxi), None):
-        genre |= task_evaluation_ids("bible_genre", bible=bible, seed=13, per_class={"dev": 2, "test": 3, "train": 0},
-                                     taxi1500_path=path)
+        genre |= task_evaluation_ids(
+            "bible_genre", bible=bible, seed=13, per_class={"dev": 2, "test": 3, "train": 0}, taxi1500_path=path
+        )
     heldout = {v for p in data.heldout.values() for v in p.ids}
     assert len(genre) >= 6 * 5 and len(heldout) >= 40
     banned = taxi_ids | genre | heldout | {"02001001"}
@@ -262,8 +287,15 @@ def test_learning_rate_warms_up_and_decays_by_steps_or_by_the_time_budget(ebible
     lrs = [learning_rate(cfg, s, 0.0) for s in range(100)]
     assert 0 < lrs[0] < lrs[5] < lrs[9] == pytest.approx(1.0) and max(lrs) == pytest.approx(1.0)
     assert lrs[55] == pytest.approx(0.5, abs=0.02) and lrs[99] < 0.01
-    budget = tiny_config(ebible, **{"train.max_steps": 10**6, "train.time_budget_s": 100.0,
-                                    "train.warmup_fraction": 0.1, "train.learning_rate": 1.0})
+    budget = tiny_config(
+        ebible,
+        **{
+            "train.max_steps": 10**6,
+            "train.time_budget_s": 100.0,
+            "train.warmup_fraction": 0.1,
+            "train.learning_rate": 1.0,
+        },
+    )
     assert learning_rate(budget, 50, 5.0) == pytest.approx(0.5)  # half-way through warm-up by time
     assert learning_rate(budget, 60, 55.0) == pytest.approx(0.5, abs=0.01)
     assert learning_rate(budget, 70, 99.9) < 0.01
@@ -299,11 +331,11 @@ def test_margin_discounts_hub_candidates_that_cosine_falls_for():
 
 # --- training -------------------------------------------------------------------------------------
 
+
 def test_tiny_training_lowers_the_loss_checkpoints_and_resumes(ebible, tmp_path):
     cfg = tiny_config(ebible)
     reports = []
-    result = train_ems(cfg, EMSHooks(report=lambda m, d: reports.append((m, d)), progress=False),
-                       output_dir=tmp_path)
+    result = train_ems(cfg, EMSHooks(report=lambda m, d: reports.append((m, d)), progress=False), output_dir=tmp_path)
     first, last = result.history[0], result.history[-1]
     assert result.steps == 40 and result.pairs_per_second > 0
     assert last["loss"] < 0.8 * first["loss"], result.history
@@ -336,6 +368,7 @@ def test_training_is_reproducible(ebible, tmp_path):
 
 # --- bad input ------------------------------------------------------------------------------------
 
+
 def test_language_without_parallel_data(ebible, tmp_path):
     with pytest.raises(InputError, match=r"key 'languages\[1\]'.*no parallel data for language 'ru'"):
         train_ems(tiny_config(ebible, languages=["de", "ru"]), output_dir=tmp_path)
@@ -361,8 +394,14 @@ def test_language_sharing_no_verse_with_the_pivot(tmp_path):
     (root / "vref.txt").write_text("GEN 1:1\nGEN 1:2\n")
     (root / "eng-x.txt").write_text("in the beginning\n\n")
     (root / "deu-x.txt").write_text("\nund die erde\n")
-    cfg = ems_config_from_dict({"name": "x", "languages": ["de"], "bible": {"source": "ebible", "path": str(root)},
-                                "data": {"taxi1500_path": None, "bible_genre": [], "retrieval_test_size": 1}})
+    cfg = ems_config_from_dict(
+        {
+            "name": "x",
+            "languages": ["de"],
+            "bible": {"source": "ebible", "path": str(root)},
+            "data": {"taxi1500_path": None, "bible_genre": [], "retrieval_test_size": 1},
+        }
+    )
     with pytest.raises(InputError, match="no parallel verses between 'de' and the pivot 'en'"):
         build_ems_data(cfg)
     (root / "deu-x.txt").write_text("und die erde\n")  # one line for two references: misaligned
@@ -396,16 +435,20 @@ def test_bad_config_values_name_their_key(ebible):
 
 def test_checkpoint_and_tokenizer_that_do_not_belong_together(ebible, tmp_path):
     a = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False), output_dir=tmp_path / "a")
-    b = train_ems(tiny_config(ebible, **{"train.max_steps": 2, "tokenizer.vocab_size": 100}), EMSHooks(progress=False),
-                  output_dir=tmp_path / "b")
+    b = train_ems(
+        tiny_config(ebible, **{"train.max_steps": 2, "tokenizer.vocab_size": 100}),
+        EMSHooks(progress=False),
+        output_dir=tmp_path / "b",
+    )
     with pytest.raises(InputError, match="tokenizer .* does not belong to this model"):
         load_checkpoint(a.directory, tokenizer_path=b.directory / "tokenizer.model")
     shutil.copy(b.directory / "tokenizer.model", a.directory / "tokenizer.model")
     with pytest.raises(InputError, match="does not belong to this model"):
         load_checkpoint(a.directory)
     # A config edited after training is refused too.
-    (b.directory / "config.yaml").write_text((b.directory / "config.yaml").read_text().replace(
-        "contrastive_weight: 2.0", "contrastive_weight: 1.0"))
+    (b.directory / "config.yaml").write_text(
+        (b.directory / "config.yaml").read_text().replace("contrastive_weight: 2.0", "contrastive_weight: 1.0")
+    )
     with pytest.raises(InputError, match="config.yaml does not belong"):
         load_checkpoint(b.directory)
     with pytest.raises(InputError, match="not an EMS checkpoint"):
@@ -419,6 +462,7 @@ def test_resuming_into_a_different_config_is_refused_before_training(ebible, tmp
 
 
 # --- method, CLI, shipped configs ------------------------------------------------------------------
+
 
 def test_ems_is_a_zero_shot_method():
     from mosecrot.methods import ZERO_SHOT, method_spec
@@ -435,21 +479,30 @@ def test_ems_method_metric_keys_and_the_evaluation_verse_check(ebible, tmp_path)
     from mosecrot.text.bible import open_bible
 
     bible = open_bible({"source": "ebible", "path": str(ebible)})
-    tasks = {lang: load_bible_genre(lang, bible=bible, per_class={"train": 4, "dev": 2, "test": 2})
-             for lang in ("en", "de", "fr")}
+    tasks = {
+        lang: load_bible_genre(lang, bible=bible, per_class={"train": 4, "dev": 2, "test": 2})
+        for lang in ("en", "de", "fr")
+    }
     eval_ids = {v for split in ("dev", "test") for v in tasks["en"].splits[split]["id"]}
-    prepared = SimpleNamespace(config=SimpleNamespace(source_language="en", target_languages=["de", "fr"],
-                                                      cache_dir=str(tmp_path / "cache")),
-                               tasks=tasks, evaluation_ids=eval_ids)
+    prepared = SimpleNamespace(
+        config=SimpleNamespace(source_language="en", target_languages=["de", "fr"], cache_dir=str(tmp_path / "cache")),
+        tasks=tasks,
+        evaluation_ids=eval_ids,
+    )
     cache = DiskCache(tmp_path / "cache")
-    unaware = train_ems(tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False),
-                        output_dir=tmp_path / "a")
+    unaware = train_ems(
+        tiny_config(ebible, **{"train.max_steps": 2}), EMSHooks(progress=False), output_dir=tmp_path / "a"
+    )
     with pytest.raises(InputError, match="key 'methods.ems'.*may have trained on .* evaluation verses"):
         resolve_encoder(str(unaware.directory), None, eval_ids, cache)
-    aware = train_ems(tiny_config(ebible, **{"train.max_steps": 2, "data.exclude_ids": sorted(eval_ids)}),
-                      EMSHooks(progress=False), output_dir=tmp_path / "b")
-    (record,) = run_methods(prepared, [method_config("ems", "ems", ems=str(aware.directory))], [0],
-                            TrainingConfig(), cache=cache)
+    aware = train_ems(
+        tiny_config(ebible, **{"train.max_steps": 2, "data.exclude_ids": sorted(eval_ids)}),
+        EMSHooks(progress=False),
+        output_dir=tmp_path / "b",
+    )
+    (record,) = run_methods(
+        prepared, [method_config("ems", "ems", ems=str(aware.directory))], [0], TrainingConfig(), cache=cache
+    )
     metrics = record["metrics"]
     for split in ("dev", "test"):
         for lang in ("en", "de", "fr"):
@@ -464,10 +517,24 @@ def test_cli_train_and_eval(ebible, tmp_path, capsys):
     path = tmp_path / "tiny.yaml"
     cfg = tiny_config(ebible, **{"train.max_steps": 3})
     from mosecrot.configschema import to_dict
+
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     assert main(["ems", "train", str(path), "--set", f"train.output_dir={tmp_path / 'out'}", "--no-progress"]) == 0
-    assert main(["ems", "eval", str(tmp_path / "out" / "tiny"), "--limit", "20", "--centering",
-                 "--output", str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "ems",
+                "eval",
+                str(tmp_path / "out" / "tiny"),
+                "--limit",
+                "20",
+                "--centering",
+                "--output",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "retrieval" in out and "margin+centred" in out
     report = json.loads((tmp_path / "r.json").read_text())
@@ -512,8 +579,12 @@ def test_training_runs_under_torch_distributed(ebible, tmp_path):
     from mosecrot.configschema import to_dict
 
     cfg = to_dict(tiny_config(ebible, **{"train.max_steps": 4, "train.log_every": 2}))
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), cfg, str(tmp_path / "out"), str(tmp_path / "cache")),
-             nprocs=2, join=True)
+    mp.spawn(
+        _ddp_worker,
+        args=(2, str(tmp_path / "store"), cfg, str(tmp_path / "out"), str(tmp_path / "cache")),
+        nprocs=2,
+        join=True,
+    )
     steps = [Path(tmp_path / "out", f"rank{r}.txt").read_text().split()[0] for r in (0, 1)]
     assert steps == ["4", "4"]
     bundle = load_checkpoint(tmp_path / "out" / "tiny")

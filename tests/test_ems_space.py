@@ -6,14 +6,15 @@ Fast: no data, no Ray, no training (the config an EMS method would train is reso
 from __future__ import annotations
 
 import itertools
+
 import optuna
 import pytest
 import yaml
 
 from mosecrot.configschema import from_dict
 from mosecrot.ems.encoder import ems_training_config, encoder_cache_key
-from mosecrot.methods import MethodConfig
 from mosecrot.errors import InputError
+from mosecrot.methods import MethodConfig
 from orchestrator.search_space import (
     SPACES_DIR,
     baseline_methods,
@@ -32,8 +33,9 @@ CENTER = "method.centering"
 
 
 def _ems_method(**ems_set) -> MethodConfig:
-    return from_dict(MethodConfig, {"name": "ems", "kind": "ems", "ems": "cpu", "ems_set": ems_set},
-                     prefix="methods[0]")
+    return from_dict(
+        MethodConfig, {"name": "ems", "kind": "ems", "ems": "cpu", "ems_set": ems_set}, prefix="methods[0]"
+    )
 
 
 def _space_file(tmp_path, **changes):
@@ -50,6 +52,7 @@ def _space_file(tmp_path, **changes):
 
 
 # --- the shipped space --------------------------------------------------------------------------------
+
 
 def test_shipped_ems_space_loads_and_validates():
     space = load_search_space("ems")
@@ -69,8 +72,9 @@ def test_shipped_ems_space_loads_and_validates():
 
 
 def test_sampled_trials_are_valid_never_both_weights_zero_and_conditions_hold():
-    space = load_search_space("ems", ["searcher.kind=random", "searcher.constant_liar=null",
-                                      "searcher.n_startup_trials=null"])
+    space = load_search_space(
+        "ems", ["searcher.kind=random", "searcher.constant_liar=null", "searcher.n_startup_trials=null"]
+    )
     study, sample = optuna.create_study(sampler=optuna_sampler(space), direction="maximize"), define_by_run(space)
     seen = set()
     for i in range(40):
@@ -88,6 +92,7 @@ def test_sampled_trials_are_valid_never_both_weights_zero_and_conditions_hold():
 
 
 # --- bad keys -----------------------------------------------------------------------------------------
+
 
 def test_misspelt_ems_key_fails_at_load_naming_the_key_and_the_valid_ones():
     with pytest.raises(InputError) as info:
@@ -111,13 +116,17 @@ def test_bad_ems_values_fail_at_load_by_parameter():
     with pytest.raises(InputError, match=r"key 'space.method.ems_set.model.d_model.choices\[1\]'.*not divisible"):
         load_search_space("ems", ["space.method.ems_set.model.d_model.choices=[128, 130]"])
     with pytest.raises(InputError, match=r"key 'space.method.ems_set.loss.temperature.low'.*must be positive"):
-        load_search_space("ems", ["space.method.ems_set.loss.temperature.log=false",
-                                  "space.method.ems_set.loss.temperature.low=-0.1"])
+        load_search_space(
+            "ems", ["space.method.ems_set.loss.temperature.log=false", "space.method.ems_set.loss.temperature.low=-0.1"]
+        )
 
 
 def test_ems_keys_need_an_ems_method_and_a_single_setting(tmp_path):
-    path = _space_file(tmp_path, method={"name": "mosecrot", "kind": "mosecrot"},
-                       space={TEMP: {"type": "float", "low": 0.05, "high": 0.2}})
+    path = _space_file(
+        tmp_path,
+        method={"name": "mosecrot", "kind": "mosecrot"},
+        space={TEMP: {"type": "float", "low": 0.05, "high": 0.2}},
+    )
     with pytest.raises(InputError, match=f"key 'space.{TEMP}'.*kind ems"):
         load_search_space(path)
     path = _space_file(tmp_path, space={P + "loss": {"type": "categorical", "choices": ["x"]}})
@@ -130,11 +139,15 @@ def test_ems_keys_need_an_ems_method_and_a_single_setting(tmp_path):
 def test_a_checkpoint_cannot_take_ems_set(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"")  # what is_checkpoint looks for; never loaded here
     with pytest.raises(InputError, match=r"key 'methods\[0\].ems_set'.*checkpoint.*cannot be overridden"):
-        from_dict(MethodConfig, {"name": "ems", "kind": "ems", "ems": str(tmp_path),
-                                 "ems_set": {"loss.temperature": 0.05}}, prefix="methods[0]")
+        from_dict(
+            MethodConfig,
+            {"name": "ems", "kind": "ems", "ems": str(tmp_path), "ems_set": {"loss.temperature": 0.05}},
+            prefix="methods[0]",
+        )
 
 
 # --- overrides reach the trained config ---------------------------------------------------------------
+
 
 def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(monkeypatch, tmp_path):
     import mosecrot.ems.encoder as ems_encoder
@@ -143,10 +156,17 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
     params = {CON: 1.0, XTR: 0.0, TEMP: 0.05, LAYERS: 3, DMODEL: 384, LR: 5e-4, CENTER: "none"}
     exp, method = trial_configs(space, params)
     assert exp.methods == [method] and method.kind == "ems"
-    assert method.options.ems_set == {"languages": ["de", "fr", "sw"], "train.time_budget_s": 300,
-                              "train.checkpoint_every": 100000, "loss.contrastive_weight": 1.0,
-                              "loss.xtr_weight": 0.0, "loss.temperature": 0.05, "model.layers": 3,
-                              "model.d_model": 384, "train.learning_rate": 5e-4}
+    assert method.options.ems_set == {
+        "languages": ["de", "fr", "sw"],
+        "train.time_budget_s": 300,
+        "train.checkpoint_every": 100000,
+        "loss.contrastive_weight": 1.0,
+        "loss.xtr_weight": 0.0,
+        "loss.temperature": 0.05,
+        "model.layers": 3,
+        "model.d_model": 384,
+        "train.learning_rate": 5e-4,
+    }
 
     # What resolve_encoder hands train_ems (the cache's build function is run with train_ems replaced).
     trained, keys = [], []
@@ -172,10 +192,19 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
 def test_the_encoder_cache_key_includes_every_override():
     base = encoder_cache_key(ems_training_config("cpu"))
     assert encoder_cache_key(ems_training_config("cpu", {})) == base
-    keys = [encoder_cache_key(ems_training_config("cpu", s)) for s in (
-        {"loss.temperature": 0.05}, {"loss.contrastive_weight": 1.0}, {"model.layers": 3},
-        {"model.d_model": 256}, {"train.time_budget_s": 300}, {"train.learning_rate": 1e-3},
-        {"train.precision": "bf16"}, {"languages": ["de", "fr", "sw"]})]
+    keys = [
+        encoder_cache_key(ems_training_config("cpu", s))
+        for s in (
+            {"loss.temperature": 0.05},
+            {"loss.contrastive_weight": 1.0},
+            {"model.layers": 3},
+            {"model.d_model": 256},
+            {"train.time_budget_s": 300},
+            {"train.learning_rate": 1e-3},
+            {"train.precision": "bf16"},
+            {"languages": ["de", "fr", "sw"]},
+        )
+    ]
     assert base not in keys and len({str(k) for k in keys}) == len(keys)
     # the same setting, written flat or nested, is the same encoder
     assert encoder_cache_key(ems_training_config("cpu", {"loss": {"temperature": 0.05}})) == keys[0]
@@ -189,8 +218,11 @@ def test_a_later_override_wins():
 
 # --- both loss weights 0 ------------------------------------------------------------------------------
 
+
 def test_both_loss_weights_zero_is_rejected():
-    with pytest.raises(InputError, match=r"key 'methods\[0\].ems_set.loss.contrastive_weight'.*both loss weights are 0"):
+    with pytest.raises(
+        InputError, match=r"key 'methods\[0\].ems_set.loss.contrastive_weight'.*both loss weights are 0"
+    ):
         _ems_method(**{"loss.xtr_weight": 0.0, "loss.contrastive_weight": 0.0})
     _ems_method(**{"loss.xtr_weight": 0.0})  # one ablation at a time is fine
     _ems_method(**{"loss.contrastive_weight": 0.0})
@@ -202,15 +234,20 @@ def test_both_loss_weights_zero_is_rejected():
 
 def test_a_space_that_allows_both_weights_zero_fails_at_load(tmp_path):
     flat = {CON: {"type": "categorical", "choices": [1.0, 0.0]}, XTR: {"type": "categorical", "choices": [0.0, 1.0]}}
-    with pytest.raises(InputError, match=r"key 'space.method.ems_set.loss.(xtr|contrastive)_weight.choices\[\d\]'"
-                                         r".*both loss weights are 0"):
+    with pytest.raises(
+        InputError,
+        match=r"key 'space.method.ems_set.loss.(xtr|contrastive)_weight.choices\[\d\]'"
+        r".*both loss weights are 0",
+    ):
         load_search_space(_space_file(tmp_path, space=flat))
     floats = {CON: {"type": "float", "low": 0.0, "high": 2.0}, XTR: {"type": "float", "low": 0.0, "high": 2.0}}
     with pytest.raises(InputError, match="both loss weights are 0"):
         load_search_space(_space_file(tmp_path, space=floats))
     # the shipped shape (xtr_weight only when the contrastive loss is on) loads: conditions are respected
-    guarded = {CON: {"type": "categorical", "choices": [0.0, 1.0]},
-               XTR: {"type": "categorical", "choices": [0.0, 1.0], "when": {CON: [1.0]}}}
+    guarded = {
+        CON: {"type": "categorical", "choices": [0.0, 1.0]},
+        XTR: {"type": "categorical", "choices": [0.0, 1.0], "when": {CON: [1.0]}},
+    }
     space = load_search_space(_space_file(tmp_path, space=guarded))
     for con, xtr in itertools.product([0.0, 1.0], [0.0, 1.0]):
         params = {CON: con, **({XTR: xtr} if con else {})}

@@ -46,16 +46,25 @@ def test_a_method_config_holds_its_kinds_options_with_their_defaults():
     assert needs_static(default_methods()) and not needs_static([e5])
 
 
-@pytest.mark.parametrize("data, key, message", [
-    ({"name": "x", "kind": "magic"}, "methods[0].kind", "unknown method kind 'magic'"),
-    ({"name": "x", "kind": "ls", "classifier_c": 1}, "methods[0].classifier_c",
-     "classifier_c applies to kind frozen_encoder, lr, ems only, not ls"),
-    ({"name": "x", "kind": "lr", "centering": "language"}, "methods[0].centering",
-     "centering applies to kind frozen_encoder, ems only, not lr"),
-    ({"name": "x", "kind": "lr", "colour": 1}, "methods[0].colour", "unknown key"),
-    ({"kind": "lr"}, "methods[0].name", "missing required key"),
-    ({"name": "x", "kind": "mosecrot", "stitch": {"relative": {"k": 0}}}, "methods[0].stitch.relative.k", "k"),
-])
+@pytest.mark.parametrize(
+    "data, key, message",
+    [
+        ({"name": "x", "kind": "magic"}, "methods[0].kind", "unknown method kind 'magic'"),
+        (
+            {"name": "x", "kind": "ls", "classifier_c": 1},
+            "methods[0].classifier_c",
+            "classifier_c applies to kind frozen_encoder, lr, ems only, not ls",
+        ),
+        (
+            {"name": "x", "kind": "lr", "centering": "language"},
+            "methods[0].centering",
+            "centering applies to kind frozen_encoder, ems only, not lr",
+        ),
+        ({"name": "x", "kind": "lr", "colour": 1}, "methods[0].colour", "unknown key"),
+        ({"kind": "lr"}, "methods[0].name", "missing required key"),
+        ({"name": "x", "kind": "mosecrot", "stitch": {"relative": {"k": 0}}}, "methods[0].stitch.relative.k", "k"),
+    ],
+)
 def test_bad_method_entries_name_their_key(data, key, message):
     with pytest.raises(InputError) as info:
         MethodConfig.from_config(data, prefix="methods[0]")
@@ -63,8 +72,10 @@ def test_bad_method_entries_name_their_key(data, key, message):
 
 
 def test_option_types_for_sweep_keys():
-    assert option_type("mosecrot", "stitch.relative.tau", "space.method.stitch.relative.tau",
-                       "method.stitch.relative.tau") is float
+    assert (
+        option_type("mosecrot", "stitch.relative.tau", "space.method.stitch.relative.tau", "method.stitch.relative.tau")
+        is float
+    )
     with pytest.raises(InputError, match="ems_set, an option of kind ems, not of kind mosecrot"):
         option_type("mosecrot", "ems_set.loss.temperature", "space.k", "method.ems_set.loss.temperature")
     with pytest.raises(InputError, match="'method.stitch.relative.kk'.*has no 'kk'"):
@@ -89,8 +100,15 @@ def test_a_registered_kind_is_a_kind_like_any_other(toy_kind):
 def test_a_new_kind_runs_through_mosecrot_run(toy_kind, tmp_path, tiny_run_sets, capsys):
     """Its options come from the experiment, its scores land under the shared keys, and no static
     vectors are prepared for a kind that does not read them."""
-    args = ["run", "quickstart", "--output-dir", str(tmp_path), "--no-progress",
-            "--set", "methods=[{name: toy-a, kind: toy, score: 0.25}, {name: toy-b, kind: toy}]"]
+    args = [
+        "run",
+        "quickstart",
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "methods=[{name: toy-a, kind: toy, score: 0.25}, {name: toy-b, kind: toy}]",
+    ]
     for item in tiny_run_sets:
         args += ["--set", item]
     assert main(args) == 0
@@ -114,15 +132,36 @@ def test_a_new_kind_runs_in_a_sweep(tmp_path, plugin_env):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
-    sets = ["name=toy_sweep", "method={name: toy, kind: toy}", "searcher={kind: grid}", "num_trials=null",
-            "space={method.score: {type: categorical, choices: [0.2, 0.7]}, "
-            "method.fail: {type: categorical, choices: [false, true]}}",
-            "baselines=[own_tokenizer]", "fixed.target_languages=[de]", "report_languages=[de]",
-            "fixed.task.per_class={train: 8, dev: 4, test: 6}", "fixed.training.max_steps=2",
-            "fixed.training.batch_size=8", "fixed.training.max_length=32"]
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", "quickstart", "--tracking-uri", uri,
-           "--storage-path", str(tmp_path / "ray_results"), "--output-dir", str(tmp_path / "out"), "--no-progress",
-           *[a for s in sets for a in ("--set", s)]]
+    sets = [
+        "name=toy_sweep",
+        "method={name: toy, kind: toy}",
+        "searcher={kind: grid}",
+        "num_trials=null",
+        "space={method.score: {type: categorical, choices: [0.2, 0.7]}, "
+        "method.fail: {type: categorical, choices: [false, true]}}",
+        "baselines=[own_tokenizer]",
+        "fixed.target_languages=[de]",
+        "report_languages=[de]",
+        "fixed.task.per_class={train: 8, dev: 4, test: 6}",
+        "fixed.training.max_steps=2",
+        "fixed.training.batch_size=8",
+        "fixed.training.max_length=32",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "sweep",
+        "quickstart",
+        "--tracking-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "ray_results"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--no-progress",
+        *[a for s in sets for a in ("--set", s)],
+    ]
     env = {**os.environ, **plugin_env, "RAY_USAGE_STATS_ENABLED": "0"}
     for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(key, None)

@@ -16,7 +16,9 @@ from mosecrot.metrics import (
 def test_metric_keys_are_split_metric_dot_language():
     assert metric_key("test", "macro_f1", "de") == "test_macro_f1.de"
     assert split_metrics("dev", "en", {"macro_f1": 0.5, "accuracy": 0.75, "loss": 1.0}) == {
-        "dev_macro_f1.en": 0.5, "dev_accuracy.en": 0.75}
+        "dev_macro_f1.en": 0.5,
+        "dev_accuracy.en": 0.75,
+    }
 
 
 def test_classification_scores_are_computed_over_the_whole_split():

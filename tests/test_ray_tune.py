@@ -40,8 +40,9 @@ def _fake_run_trial(rank: int | None = None, epochs: int = 2):
             assert hooks.prepare_model is ray.train.torch.prepare_model and hooks.is_main == (rank == 0)
         for epoch in range(1, epochs + 1):
             hooks.report({"epoch": epoch, "dev_macro_f1": 0.5, "dev_accuracy": 0.5, "dev_loss": 1.0})
-        metrics = final_metrics(space, {"dev_macro_f1.en": 0.5, "test_macro_f1.de": 0.1, "test_macro_f1.fr": 0.2,
-                                        "test_macro_f1.sw": 0.3})
+        metrics = final_metrics(
+            space, {"dev_macro_f1.en": 0.5, "test_macro_f1.de": 0.1, "test_macro_f1.fr": 0.2, "test_macro_f1.sw": 0.3}
+        )
         return {"params": params, "metrics": metrics}
 
     return run
@@ -83,8 +84,7 @@ def test_worker_loop_reports_equally_on_every_rank_and_checkpoints_on_rank_0(qui
         assert saved is None
 
 
-def test_a_restarted_trial_reports_its_finished_train_run_instead_of_training(quickstart_space, monkeypatch,
-                                                                               tmp_path):
+def test_a_restarted_trial_reports_its_finished_train_run_instead_of_training(quickstart_space, monkeypatch, tmp_path):
     """The Train run is named after the trial: a trial restarted after its run finished gets the final
     checkpoint back from ray.train.get_checkpoint() and reports it again, without training."""
     (tmp_path / CHECKPOINT_FILE).write_text(json.dumps({"metrics": {OBJECTIVE: 0.7, REPORT_MEAN: 0.3, "x": "a"}}))
@@ -120,7 +120,8 @@ def test_local_mode_loop_reports_to_tune_without_ray_train(quickstart_space, mon
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_the_train_run_is_named_after_the_trial_and_only_workers_report_through_the_callback(
-        quickstart_space, monkeypatch, workers):
+    quickstart_space, monkeypatch, workers
+):
     """Local mode reports straight to Tune: its TorchTrainer gets no TuneReportCallback, whose queue actor (a
     process per trial) the trial's main thread would poll every 0.2 s while training (measured: seconds per
     trial on 2 cores). With Train workers the callback is what forwards their reports."""
@@ -281,6 +282,8 @@ def test_a_failed_trials_error_is_read_locally_before_storage_has_it(tmp_path):
         raise OSError("storage down")
 
     assert "InjectedFault" in ray_tune.trial_error_text(SimpleNamespace(get_error=unreadable, error_file=str(local)))
-    assert ray_tune.trial_error_text(SimpleNamespace(get_error=lambda: "from storage", error_file=str(local))) == \
-        "from storage"
+    assert (
+        ray_tune.trial_error_text(SimpleNamespace(get_error=lambda: "from storage", error_file=str(local)))
+        == "from storage"
+    )
     assert ray_tune.trial_error_text(SimpleNamespace(get_error=lambda: None, error_file=str(tmp_path / "none"))) is None

@@ -16,9 +16,9 @@ from mosecrot.relative import (
     compute_mapping,
 )
 from mosecrot.relative.similarity import prepare_csls
-from mosecrot.stitching import source_mapping
 from mosecrot.relative.sparsify import row_topk, threshold, topk
 from mosecrot.relative.weighting import entmax15, softmax, sparsemax, standard
+from mosecrot.stitching import source_mapping
 
 WEIGHT_FNS = {
     "standard": standard,
@@ -108,8 +108,9 @@ def test_k1_target_anchor_word_maps_to_english_anchor_embedding():
 @pytest.mark.parametrize("sparsify,k,t", [("topk", 4, 0.0), ("topk", "all", 0.0), ("threshold", 50, 0.3)])
 def test_mapping_matches_dense_reference(similarity, weighting, sparsify, k, t):
     space, rows, targets = _data()
-    cfg = RelativeConfig(similarity=similarity, weighting=weighting, sparsify=sparsify, k=k, threshold=t,
-                         tau=0.5, csls_k=3, chunk_size=7)
+    cfg = RelativeConfig(
+        similarity=similarity, weighting=weighting, sparsify=sparsify, k=k, threshold=t, tau=0.5, csls_k=3, chunk_size=7
+    )
     got = build_mapping(space, rows, targets, cfg)
     # euclidean via ||x||^2 - 2x.a + ||a||^2 in float32 loses ~sqrt(eps) near distance 0 (anchor to itself)
     tol = 3e-3 if similarity == "euclidean" else 1e-4
@@ -122,8 +123,7 @@ def test_mapping_matches_dense_reference(similarity, weighting, sparsify, k, t):
 @pytest.mark.parametrize("similarity", sorted(SIMILARITIES))
 @pytest.mark.parametrize(
     "sparsify,k,t",
-    [("topk", 5, 0.0), ("topk", "all", 0.0), ("threshold", 50, 0.5), ("threshold", 50, -1.0),
-     ("threshold", 50, 9.0)],
+    [("topk", 5, 0.0), ("topk", "all", 0.0), ("threshold", 50, 0.5), ("threshold", 50, -1.0), ("threshold", 50, 9.0)],
 )
 def test_chunked_equals_unchunked(similarity, sparsify, k, t):
     space, rows, targets = _data(n=53)

@@ -17,14 +17,35 @@ W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k"
 def _run(tmp_path, name, scope, methods, task="taxi1500", languages=("de", "es")):
     d = tmp_path / name
     d.mkdir()
-    summary = {"metric": "test_macro_f1", "languages": list(languages), "methods": {
-        m: {"kind": "mosecrot", "supervision": "zero-shot",
-            "languages": {lang: {"mean": v, "std": 0.01, "n": 3, "seeds": [v - 0.01, v, v + 0.01]}
-                          for lang in languages},
-            "average": {"mean": v, "std": 0.01, "n": 3}} for m, v in methods.items()}}
-    (d / "results.json").write_text(json.dumps({
-        "experiment": name, "task": task, "complete": True, "summary": summary, "seeds": [0, 1, 2],
-        "config": {"anchors": {"scope": scope}}, "training": {"epochs": 4}, "timings_s": {"total": 1.0}}))
+    summary = {
+        "metric": "test_macro_f1",
+        "languages": list(languages),
+        "methods": {
+            m: {
+                "kind": "mosecrot",
+                "supervision": "zero-shot",
+                "languages": {
+                    lang: {"mean": v, "std": 0.01, "n": 3, "seeds": [v - 0.01, v, v + 0.01]} for lang in languages
+                },
+                "average": {"mean": v, "std": 0.01, "n": 3},
+            }
+            for m, v in methods.items()
+        },
+    }
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "experiment": name,
+                "task": task,
+                "complete": True,
+                "summary": summary,
+                "seeds": [0, 1, 2],
+                "config": {"anchors": {"scope": scope}},
+                "training": {"epochs": 4},
+                "timings_s": {"total": 1.0},
+            }
+        )
+    )
     return d
 
 
@@ -78,14 +99,26 @@ def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(qu
     tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
     tracker.start()
     params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
-    good = {"test_macro_f1.de": 0.5, "test_macro_f1.fr": 0.4, "test_macro_f1.sw": 0.3, "dev_macro_f1.en": 0.9,
-            OBJECTIVE: 0.9, REPORT_MEAN: 0.4}
+    good = {
+        "test_macro_f1.de": 0.5,
+        "test_macro_f1.fr": 0.4,
+        "test_macro_f1.sw": 0.3,
+        "dev_macro_f1.en": 0.9,
+        OBJECTIVE: 0.9,
+        REPORT_MEAN: 0.4,
+    }
     worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
     t1 = tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
     t2 = tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
     tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
-    tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
-                                                           "test_macro_f1.sw": 0.6}, [0], {"kind": "lr"})
+    tracker.log_baseline(
+        "lr",
+        "lr",
+        "target-supervised",
+        {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6, "test_macro_f1.sw": 0.6},
+        [0],
+        {"kind": "lr"},
+    )
     tracker.end("FINISHED")
 
     report = sweep_report("quickstart", uri, languages=["de", "fr", "sw"])

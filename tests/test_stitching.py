@@ -49,8 +49,9 @@ def test_swapping_target_embeddings_changes_predictions_but_not_the_body(tokeniz
     logits = []
     for seed in (1, 2):
         rows = torch.randn(len(vocab.words), english.weight.shape[1], generator=torch.Generator().manual_seed(seed))
-        swap_input_embeddings(model, torch.cat([specials, rows]), trainable=False,
-                              padding_idx=vocab.tokenizer.pad_token_id)
+        swap_input_embeddings(
+            model, torch.cat([specials, rows]), trainable=False, padding_idx=vocab.tokenizer.pad_token_id
+        )
         assert model.get_input_embeddings().weight.shape[0] == len(vocab.special_tokens) + len(vocab.words)
         with torch.no_grad():
             logits.append(model(input_ids=ids).logits)
@@ -68,8 +69,13 @@ def test_target_vocabulary_keeps_plm_specials_and_word_ids(tokenizer):
     assert vocab.special_tokens == [tokenizer.convert_ids_to_tokens(i) for i in special_token_ids(tokenizer)]
     ids = vocab.encode(["Haus Wasser unbekanntwort"], 16)[0]
     tok = vocab.tokenizer
-    assert tok.convert_ids_to_tokens(ids) == [tokenizer.cls_token, "haus", "wasser", tokenizer.unk_token,
-                                              tokenizer.sep_token]
+    assert tok.convert_ids_to_tokens(ids) == [
+        tokenizer.cls_token,
+        "haus",
+        "wasser",
+        tokenizer.unk_token,
+        tokenizer.sep_token,
+    ]
     assert vocab.stats["oov_token_share"] == pytest.approx(1 / 3)
     skip = build_target_vocabulary("de", ["Haus Wasser unbekanntwort"], vectors, tokenizer, oov="skip")
     assert skip.tokenizer.convert_ids_to_tokens(skip.encode(["Haus unbekanntwort"], 16)[0])[1:-1] == ["haus"]
@@ -81,14 +87,15 @@ def test_k1_stitched_target_anchor_equals_english_anchor_row(tokenizer):
     emb = model.get_input_embeddings().weight.detach()
     vectors = _toy_vectors()
     eng_ids = tokenizer.convert_tokens_to_ids(["house", "water", "king", "god", "love"])
-    pairs = list(zip(["house", "water", "king", "god", "love"], ["haus", "wasser", "könig", "gott", "liebe"]))
+    english, german = ["house", "water", "king", "god", "love"], ["haus", "wasser", "könig", "gott", "liebe"]
+    pairs = list(zip(english, german, strict=True))
     anchors = AnchorSet("de", pairs, eng_ids, list(range(len(pairs))), "pair", "all")
     rel = RelativeConfig(k=1, weighting="standard")
     f_s = source_mapping(emb, eng_ids, special_token_ids(tokenizer), rel)
     assert torch.allclose(f_s[eng_ids], emb[eng_ids], atol=1e-6)
     vocab = build_target_vocabulary("de", ["haus wasser könig gott liebe brot"], vectors, tokenizer)
     f_t = target_mapping(vocab, vectors, anchors, emb[eng_ids], emb[vocab.plm_special_ids], rel)
-    for word, eid in zip(anchors.target_words, eng_ids):
+    for word, eid in zip(anchors.target_words, eng_ids, strict=True):
         row = vocab.tokenizer.convert_tokens_to_ids(word)
         assert torch.allclose(f_t[row], emb[eid], atol=1e-6)
 
@@ -104,8 +111,10 @@ def test_least_squares_recovers_a_known_linear_map():
 
 
 def _tiny_data(tokenizer, n: int = 24):
-    texts = [f"the {w} is good" if i % 2 else f"the {w} is bad" for i, w in
-             enumerate(["house", "water", "king", "bread", "light", "road"] * (n // 6))]
+    texts = [
+        f"the {w} is good" if i % 2 else f"the {w} is bad"
+        for i, w in enumerate(["house", "water", "king", "bread", "light", "road"] * (n // 6))
+    ]
     ids = tokenizer(texts, truncation=True, max_length=16)["input_ids"]
     return EncodedSplit(ids, [i % 2 for i in range(len(texts))])
 
@@ -127,23 +136,32 @@ def test_finetune_is_deterministic_on_cpu_and_metrics_cover_the_whole_split(toke
 def test_predict_batches_by_length_but_returns_each_example_in_split_order(tokenizer):
     torch.manual_seed(0)
     model = load_classifier("minilm", 3, seed=3).eval()
-    texts = ["a very long verse " * 6, "short", "in the beginning god created the heaven and the earth",
-             "and god said", "let there be light " * 3, "amen"]
+    texts = [
+        "a very long verse " * 6,
+        "short",
+        "in the beginning god created the heaven and the earth",
+        "and god said",
+        "let there be light " * 3,
+        "amen",
+    ]
     ids = [tokenizer(t, truncation=True, max_length=40)["input_ids"] for t in texts]
     split = EncodedSplit(ids, [0, 1, 2, 0, 1, 2])
     pred, loss = predict(model, split, tokenizer.pad_token_id, batch_size=2)
-    one_by_one = [predict(model, EncodedSplit([row], [lab]), tokenizer.pad_token_id, batch_size=1)
-                  for row, lab in zip(ids, split.labels)]
+    one_by_one = [
+        predict(model, EncodedSplit([row], [lab]), tokenizer.pad_token_id, batch_size=1)
+        for row, lab in zip(ids, split.labels, strict=True)
+    ]
     assert pred.tolist() == [int(p[0]) for p, _ in one_by_one]
-    assert loss == pytest.approx(float(np.mean([l for _, l in one_by_one])), rel=1e-4)
+    assert loss == pytest.approx(float(np.mean([loss for _, loss in one_by_one])), rel=1e-4)
 
 
 def test_group_by_length_pads_less_and_sees_every_example_once_per_epoch(tokenizer, monkeypatch):
     import mosecrot.training as training
 
     rng = np.random.default_rng(0)
-    ids = [[101] + [1000 + int(t) for t in rng.integers(0, 50, size=int(n))] + [102]
-           for n in rng.integers(2, 60, size=256)]
+    ids = [
+        [101] + [1000 + int(t) for t in rng.integers(0, 50, size=int(n))] + [102] for n in rng.integers(2, 60, size=256)
+    ]
     data = EncodedSplit(ids, [i % 2 for i in range(len(ids))])
     seen: dict[bool, list[tuple[int, int]]] = {}
     for grouped in (False, True):
@@ -155,12 +173,19 @@ def test_group_by_length_pads_less_and_sees_every_example_once_per_epoch(tokeniz
                 out = _collate(batch)
                 _batches.append((out["input_ids"].numel(), len(batch)))
                 return out
+
             return inner
 
         monkeypatch.setattr(training, "make_collate", spy)
         cfg = TrainingConfig(epochs=1, batch_size=8, device="cpu", group_by_length=grouped, learning_rate=1e-5)
-        finetune(load_classifier("minilm", 2, seed=1), data, EncodedSplit(ids[:8], [0, 1] * 4), cfg, seed=1,
-                 pad_id=tokenizer.pad_token_id)
+        finetune(
+            load_classifier("minilm", 2, seed=1),
+            data,
+            EncodedSplit(ids[:8], [0, 1] * 4),
+            cfg,
+            seed=1,
+            pad_id=tokenizer.pad_token_id,
+        )
     train_batches = {g: b[:32] for g, b in seen.items()}  # 256 / 8 training batches, then dev evaluation
     assert all(sum(n for _, n in b) == 256 for b in train_batches.values())
     real = sum(len(row) for row in ids)
@@ -174,7 +199,13 @@ def test_frozen_embeddings_stay_frozen_while_the_body_learns(tokenizer):
     emb = model.get_input_embeddings().weight.detach().clone()
     swap_input_embeddings(model, emb, trainable=False, padding_idx=tokenizer.pad_token_id)
     body = _body(model)
-    finetune(model, data, data, TrainingConfig(epochs=1, batch_size=8, max_steps=2, device="cpu"),
-             seed=0, pad_id=tokenizer.pad_token_id)
+    finetune(
+        model,
+        data,
+        data,
+        TrainingConfig(epochs=1, batch_size=8, max_steps=2, device="cpu"),
+        seed=0,
+        pad_id=tokenizer.pad_token_id,
+    )
     assert torch.equal(model.get_input_embeddings().weight, emb)
     assert any(not torch.equal(body[k], v) for k, v in _body(model).items())

@@ -101,8 +101,21 @@ def test_cli_has_the_sweep_commands():
     from orchestrator.cli import build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["sweep", "quickstart", "--resume", "--address", "auto", "--set", "num_trials=2",
-                              "--tracking-uri", "http://x", "--storage-path", "/s"])
+    args = parser.parse_args(
+        [
+            "sweep",
+            "quickstart",
+            "--resume",
+            "--address",
+            "auto",
+            "--set",
+            "num_trials=2",
+            "--tracking-uri",
+            "http://x",
+            "--storage-path",
+            "/s",
+        ]
+    )
     assert args.resume and args.address == "auto" and args.set == ["num_trials=2"] and not args.dashboard
     assert parser.parse_args(["sweep", "quickstart", "--dashboard"]).dashboard
     assert parser.parse_args(["baselines", "quickstart"]).func.__name__ == "cmd_baselines"
@@ -140,8 +153,14 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
         cluster.add_worker("w1", num_cpus=1, resources={"worker_node": 1})
         uri = mlflow.uri
         storage = tmp_path / "ray_results"
-        cmd = sweep_command("quickstart", tiny_sweep_sets, address=cluster.address, tracking_uri=uri, storage=storage,
-                            output_dir=tmp_path / "out")
+        cmd = sweep_command(
+            "quickstart",
+            tiny_sweep_sets,
+            address=cluster.address,
+            tracking_uri=uri,
+            storage=storage,
+            output_dir=tmp_path / "out",
+        )
         first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
         (logs / "sweep1.out").write_text(first.stdout + first.stderr)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
@@ -150,9 +169,9 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
 
         runs = mlflow_runs(uri, "quickstart")
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
-        parents = [r for r, t in zip(runs, tags) if t.get("kind") == "sweep"]
-        trials = [r for r, t in zip(runs, tags) if t.get("kind") == "trial"]
-        baselines = [r for r, t in zip(runs, tags) if t.get("kind") == "baseline"]
+        parents = [r for r, t in zip(runs, tags, strict=True) if t.get("kind") == "sweep"]
+        trials = [r for r, t in zip(runs, tags, strict=True) if t.get("kind") == "trial"]
+        baselines = [r for r, t in zip(runs, tags, strict=True) if t.get("kind") == "baseline"]
         assert len(parents) == 1 and len(trials) == 2 and len(baselines) == 1
         for r in runs:
             assert r["info"]["status"] == "FINISHED"
@@ -162,20 +181,21 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
         trial_ids = sorted(t["trial_id"] for t in tags if t.get("kind") == "trial")
         train_runs = sorted(p.name for p in (storage / "quickstart-train").iterdir())
         assert train_runs == trial_ids  # one Ray Train run per trial, named after it
-        checkpoints = {r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*"))
-                       for r in train_runs}
+        checkpoints = {
+            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*")) for r in train_runs
+        }
         assert all(len(c) == 1 for c in checkpoints.values()), checkpoints  # the final payload
 
-        again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600,
-                               cwd=tmp_path)
+        again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         (logs / "sweep2.out").write_text(again.stdout + again.stderr)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
         runs2 = mlflow_runs(uri, "quickstart")
         tags2 = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs2]
         assert sorted(t["trial_id"] for t in tags2 if t.get("kind") == "trial") == trial_ids  # none rerun
         assert sum(t.get("kind") == "sweep" for t in tags2) == 1
-        assert {r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*"))
-                for r in train_runs} == checkpoints  # no trial re-ran
+        assert {
+            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*")) for r in train_runs
+        } == checkpoints  # no trial re-ran
         assert all(r["info"]["status"] == "FINISHED" for r in runs2)
         assert len(optuna_states(storage / "quickstart" / "optuna.db")) == 2
     finally:

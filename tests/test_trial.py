@@ -24,8 +24,13 @@ W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k"
 
 
 def test_final_metrics_add_objective_report_mean_and_language_means(quickstart_space):
-    metrics = {"dev_macro_f1.en": 0.8, "test_macro_f1.de": 0.4, "test_macro_f1.sw": 0.3,
-               "test_accuracy.de": 0.5, "dev_macro_f1.de": 0.1}
+    metrics = {
+        "dev_macro_f1.en": 0.8,
+        "test_macro_f1.de": 0.4,
+        "test_macro_f1.sw": 0.3,
+        "test_accuracy.de": 0.5,
+        "dev_macro_f1.de": 0.1,
+    }
     out = final_metrics(quickstart_space, metrics)
     assert out[OBJECTIVE] == pytest.approx(0.8)  # english-dev: English dev macro-F1, never a test score
     assert out[REPORT_MEAN] == pytest.approx(0.35)
@@ -46,8 +51,7 @@ def test_epoch_reporter_forwards_the_first_finetuning_with_the_objective(quickst
         rep({"epoch": epoch, "step": epoch * 3, "dev_macro_f1": 0.1 * epoch, "dev_accuracy": 0.5, "dev_loss": 1.0})
     rep({"epoch": 1, "step": 3, "dev_macro_f1": 0.9, "dev_accuracy": 0.9, "dev_loss": 0.1})  # next seed
     assert len(sent) == 2 and len(rep.history) == 3
-    assert sent[1] == {"dev_macro_f1.en": 0.2, "dev_accuracy.en": 0.5, "dev_loss.en": 1.0, "epoch": 2,
-                       OBJECTIVE: 0.2}
+    assert sent[1] == {"dev_macro_f1.en": 0.2, "dev_accuracy.en": 0.5, "dev_loss.en": 1.0, "epoch": 2, OBJECTIVE: 0.2}
 
 
 def test_epoch_reporter_sends_nothing_under_selection_languages_dev():

@@ -313,9 +313,12 @@ def test_train_uses_shared_tokenizer_and_counts(monkeypatch):
 
 
 def test_most_similar_finds_words_sharing_contexts():
-    v = train_vectors(synthetic_corpus(), "en", VectorTrainingConfig(
-        dim=24, epochs=15, min_count=2, window=5, bucket=2000, workers=1, sample=0.0
-    ), progress=False)
+    v = train_vectors(
+        synthetic_corpus(),
+        "en",
+        VectorTrainingConfig(dim=24, epochs=15, min_count=2, window=5, bucket=2000, workers=1, sample=0.0),
+        progress=False,
+    )
     for word, partner in [("kitten", "puppy"), ("truck", "lorry")]:
         assert v.most_similar(word, k=1)[0][0] == partner, (word, v.most_similar(word, k=5))
     other = set(CARS + CAR_CONTEXT)

@@ -99,8 +99,12 @@ class BilingualDictionary:
             for n, line in enumerate(f, 1):
                 fields = line.rstrip("\n").split("\t")
                 if len(fields) != (3 if header["has_scores"] else 2):
-                    raise InputError("malformed saved dictionary row", path=directory / PAIRS_FILE,
-                                     line=n, expected="english<TAB>target[<TAB>score]")
+                    raise InputError(
+                        "malformed saved dictionary row",
+                        path=directory / PAIRS_FILE,
+                        line=n,
+                        expected="english<TAB>target[<TAB>score]",
+                    )
                 pairs.append((fields[0], fields[1]))
                 if header["has_scores"]:
                     scores.append(float(fields[2]))

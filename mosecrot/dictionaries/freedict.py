@@ -95,8 +95,9 @@ def _resolve(path_or_prefix: str | Path) -> tuple[Path, Path]:
         data = Path(prefix + suffix)
         if data.is_file():
             return index, data
-    raise InputError("dictd data not found", path=prefix + ".dict.dz",
-                     expected="a .dict.dz or .dict file beside the .index")
+    raise InputError(
+        "dictd data not found", path=prefix + ".dict.dz", expected="a .dict.dz or .dict file beside the .index"
+    )
 
 
 def _read_data(path: Path) -> bytes:
@@ -106,8 +107,9 @@ def _read_data(path: Path) -> bytes:
         with gzip.open(path) as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise InputError(f"unreadable dictzip file ({err})", path=path,
-                         expected="a gzip/dictzip-compressed .dict.dz") from err
+        raise InputError(
+            f"unreadable dictzip file ({err})", path=path, expected="a gzip/dictzip-compressed .dict.dz"
+        ) from err
 
 
 def read_dictd(path_or_prefix: str | Path) -> list[tuple[str, str]]:
@@ -123,15 +125,18 @@ def read_dictd(path_or_prefix: str | Path) -> list[tuple[str, str]]:
     for n, line in enumerate(lines, 1):
         fields = line.split("\t")
         if len(fields) != 3:
-            raise InputError(f"{len(fields)} tab-separated fields", path=index_path, line=n,
-                             expected=INDEX_LINE)
+            raise InputError(f"{len(fields)} tab-separated fields", path=index_path, line=n, expected=INDEX_LINE)
         try:
             offset, length = decode_dictd_number(fields[1]), decode_dictd_number(fields[2])
         except ValueError as err:
             raise InputError(str(err), path=index_path, line=n, expected=INDEX_LINE) from err
         if offset + length > len(data):
-            raise InputError(f"entry at {offset}+{length} runs past the end of {data_path.name} "
-                             f"({len(data)} bytes)", path=index_path, line=n, expected=INDEX_LINE)
+            raise InputError(
+                f"entry at {offset}+{length} runs past the end of {data_path.name} ({len(data)} bytes)",
+                path=index_path,
+                line=n,
+                expected=INDEX_LINE,
+            )
         if (offset, length) in seen:
             continue
         seen.add((offset, length))
@@ -259,8 +264,11 @@ def read_freedict(
                     seen.add((en, word))
                     pairs.append((en, word))
     if not pairs:
-        raise InputError("no single-word translations found", path=str(path_or_prefix),
-                         expected="a FreeDict English->X dictionary in dictd format")
+        raise InputError(
+            "no single-word translations found",
+            path=str(path_or_prefix),
+            expected="a FreeDict English->X dictionary in dictd format",
+        )
     return BilingualDictionary(
         source_lang="en",
         target_lang=code,
@@ -284,8 +292,9 @@ def freedict_path(target_lang: str, root: str | Path = DICTD_DIR) -> Path:
     lang = get_language(target_lang)
     if lang.freedict is None:
         known = [code for code, info in LANGUAGES.items() if info.freedict]
-        raise InputError(f"no FreeDict dictionary is known for {lang.code!r}",
-                         expected="one of: " + ", ".join(sorted(known)))
+        raise InputError(
+            f"no FreeDict dictionary is known for {lang.code!r}", expected="one of: " + ", ".join(sorted(known))
+        )
     prefix = Path(root) / f"freedict-eng-{lang.freedict}"
     if not prefix.with_name(prefix.name + ".index").is_file():
         raise InputError(

@@ -55,9 +55,11 @@ _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1,
 def parallel_pairs(source: Sequence[str], target: Sequence[str]) -> list[tuple[str, str]]:
     """Zip two sentence lists that must be line-aligned; different lengths are an `InputError`."""
     if len(source) != len(target):
-        raise InputError(f"misaligned parallel input: {len(source)} source vs {len(target)} target sentences",
-                         expected="two lists of the same length, sentence i translating sentence i")
-    return list(zip(source, target))
+        raise InputError(
+            f"misaligned parallel input: {len(source)} source vs {len(target)} target sentences",
+            expected="two lists of the same length, sentence i translating sentence i",
+        )
+    return list(zip(source, target, strict=True))
 
 
 def parse_links(line: str) -> set[Link]:
@@ -92,8 +94,10 @@ def grow_diag_final_and(forward: set[Link], reverse: set[Link]) -> set[Link]:
             i, j = heappop(queue)
             for di, dj in _NEIGHBOURS:
                 point = (i + di, j + dj)
-                if point in union and point not in alignment and (
-                    point[0] not in aligned_src or point[1] not in aligned_tgt
+                if (
+                    point in union
+                    and point not in alignment
+                    and (point[0] not in aligned_src or point[1] not in aligned_tgt)
                 ):
                     alignment.add(point)
                     aligned_src.add(point[0])
@@ -136,9 +140,7 @@ def align(
         forward = [parse_links(line) for line in fwd_path.read_text().splitlines()]
         reverse = [parse_links(line) for line in rev_path.read_text().splitlines()]
     if not len(forward) == len(reverse) == len(source_tokens):
-        raise RuntimeError(
-            f"eflomal wrote {len(forward)}/{len(reverse)} link lines for {len(source_tokens)} pairs"
-        )
+        raise RuntimeError(f"eflomal wrote {len(forward)}/{len(reverse)} link lines for {len(source_tokens)} pairs")
     return forward, reverse
 
 
@@ -161,8 +163,11 @@ def induce_dictionary(
         raise InputError("no sentence pairs to align", expected="a non-empty list of (english, target) pairs")
     for n, pair in enumerate(pairs, 1):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
-            raise InputError(f"misaligned input: item {n} is {pair!r:.80}", line=n,
-                             expected="(english sentence, target sentence) string pairs")
+            raise InputError(
+                f"misaligned input: item {n} is {pair!r:.80}",
+                line=n,
+                expected="(english sentence, target sentence) string pairs",
+            )
     src_lang, tgt_lang = get_language(source_lang).code, get_language(target_lang).code
     tok_src, tok_tgt = get_tokenizer(src_lang, lowercase), get_tokenizer(tgt_lang, lowercase)
 
@@ -174,8 +179,10 @@ def induce_dictionary(
             src_tokens.append(s)
             tgt_tokens.append(t)
     if not src_tokens:
-        raise InputError(f"all {len(pairs)} sentence pairs are empty on one side after tokenisation",
-                         expected="sentences with words on both sides")
+        raise InputError(
+            f"all {len(pairs)} sentence pairs are empty on one side after tokenisation",
+            expected="sentences with words on both sides",
+        )
 
     start = time.perf_counter()
     forward, reverse = align(src_tokens, tgt_tokens, progress)
@@ -186,7 +193,7 @@ def induce_dictionary(
     links: Counter[tuple[str, str]] = Counter()
     src_freq: Counter[str] = Counter()
     tgt_freq: Counter[str] = Counter()
-    for s, t, fwd, rev in zip(src_tokens, tgt_tokens, forward, reverse):
+    for s, t, fwd, rev in zip(src_tokens, tgt_tokens, forward, reverse, strict=True):
         src_freq.update(s)
         tgt_freq.update(t)
         positions: dict[tuple[str, str], tuple[set[int], set[int]]] = {}
@@ -199,12 +206,12 @@ def induce_dictionary(
             links[pair] += min(len(src_pos), len(tgt_pos))
 
     scored = []
-    for (e, t), count in links.items():
+    for (src_word, tgt_word), count in links.items():
         if count < min_count:
             continue
-        score = count / math.sqrt(src_freq[e] * tgt_freq[t])
+        score = count / math.sqrt(src_freq[src_word] * tgt_freq[tgt_word])
         if score >= min_score:
-            scored.append((-score, -count, e, t))
+            scored.append((-score, -count, src_word, tgt_word))
     scored.sort()
     return BilingualDictionary(
         source_lang=src_lang,
@@ -257,8 +264,11 @@ def induce_from_bible(
     """
     options = _induction_options(kw)
     if isinstance(exclude_ids, str):
-        raise InputError("exclude_ids must be a collection of verse ids, not one string", key="exclude_ids",
-                         expected="e.g. a set of 8-digit BBCCCVVV ids")
+        raise InputError(
+            "exclude_ids must be a collection of verse ids, not one string",
+            key="exclude_ids",
+            expected="e.g. a set of 8-digit BBCCCVVV ids",
+        )
     exclude = set(exclude_ids)
     source_texts, target_texts = bible.texts(source_lang), bible.texts(target_lang)
     shared = set(source_texts) & set(target_texts)
@@ -276,8 +286,11 @@ def induce_from_bible(
 
     def build() -> BilingualDictionary:
         if not pairs:
-            raise InputError(f"no verses shared by the {source_lang} and {target_lang} editions "
-                             f"outside the {len(exclude)} excluded ids", key="exclude_ids")
+            raise InputError(
+                f"no verses shared by the {source_lang} and {target_lang} editions "
+                f"outside the {len(exclude)} excluded ids",
+                key="exclude_ids",
+            )
         found = induce_dictionary(pairs, target_lang, source_lang=source_lang, **options)
         found.meta.update(bible_meta)
         return found
@@ -290,7 +303,7 @@ def induce_from_bible(
         "version": INDUCE_VERSION,
         "source_lang": get_language(source_lang).code,
         "target_lang": get_language(target_lang).code,
-        "verses": texts_fingerprint([f"{v}\t{s}\t{t}" for v, (s, t) in zip(ids, pairs)]),
+        "verses": texts_fingerprint([f"{v}\t{s}\t{t}" for v, (s, t) in zip(ids, pairs, strict=True)]),
         "params": params,
     }
     return cache.get_or_build("dictionaries", key, lambda tmp: build().save(tmp), BilingualDictionary.load)

@@ -47,8 +47,7 @@ def read_muse(path: str | Path, target_lang: str, lowercase: bool = True) -> Bil
             continue
         fields = _FIELD_SEP.split(line)
         if len(fields) != 2:
-            raise InputError(f"{len(fields)} fields in {line[:80]!r}", path=path, line=n,
-                             expected=EXPECTED_LINE)
+            raise InputError(f"{len(fields)} fields in {line[:80]!r}", path=path, line=n, expected=EXPECTED_LINE)
         pair = (normalize(fields[0], lowercase), normalize(fields[1], lowercase))
         if pair in seen:
             duplicates += 1

@@ -63,7 +63,7 @@ class EMSBundle:
         order = np.argsort([len(r) for r in ids], kind="stable")  # similar lengths batch together
         out = np.zeros((len(ids), model.encoder.tokens.embedding_dim), dtype=np.float32)
         for start in range(0, len(ids), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             x, mask = collate([ids[i] for i in rows], self.tokenizer.pad_id)
             vec = model.encode(x.to(device), mask.to(device))
             out[rows] = torch.nn.functional.normalize(vec.float(), dim=-1).cpu().numpy()
@@ -71,20 +71,39 @@ class EMSBundle:
         return out
 
 
-def save_checkpoint(directory: str | Path, model: EMSModel, tokenizer: EMSTokenizer, config: EMSConfig,
-                    meta: dict[str, Any], train_state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: EMSModel,
+    tokenizer: EMSTokenizer,
+    config: EMSConfig,
+    meta: dict[str, Any],
+    train_state: dict[str, Any] | None = None,
+) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     state = {k: v.detach().cpu() for k, v in getattr(model, "module", model).state_dict().items()}
-    meta = {**meta, "format": CHECKPOINT_FORMAT, "tokenizer_fingerprint": tokenizer.fingerprint,
-            "config_fingerprint": config.fingerprint()}
-    meta["checkpoint_id"] = stable_hash({k: meta.get(k) for k in ("config_fingerprint", "tokenizer_fingerprint",
-                                                                   "step", "data_fingerprint")})
-    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "tokenizer_fingerprint": tokenizer.fingerprint,
-                "config_fingerprint": config.fingerprint(), "vocab_size": tokenizer.vocab_size}, tmp / "model.pt")
+    meta = {
+        **meta,
+        "format": CHECKPOINT_FORMAT,
+        "tokenizer_fingerprint": tokenizer.fingerprint,
+        "config_fingerprint": config.fingerprint(),
+    }
+    meta["checkpoint_id"] = stable_hash(
+        {k: meta.get(k) for k in ("config_fingerprint", "tokenizer_fingerprint", "step", "data_fingerprint")}
+    )
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "state_dict": state,
+            "tokenizer_fingerprint": tokenizer.fingerprint,
+            "config_fingerprint": config.fingerprint(),
+            "vocab_size": tokenizer.vocab_size,
+        },
+        tmp / "model.pt",
+    )
     tokenizer.save(tmp / "tokenizer.model")
     (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True))
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
@@ -108,33 +127,42 @@ def is_checkpoint(directory: str | Path) -> bool:
     return (Path(directory) / "model.pt").is_file()
 
 
-def load_checkpoint(directory: str | Path, tokenizer_path: str | Path | None = None,
-                    map_location: str | torch.device = "cpu") -> EMSBundle:
+def load_checkpoint(
+    directory: str | Path, tokenizer_path: str | Path | None = None, map_location: str | torch.device = "cpu"
+) -> EMSBundle:
     """Load and cross-check a checkpoint; ``tokenizer_path`` replaces its own tokenizer (must match)."""
     directory = Path(directory)
     for name in FILES:
         if not (directory / name).is_file():
-            raise InputError(f"not an EMS checkpoint: {name} is missing", path=directory,
-                             expected="a directory written by `mosecrot ems train` (" + ", ".join(FILES) + ")")
+            raise InputError(
+                f"not an EMS checkpoint: {name} is missing",
+                path=directory,
+                expected="a directory written by `mosecrot ems train` (" + ", ".join(FILES) + ")",
+            )
     tokenizer = EMSTokenizer.load(tokenizer_path or directory / "tokenizer.model")
     blob = torch.load(directory / "model.pt", map_location=map_location, weights_only=True)
     if blob.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"checkpoint format {blob.get('format')!r} is not {CHECKPOINT_FORMAT}",
-                         path=directory / "model.pt")
+        raise InputError(
+            f"checkpoint format {blob.get('format')!r} is not {CHECKPOINT_FORMAT}", path=directory / "model.pt"
+        )
     if blob["tokenizer_fingerprint"] != tokenizer.fingerprint:
         raise InputError(
             f"the tokenizer (fingerprint {tokenizer.fingerprint}) does not belong to this model, which was "
             f"trained with tokenizer {blob['tokenizer_fingerprint']}",
             path=tokenizer_path or directory / "tokenizer.model",
-            expected="the tokenizer.model saved with the checkpoint")
+            expected="the tokenizer.model saved with the checkpoint",
+        )
     data = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
     try:
         config = ems_config_from_dict(data)
     except InputError as err:
         raise InputError(f"checkpoint config: {err}", path=directory / "config.yaml") from err
     if blob["config_fingerprint"] != config.fingerprint():
-        raise InputError("config.yaml does not belong to this model (its fingerprint differs from the one the "
-                         "model was trained with)", path=directory / "config.yaml")
+        raise InputError(
+            "config.yaml does not belong to this model (its fingerprint differs from the one the "
+            "model was trained with)",
+            path=directory / "config.yaml",
+        )
     meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
     if meta.get("tokenizer_fingerprint") != tokenizer.fingerprint:
         raise InputError("meta.json does not belong to this checkpoint", path=directory / "meta.json")

@@ -79,8 +79,11 @@ class EMSTokenizerConfig:
 
     def validate(self, prefix: str = "tokenizer") -> None:
         if self.vocab_size < 8:
-            raise InputError(f"vocabulary size {self.vocab_size} is impossible", key=f"{prefix}.vocab_size",
-                             expected=">= 8 (and more than the corpus's distinct characters)")
+            raise InputError(
+                f"vocabulary size {self.vocab_size} is impossible",
+                key=f"{prefix}.vocab_size",
+                expected=">= 8 (and more than the corpus's distinct characters)",
+            )
         if not 0.9 <= self.character_coverage <= 1.0:
             raise InputError("must be in [0.9, 1]", key=f"{prefix}.character_coverage")
         if self.max_sentences < 1:
@@ -111,9 +114,9 @@ class EMSModelConfig:
         for name in ("layers", "d_model", "heads", "ffn", "max_positions", "language_dim", "projection_dim"):
             if getattr(self, name) < 1:
                 raise InputError("must be >= 1", key=f"{prefix}.{name}")
+        assert self.d_model is not None and self.heads is not None  # filled from the preset in __post_init__
         if self.d_model % self.heads:
-            raise InputError(f"d_model {self.d_model} is not divisible by heads {self.heads}",
-                             key=f"{prefix}.heads")
+            raise InputError(f"d_model {self.d_model} is not divisible by heads {self.heads}", key=f"{prefix}.heads")
         if not 0 <= self.dropout < 1:
             raise InputError("must be in [0, 1)", key=f"{prefix}.dropout")
 
@@ -128,8 +131,11 @@ class EMSLossConfig:
         if self.xtr_weight < 0 or self.contrastive_weight < 0:
             raise InputError("loss weights must be >= 0", key=f"{prefix}.xtr_weight")
         if self.xtr_weight == 0 and self.contrastive_weight == 0:
-            raise InputError("both loss weights are 0: nothing to train", key=f"{prefix}.contrastive_weight",
-                             expected="xtr_weight or contrastive_weight > 0")
+            raise InputError(
+                "both loss weights are 0: nothing to train",
+                key=f"{prefix}.contrastive_weight",
+                expected="xtr_weight or contrastive_weight > 0",
+            )
         if self.temperature <= 0:
             raise InputError("must be positive", key=f"{prefix}.temperature")
 
@@ -189,8 +195,10 @@ class EMSConfig:
         if pivot in codes:
             raise InputError(f"the pivot {pivot!r} is also listed as a language", key="languages")
         if self.train.max_length > self.model.max_positions:
-            raise InputError(f"{self.train.max_length} exceeds model.max_positions {self.model.max_positions}",
-                             key="train.max_length")
+            raise InputError(
+                f"{self.train.max_length} exceeds model.max_positions {self.model.max_positions}",
+                key="train.max_length",
+            )
 
     @property
     def all_languages(self) -> list[str]:
@@ -204,11 +212,30 @@ class EMSConfig:
     def fingerprint(self) -> str:
         """Everything but the optimisation budget and bookkeeping: a checkpoint resumes only into a
         config with the same fingerprint."""
-        train = {k: v for k, v in to_dict(self.train).items()
-                 if k not in ("max_steps", "time_budget_s", "device", "precision", "checkpoint_every", "log_every",
-                              "output_dir", "resume")}
-        return stable_hash({**self.data_key(), "tokenizer": to_dict(self.tokenizer), "model": to_dict(self.model),
-                            "loss": to_dict(self.loss), "train": train})
+        train = {
+            k: v
+            for k, v in to_dict(self.train).items()
+            if k
+            not in (
+                "max_steps",
+                "time_budget_s",
+                "device",
+                "precision",
+                "checkpoint_every",
+                "log_every",
+                "output_dir",
+                "resume",
+            )
+        }
+        return stable_hash(
+            {
+                **self.data_key(),
+                "tokenizer": to_dict(self.tokenizer),
+                "model": to_dict(self.model),
+                "loss": to_dict(self.loss),
+                "train": train,
+            }
+        )
 
 
 def config_path(name_or_path: str) -> Path:
@@ -216,8 +243,9 @@ def config_path(name_or_path: str) -> Path:
     return named_config_path(name_or_path, CONFIGS_DIR, "EMS config")
 
 
-def load_ems_config(name_or_path: str, overrides: list[str] | None = None,
-                    settings: dict[str, Any] | None = None) -> EMSConfig:
+def load_ems_config(
+    name_or_path: str, overrides: list[str] | None = None, settings: dict[str, Any] | None = None
+) -> EMSConfig:
     """The EMS config ``name_or_path`` with ``overrides`` (``KEY=VALUE`` strings, as ``--set``) and then
     ``settings`` (``{dotted key: value}``, as a method's ``ems_set``) applied."""
     path = config_path(name_or_path)
@@ -227,6 +255,7 @@ def load_ems_config(name_or_path: str, overrides: list[str] | None = None,
 
 
 # --- dotted overrides as data (a method's ``ems_set``, a sweep's ``method.ems_set.KEY``) -------------
+
 
 def setting_type(dotted: str, key: str | None = None, shown: str | None = None) -> Any:
     """The declared type of EMS config field ``dotted`` (``loss.temperature`` -> float), or an InputError at
@@ -239,16 +268,22 @@ def normalize_settings(settings: dict[str, Any], key: str = "ems_set") -> dict[s
     config block is the same as its dotted keys (``{loss: {temperature: 0.05}}`` = ``{loss.temperature: 0.05}``),
     so YAML blocks and ``--set method.ems_set.loss.temperature=...`` mean the same; a later key wins."""
     if not isinstance(settings, dict):
-        raise InputError("expected a mapping of dotted EMS config keys to values", key=key,
-                         expected="e.g. {loss.temperature: 0.05, model.layers: 3}")
+        raise InputError(
+            "expected a mapping of dotted EMS config keys to values",
+            key=key,
+            expected="e.g. {loss.temperature: 0.05, model.layers: 3}",
+        )
     out: dict[str, Any] = {}
 
     def walk(prefix: str, mapping: dict) -> None:
         for k, value in mapping.items():
             dotted = f"{prefix}.{k}" if prefix else str(k)
             if not dotted or any(not part for part in dotted.split(".")):
-                raise InputError(f"bad EMS config key {dotted!r}", key=f"{key}.{dotted}",
-                                 expected="a dotted key such as loss.temperature")
+                raise InputError(
+                    f"bad EMS config key {dotted!r}",
+                    key=f"{key}.{dotted}",
+                    expected="a dotted key such as loss.temperature",
+                )
             tp = unwrap_optional(setting_type(dotted, f"{key}.{dotted}", shown=f"{key}.{dotted}"))
             if isinstance(value, dict) and dataclasses.is_dataclass(tp):
                 walk(dotted, value)
@@ -269,7 +304,18 @@ def known_configs() -> list[str]:
 
 
 __all__ = [
-    "EMSConfig", "EMSDataConfig", "EMSLossConfig", "EMSModelConfig", "EMSTokenizerConfig", "EMSTrainConfig",
-    "PRESETS", "apply_settings", "config_path", "ems_config_from_dict", "known_configs", "load_ems_config",
-    "normalize_settings", "setting_type",
+    "EMSConfig",
+    "EMSDataConfig",
+    "EMSLossConfig",
+    "EMSModelConfig",
+    "EMSTokenizerConfig",
+    "EMSTrainConfig",
+    "PRESETS",
+    "apply_settings",
+    "config_path",
+    "ems_config_from_dict",
+    "known_configs",
+    "load_ems_config",
+    "normalize_settings",
+    "setting_type",
 ]

@@ -56,16 +56,21 @@ class LanguagePairs:
 def validate_pairs(language: str, ids: list[str], src: list[str], tgt: list[str]) -> None:
     """Refuse misaligned or empty pairs, naming the language and the first bad verse."""
     if not len(ids) == len(src) == len(tgt):
-        raise InputError(f"misaligned pairs for {language!r}: {len(ids)} ids, {len(src)} source and "
-                         f"{len(tgt)} pivot sentences", key=f"languages.{language}",
-                         expected="one source and one pivot sentence per verse id")
+        raise InputError(
+            f"misaligned pairs for {language!r}: {len(ids)} ids, {len(src)} source and {len(tgt)} pivot sentences",
+            key=f"languages.{language}",
+            expected="one source and one pivot sentence per verse id",
+        )
     if len(set(ids)) != len(ids):
         raise InputError(f"a verse id appears twice in the {language!r} pairs", key=f"languages.{language}")
-    for vid, a, b in zip(ids, src, tgt):
+    for vid, a, b in zip(ids, src, tgt, strict=True):
         if not has_text(a) or not has_text(b):
             side = "source" if not has_text(a) else "pivot"
-            raise InputError(f"empty {side} sentence in the {language!r} pair of verse {vid}",
-                             key=f"languages.{language}", expected="text on both sides of every pair")
+            raise InputError(
+                f"empty {side} sentence in the {language!r} pair of verse {vid}",
+                key=f"languages.{language}",
+                expected="text on both sides of every pair",
+            )
 
 
 @dataclass
@@ -81,16 +86,20 @@ class EMSData:
 
     def tokenizer_sentences(self) -> list[str]:
         """Both sides of the training pairs (the pivot side once per verse)."""
-        pivot = {}
+        pivot: dict[str, str] = {}
         out = []
         for pairs in self.train.values():
             out.extend(pairs.src)
-            pivot.update(zip(pairs.ids, pairs.tgt))
+            pivot.update(zip(pairs.ids, pairs.tgt, strict=True))
         return out + [pivot[k] for k in sorted(pivot)]
 
     def fingerprint(self) -> str:
-        return stable_hash({lang: [texts_fingerprint(p.ids), texts_fingerprint(p.src), texts_fingerprint(p.tgt)]
-                            for lang, p in sorted(self.train.items())})
+        return stable_hash(
+            {
+                lang: [texts_fingerprint(p.ids), texts_fingerprint(p.src), texts_fingerprint(p.tgt)]
+                for lang, p in sorted(self.train.items())
+            }
+        )
 
     def sizes(self) -> dict[str, int]:
         return {lang: len(p) for lang, p in self.train.items()}
@@ -117,8 +126,13 @@ def task_exclusions(cfg: EMSConfig, bible: Bible) -> tuple[dict[str, set[str]], 
     for i, spec in enumerate(cfg.data.bible_genre):
         for path in ([taxi_dir] if taxi_dir is not None else []) + [None]:
             try:
-                genre |= task_evaluation_ids("bible_genre", bible=bible, seed=spec.seed,
-                                             per_class={"train": 0, **spec.per_class}, taxi1500_path=path)
+                genre |= task_evaluation_ids(
+                    "bible_genre",
+                    bible=bible,
+                    seed=spec.seed,
+                    per_class={"train": 0, **spec.per_class},
+                    taxi1500_path=path,
+                )
             except InputError as err:
                 raise rebase_key(err, "per_class", f"data.bible_genre[{i}].per_class") from err
     if genre:
@@ -136,8 +150,9 @@ def _language_texts(bible: Bible, cfg: EMSConfig) -> tuple[dict[str, dict[str, s
         try:
             edition = bible.resolve(lang)
         except InputError as err:
-            raise InputError(f"no parallel data for language {lang!r}: {err.message}", key=key,
-                             expected=err.expected) from err
+            raise InputError(
+                f"no parallel data for language {lang!r}: {err.message}", key=key, expected=err.expected
+            ) from err
         editions[edition.language] = edition.code
         texts[edition.language] = {v: t for v, t in bible.source.verses(edition.code).items() if has_text(t)}
     return texts, editions
@@ -157,15 +172,21 @@ def build_ems_data(cfg: EMSConfig, bible: Bible | None = None) -> EMSData:
     for i, lang in enumerate(langs):
         shared = [v for v in texts[lang] if v in texts[pivot]]
         if not shared:
-            raise InputError(f"no parallel verses between {lang!r} and the pivot {pivot!r}",
-                             key=f"languages[{i}]", expected="a Bible edition with verses in common with the pivot")
+            raise InputError(
+                f"no parallel verses between {lang!r} and the pivot {pivot!r}",
+                key=f"languages[{i}]",
+                expected="a Bible edition with verses in common with the pivot",
+            )
         common[lang] = shared
         candidates = sorted((v for v in shared if v not in task_ids), key=lambda v: _rank(tag, v))
         size = cfg.data.retrieval_test_size
         if len(candidates) <= size:
-            raise InputError(f"only {len(candidates)} usable parallel verses for {lang!r}, not more than the "
-                             f"{size} held out for retrieval", key="data.retrieval_test_size",
-                             expected=f"fewer than {len(candidates)}")
+            raise InputError(
+                f"only {len(candidates)} usable parallel verses for {lang!r}, not more than the "
+                f"{size} held out for retrieval",
+                key="data.retrieval_test_size",
+                expected=f"fewer than {len(candidates)}",
+            )
         ids = sorted(candidates[:size])
         heldout[lang] = LanguagePairs(lang, ids, [texts[lang][v] for v in ids], [texts[pivot][v] for v in ids])
     excluded["retrieval"] = set().union(*(set(p.ids) for p in heldout.values()))
@@ -175,14 +196,24 @@ def build_ems_data(cfg: EMSConfig, bible: Bible | None = None) -> EMSData:
     for i, lang in enumerate(langs):
         ids = [v for v in common[lang] if v not in banned]
         if cfg.data.max_pairs_per_language is not None and len(ids) > cfg.data.max_pairs_per_language:
-            ids = sorted(sorted(ids, key=lambda v: _rank(train_tag, v))[:cfg.data.max_pairs_per_language])
+            ids = sorted(sorted(ids, key=lambda v: _rank(train_tag, v))[: cfg.data.max_pairs_per_language])
         if not ids:
-            raise InputError(f"no training pairs left for {lang!r} after excluding evaluation verses",
-                             key=f"languages[{i}]")
+            raise InputError(
+                f"no training pairs left for {lang!r} after excluding evaluation verses", key=f"languages[{i}]"
+            )
         train[lang] = LanguagePairs(lang, ids, [texts[lang][v] for v in ids], [texts[pivot][v] for v in ids])
-    data = EMSData(train, heldout, excluded,
-                   {"pivot": pivot, "editions": editions, "exclusions": record, "bible": bible.fingerprint(),
-                    "excluded_counts": {k: len(v) for k, v in excluded.items()}})
+    data = EMSData(
+        train,
+        heldout,
+        excluded,
+        {
+            "pivot": pivot,
+            "editions": editions,
+            "exclusions": record,
+            "bible": bible.fingerprint(),
+            "excluded_counts": {k: len(v) for k, v in excluded.items()},
+        },
+    )
     assert_no_leak(data)
     return data
 
@@ -202,7 +233,7 @@ def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[st
     n = np.array([sizes[lang] for lang in langs], dtype=np.float64)
     q = (n / n.sum()) ** (1.0 / temperature)
     q /= q.sum()
-    return dict(zip(langs, q.tolist()))
+    return dict(zip(langs, q.tolist(), strict=True))
 
 
 class BatchSampler:
@@ -214,8 +245,16 @@ class BatchSampler:
     similar-length pairs out of a random pool of ``pool_factor`` x batch_size: far less padding (the
     cost of a batch is set by its longest sentence), and the in-batch negatives stay random verses."""
 
-    def __init__(self, sizes: dict[str, int], temperature: float, batch_size: int, seed: int, rank: int = 0,
-                 lengths: dict[str, np.ndarray] | None = None, pool_factor: int = 8):
+    def __init__(
+        self,
+        sizes: dict[str, int],
+        temperature: float,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        lengths: dict[str, np.ndarray] | None = None,
+        pool_factor: int = 8,
+    ):
         self.langs = list(sizes)
         self.sizes = sizes
         probs = sampling_probabilities(sizes, temperature)
@@ -233,9 +272,9 @@ class BatchSampler:
         pool = pool[np.argsort(self.lengths[lang][pool], kind="stable")]
         size = min(self.batch_size, len(pool))
         start = int(rng.integers(0, len(pool) - size + 1))
-        return lang, pool[start:start + size]
+        return lang, pool[start : start + size]
 
 
 def pair_lengths(pairs: LanguagePairs) -> np.ndarray:
     """Characters of both sides: a tokenizer-free proxy for a pair's padded cost."""
-    return np.array([len(a) + len(b) for a, b in zip(pairs.src, pairs.tgt)], dtype=np.int64)
+    return np.array([len(a) + len(b) for a, b in zip(pairs.src, pairs.tgt, strict=True)], dtype=np.int64)

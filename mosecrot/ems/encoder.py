@@ -36,8 +36,7 @@ def check_encoder_spec(spec: str, key: str = "methods.ems") -> None:
     try:
         path = config_path(spec)
     except InputError as err:
-        raise InputError(f"{err.message}, and not an EMS checkpoint directory", key=key,
-                         expected=err.expected) from err
+        raise InputError(f"{err.message}, and not an EMS checkpoint directory", key=key, expected=err.expected) from err
     if not path.is_file():
         raise InputError(f"{spec!r} is neither an EMS config file nor a checkpoint directory", key=key)
 
@@ -50,8 +49,11 @@ def check_method_encoder(spec: str | None, ems_set: dict[str, Any], key: str = "
     if not ems_set:
         return {}
     if spec and is_checkpoint(spec):
-        raise InputError(f"{spec!r} is a trained checkpoint: its config cannot be overridden", key=f"{key}.ems_set",
-                         expected="no ems_set, or ems: an EMS config name/path (trained in the run)")
+        raise InputError(
+            f"{spec!r} is a trained checkpoint: its config cannot be overridden",
+            key=f"{key}.ems_set",
+            expected="no ems_set, or ems: an EMS config name/path (trained in the run)",
+        )
     ems_training_config(spec, ems_set, key=key)
     return normalize_settings(ems_set, key=f"{key}.ems_set")
 
@@ -72,15 +74,22 @@ def ems_training_config(spec: str | None, ems_set: dict[str, Any] | None = None,
     except InputError as err:
         load_ems_config(spec)  # the config file itself is broken: that error, by file and key
         field = err.key or next(iter(settings))
-        raise InputError(f"{err.message} (EMS config {spec!r} with ems_set {settings})", key=f"{where}.{field}",
-                         expected=err.expected) from None
+        raise InputError(
+            f"{err.message} (EMS config {spec!r} with ems_set {settings})",
+            key=f"{where}.{field}",
+            expected=err.expected,
+        ) from None
 
 
 def encoder_cache_key(cfg: EMSConfig) -> dict[str, Any]:
     """What decides a trained encoder: the config fingerprint (data, tokenizer, model, losses, optimisation:
     every ``ems_set`` override lands in one of them) and the training budget."""
-    key: dict[str, Any] = {"config": cfg.fingerprint(), "max_steps": cfg.train.max_steps,
-                           "budget": cfg.train.time_budget_s, "objective": OBJECTIVE_VERSION}
+    key: dict[str, Any] = {
+        "config": cfg.fingerprint(),
+        "max_steps": cfg.train.max_steps,
+        "budget": cfg.train.time_budget_s,
+        "objective": OBJECTIVE_VERSION,
+    }
     if cfg.train.precision != "fp32":  # not in the fingerprint (a checkpoint may resume in another precision)
         key["precision"] = cfg.train.precision
     return key
@@ -93,22 +102,30 @@ def _load(directory: Path) -> EMSBundle:
     return _LOADED[key]
 
 
-def resolve_encoder(spec: str | None, ems_set: dict[str, Any] | None, needed: set[str], cache: DiskCache,
-                    progress: bool = False) -> EMSBundle:
+def resolve_encoder(
+    spec: str | None, ems_set: dict[str, Any] | None, needed: set[str], cache: DiskCache, progress: bool = False
+) -> EMSBundle:
     """The EMS bundle ``spec`` names, checked against ``needed``: the verse ids the run evaluates on (trained
     configs exclude them, checkpoints must have excluded them)."""
     spec = spec or DEFAULT_CONFIG
     if is_checkpoint(spec):
         if ems_set:
-            raise InputError(f"{spec!r} is a trained checkpoint: its config cannot be overridden",
-                             key="methods.ems_set", expected="no ems_set, or an EMS config name to train here")
+            raise InputError(
+                f"{spec!r} is a trained checkpoint: its config cannot be overridden",
+                key="methods.ems_set",
+                expected="no ems_set, or an EMS config name to train here",
+            )
         bundle = _load(Path(spec))
         leaked = sorted(needed - bundle.excluded_ids)
         if leaked:
-            raise InputError(f"this EMS checkpoint may have trained on {len(leaked)} of the run's evaluation "
-                             f"verses (e.g. {leaked[:3]})", path=spec, key="methods.ems",
-                             expected="a checkpoint whose data.exclude_ids / bible_genre cover this task, or an "
-                                      "EMS config name to train one here")
+            raise InputError(
+                f"this EMS checkpoint may have trained on {len(leaked)} of the run's evaluation "
+                f"verses (e.g. {leaked[:3]})",
+                path=spec,
+                key="methods.ems",
+                expected="a checkpoint whose data.exclude_ids / bible_genre cover this task, or an "
+                "EMS config name to train one here",
+            )
         return bundle
     cfg = ems_training_config(spec, ems_set)
     if needed:  # add only what the config's own exclusions miss, so experiments share one encoder
@@ -128,5 +145,6 @@ def resolve_encoder(spec: str | None, ems_set: dict[str, Any] | None, needed: se
 def ems_vectors(cache: DiskCache, bundle: EMSBundle, texts: list[str]) -> np.ndarray:
     """The encoder's sentence vectors of ``texts``, cached on disk by the weights' identity and the texts."""
     key = {"ems": bundle.identity, "texts": texts_fingerprint(texts), "n": len(texts)}
-    return cache.get_or_build("ems_vectors", key, lambda d: np.save(d / "x.npy", bundle.encode(texts)),
-                              lambda d: np.load(d / "x.npy"))
+    return cache.get_or_build(
+        "ems_vectors", key, lambda d: np.save(d / "x.npy", bundle.encode(texts)), lambda d: np.load(d / "x.npy")
+    )

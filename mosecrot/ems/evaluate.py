@@ -65,24 +65,37 @@ def top1_accuracy(queries: np.ndarray, candidates: np.ndarray, scoring: str = "c
     return float(np.mean(scores.argmax(1) == np.arange(len(queries))))
 
 
-def retrieval_accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tuple[str, ...] = SCORINGS,
-                         offsets: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+def retrieval_accuracies(
+    encode: Encoder,
+    heldout: dict[str, LanguagePairs],
+    scorings: tuple[str, ...] = SCORINGS,
+    offsets: dict[str, np.ndarray] | None = None,
+) -> dict[str, dict[str, float]]:
     """``{scoring: {language: top-1 accuracy}}``, each side encoded once for all scorings."""
     return _accuracies(encode, heldout, scorings, {"": offsets})
 
 
-def retrieval_table(encode: Encoder, bundle: EMSBundle, heldout: dict[str, LanguagePairs],
-                    scorings: tuple[str, ...] = SCORINGS, centering: bool = False) -> dict[str, dict[str, float]]:
+def retrieval_table(
+    encode: Encoder,
+    bundle: EMSBundle,
+    heldout: dict[str, LanguagePairs],
+    scorings: tuple[str, ...] = SCORINGS,
+    centering: bool = False,
+) -> dict[str, dict[str, float]]:
     """``{scoring: {language: accuracy}}``, and with ``centering`` also ``{scoring+centred: ...}`` (offsets from
     `retrieval_offsets`); each held-out side is encoded once for all of them."""
-    variants = {"": None}
+    variants: dict[str, dict[str, np.ndarray] | None] = {"": None}
     if centering:
         variants["+centred"] = retrieval_offsets(encode, bundle, heldout)
     return _accuracies(encode, heldout, scorings, variants)
 
 
-def _accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tuple[str, ...],
-                variants: dict[str, dict[str, np.ndarray] | None]) -> dict[str, dict[str, float]]:
+def _accuracies(
+    encode: Encoder,
+    heldout: dict[str, LanguagePairs],
+    scorings: tuple[str, ...],
+    variants: dict[str, dict[str, np.ndarray] | None],
+) -> dict[str, dict[str, float]]:
     """Top-1 accuracy per ``scoring + suffix`` and language, for each ``suffix: offsets`` variant (None: as
     encoded; offsets: xx vectors centred on English first)."""
     unknown = [s for s in scorings if s not in SCORINGS]
@@ -98,8 +111,13 @@ def _accuracies(encode: Encoder, heldout: dict[str, LanguagePairs], scorings: tu
     return out
 
 
-def retrieval_offsets(encode: Encoder, bundle: EMSBundle, heldout: dict[str, LanguagePairs],
-                      bible: Bible | None = None, n: int = DEFAULT_CENTERING_VERSES) -> dict[str, np.ndarray]:
+def retrieval_offsets(
+    encode: Encoder,
+    bundle: EMSBundle,
+    heldout: dict[str, LanguagePairs],
+    bible: Bible | None = None,
+    n: int = DEFAULT_CENTERING_VERSES,
+) -> dict[str, np.ndarray]:
     """Each held-out language's offset to the pivot (English) under ``encode``, over up to ``n`` Bible verses
     that are not held out (`mosecrot.centering.language_offsets`): unlabelled text outside the test pairs."""
     bible = bible or open_bible(to_dict(bundle.config.bible))
@@ -107,8 +125,9 @@ def retrieval_offsets(encode: Encoder, bundle: EMSBundle, heldout: dict[str, Lan
     return language_offsets(encode, bible, list(heldout), bundle.meta["pivot"], exclude, n)
 
 
-def heldout_pairs(bundle: EMSBundle, bible: Bible | None = None, limit: int | None = None,
-                  languages: list[str] | None = None) -> dict[str, LanguagePairs]:
+def heldout_pairs(
+    bundle: EMSBundle, bible: Bible | None = None, limit: int | None = None, languages: list[str] | None = None
+) -> dict[str, LanguagePairs]:
     """The checkpoint's own held-out verses (ids in its metadata), text from the same Bible editions."""
     bible = bible or open_bible(to_dict(bundle.config.bible))
     meta = bundle.meta
@@ -121,16 +140,19 @@ def heldout_pairs(bundle: EMSBundle, bible: Bible | None = None, limit: int | No
         texts = bible.source.verses(meta["editions"][lang])
         missing = [v for v in ids if v not in texts or v not in pivot_texts]
         if missing:
-            raise InputError(f"{len(missing)} held-out {lang} verses are not in this Bible (e.g. {missing[:3]})",
-                             expected="the Bible the checkpoint was trained with")
+            raise InputError(
+                f"{len(missing)} held-out {lang} verses are not in this Bible (e.g. {missing[:3]})",
+                expected="the Bible the checkpoint was trained with",
+            )
         if limit and limit < len(ids):  # a seeded sample, not the first books
             ids = sorted(random.Random(0).sample(list(ids), limit))
         out[lang] = LanguagePairs(lang, list(ids), [texts[v] for v in ids], [pivot_texts[v] for v in ids])
     if languages:
         unknown = sorted(set(languages) - set(out))
         if unknown:
-            raise InputError(f"the checkpoint has no held-out pairs for {unknown}",
-                             expected="some of: " + ", ".join(meta["heldout"]))
+            raise InputError(
+                f"the checkpoint has no held-out pairs for {unknown}", expected="some of: " + ", ".join(meta["heldout"])
+            )
     return out
 
 

@@ -29,14 +29,24 @@ class EMSEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, cfg: EMSModelConfig, pad_id: int = 0) -> None:
         super().__init__()
+        # The shape fields are filled from the preset in EMSModelConfig.__post_init__.
+        assert cfg.d_model is not None and cfg.heads is not None and cfg.ffn is not None and cfg.layers is not None
         self.pad_id = pad_id
         self.tokens = nn.Embedding(vocab_size, cfg.d_model, padding_idx=pad_id)
         self.positions = nn.Embedding(cfg.max_positions, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.ffn, cfg.dropout,
-                                           activation=_activation(cfg.activation), batch_first=True, norm_first=True)
-        self.layers = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(cfg.d_model),
-                                            enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model,
+            cfg.heads,
+            cfg.ffn,
+            cfg.dropout,
+            activation=_activation(cfg.activation),
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(
+            layer, cfg.layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False
+        )
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Sentence vectors (batch x d_model)."""
@@ -86,6 +96,7 @@ class EMSLosses:
 class EMSModel(nn.Module):
     def __init__(self, vocab_size: int, num_languages: int, cfg: EMSModelConfig, pad_id: int = 0) -> None:
         super().__init__()
+        assert cfg.d_model is not None  # filled from the preset in EMSModelConfig.__post_init__
         self.vocab_size = vocab_size
         self.encoder = EMSEncoder(vocab_size, cfg, pad_id)
         self.languages = nn.Embedding(num_languages, cfg.language_dim)
@@ -95,8 +106,16 @@ class EMSModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.encoder(input_ids, mask)
 
-    def forward(self, ids_a: torch.Tensor, mask_a: torch.Tensor, lang_a: torch.Tensor, ids_b: torch.Tensor,
-                mask_b: torch.Tensor, lang_b: torch.Tensor, loss: EMSLossConfig) -> EMSLosses:
+    def forward(
+        self,
+        ids_a: torch.Tensor,
+        mask_a: torch.Tensor,
+        lang_a: torch.Tensor,
+        ids_b: torch.Tensor,
+        mask_b: torch.Tensor,
+        lang_b: torch.Tensor,
+        loss: EMSLossConfig,
+    ) -> EMSLosses:
         """Losses of a batch of pairs (a_i, b_i); ``lang_*`` are language-embedding row ids per example.
         A head whose weight is 0 is not run (its loss reads 0)."""
         u, v = self.encoder(ids_a, mask_a), self.encoder(ids_b, mask_b)
@@ -107,8 +126,9 @@ class EMSModel(nn.Module):
             logits_ab = self.xtr(u, self.languages(lang_b))
             logits_ba = self.xtr(v, self.languages(lang_a))
             # summed over the two directions, as in the reference code (total = XTR + 2 x contrastive)
-            xtr = (xtr_kl(logits_ab, bag_of_tokens(ids_b, mask_b, self.vocab_size))
-                   + xtr_kl(logits_ba, bag_of_tokens(ids_a, mask_a, self.vocab_size)))
+            xtr = xtr_kl(logits_ab, bag_of_tokens(ids_b, mask_b, self.vocab_size)) + xtr_kl(
+                logits_ba, bag_of_tokens(ids_a, mask_a, self.vocab_size)
+            )
         con = zero
         if loss.contrastive_weight > 0:
             con = contrastive_loss(self.projection(u), self.projection(v), loss.temperature)
@@ -121,6 +141,6 @@ def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Ten
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
     return ids, mask

@@ -43,7 +43,7 @@ class EMSTokenizer:
         Path(path).write_bytes(self.model_bytes)
 
     @classmethod
-    def load(cls, path: str | Path) -> "EMSTokenizer":
+    def load(cls, path: str | Path) -> EMSTokenizer:
         path = Path(path)
         if not path.is_file():
             raise InputError("tokenizer model not found", path=path)
@@ -69,18 +69,29 @@ def train_tokenizer(sentences: list[str], cfg: EMSTokenizerConfig, seed: int = 0
     buf = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(corpus), model_writer=buf, vocab_size=cfg.vocab_size,
-            model_type=cfg.model_type, character_coverage=cfg.character_coverage,
-            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=-1, eos_id=-1, normalization_rule_name="nmt_nfkc",
-            input_sentence_size=len(corpus), shuffle_input_sentence=False, num_threads=2, minloglevel=2,
+            sentence_iterator=iter(corpus),
+            model_writer=buf,
+            vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type,
+            character_coverage=cfg.character_coverage,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=-1,
+            eos_id=-1,
+            normalization_rule_name="nmt_nfkc",
+            input_sentence_size=len(corpus),
+            shuffle_input_sentence=False,
+            num_threads=2,
+            minloglevel=2,
         )
     except RuntimeError as err:
         text = str(err)
         if "ocabulary size" in text:
             detail = text.split("]")[-1].strip()
-            raise InputError(f"vocabulary size {cfg.vocab_size} is impossible for this corpus: {detail}",
-                             key="tokenizer.vocab_size",
-                             expected="a size the corpus supports (more data or languages, or a smaller size)"
-                             ) from err
+            raise InputError(
+                f"vocabulary size {cfg.vocab_size} is impossible for this corpus: {detail}",
+                key="tokenizer.vocab_size",
+                expected="a size the corpus supports (more data or languages, or a smaller size)",
+            ) from err
         raise
     return EMSTokenizer(buf.getvalue())

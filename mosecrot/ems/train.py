@@ -78,8 +78,7 @@ def _barrier() -> None:
 def cached_tokenizer(data: EMSData, config: EMSConfig, cache: DiskCache | None = None) -> EMSTokenizer:
     """The tokenizer of this training corpus, trained once and cached on disk."""
     cache = cache or DiskCache()
-    key = {"data": data.fingerprint(), "tokenizer": to_dict(config.tokenizer), "seed": config.train.seed,
-           "format": 1}
+    key = {"data": data.fingerprint(), "tokenizer": to_dict(config.tokenizer), "seed": config.train.seed, "format": 1}
 
     def build(d: Path) -> None:
         train_tokenizer(data.tokenizer_sentences(), config.tokenizer, config.train.seed).save(d / "tokenizer.model")
@@ -87,8 +86,9 @@ def cached_tokenizer(data: EMSData, config: EMSConfig, cache: DiskCache | None =
     return cache.get_or_build("ems_tokenizer", key, build, lambda d: EMSTokenizer.load(d / "tokenizer.model"))
 
 
-def prepare_training(config: EMSConfig, bible: Bible | None = None, output_dir: str | Path | None = None,
-                     cache: DiskCache | None = None) -> TrainingInputs:
+def prepare_training(
+    config: EMSConfig, bible: Bible | None = None, output_dir: str | Path | None = None, cache: DiskCache | None = None
+) -> TrainingInputs:
     """Data, tokenizer and the checkpoint to resume from: every input check, before any training."""
     config.validate()
     rank, _ = _rank_world()
@@ -103,13 +103,19 @@ def prepare_training(config: EMSConfig, bible: Bible | None = None, output_dir: 
     if config.train.resume and is_checkpoint(directory):
         old = load_checkpoint(directory)  # refuses a tokenizer/config that does not belong to its model
         if old.config.fingerprint() != config.fingerprint():
-            raise InputError("holds a checkpoint of a different EMS config (data, tokenizer, model, loss or "
-                             "optimiser settings differ)", path=directory,
-                             expected="the same config, train.resume=false, or another train.output_dir")
+            raise InputError(
+                "holds a checkpoint of a different EMS config (data, tokenizer, model, loss or "
+                "optimiser settings differ)",
+                path=directory,
+                expected="the same config, train.resume=false, or another train.output_dir",
+            )
         if old.tokenizer.fingerprint != tokenizer.fingerprint:
-            raise InputError(f"the checkpoint's tokenizer ({old.tokenizer.fingerprint}) is not the one this "
-                             f"corpus gives ({tokenizer.fingerprint})", path=directory,
-                             expected="train.resume=false or another train.output_dir")
+            raise InputError(
+                f"the checkpoint's tokenizer ({old.tokenizer.fingerprint}) is not the one this "
+                f"corpus gives ({tokenizer.fingerprint})",
+                path=directory,
+                expected="train.resume=false or another train.output_dir",
+            )
         resume_from = directory
     return TrainingInputs(data, tokenizer, directory, resume_from)
 
@@ -135,21 +141,37 @@ def learning_rate(config: EMSConfig, step: int, seconds: float) -> float:
     return t.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, decay)))
 
 
-def _batch(data: EMSData, tokenizer: EMSTokenizer, lang: str, rows: np.ndarray, config: EMSConfig,
-           lang_index: dict[str, int], device: torch.device) -> dict[str, Any]:
+def _batch(
+    data: EMSData,
+    tokenizer: EMSTokenizer,
+    lang: str,
+    rows: np.ndarray,
+    config: EMSConfig,
+    lang_index: dict[str, int],
+    device: torch.device,
+) -> dict[str, Any]:
     pairs = data.train[lang]
     n = config.train.max_length
     ids_a, mask_a = collate(tokenizer.encode([pairs.src[i] for i in rows], n), tokenizer.pad_id)
     ids_b, mask_b = collate(tokenizer.encode([pairs.tgt[i] for i in rows], n), tokenizer.pad_id)
     size = len(rows)
-    return {"ids_a": ids_a.to(device), "mask_a": mask_a.to(device),
-            "lang_a": torch.full((size,), lang_index[lang], dtype=torch.long, device=device),
-            "ids_b": ids_b.to(device), "mask_b": mask_b.to(device),
-            "lang_b": torch.full((size,), lang_index[data.meta["pivot"]], dtype=torch.long, device=device)}
+    return {
+        "ids_a": ids_a.to(device),
+        "mask_a": mask_a.to(device),
+        "lang_a": torch.full((size,), lang_index[lang], dtype=torch.long, device=device),
+        "ids_b": ids_b.to(device),
+        "mask_b": mask_b.to(device),
+        "lang_b": torch.full((size,), lang_index[data.meta["pivot"]], dtype=torch.long, device=device),
+    }
 
 
-def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | None = None,
-              output_dir: str | Path | None = None, cache: DiskCache | None = None) -> EMSTrainResult:
+def train_ems(
+    config: EMSConfig,
+    hooks: EMSHooks | None = None,
+    bible: Bible | None = None,
+    output_dir: str | Path | None = None,
+    cache: DiskCache | None = None,
+) -> EMSTrainResult:
     """Train (or resume) an EMS encoder; the checkpoint goes to ``OUTPUT_DIR/NAME``."""
     hooks = hooks or EMSHooks()
     prep = prepare_training(config, bible, output_dir, cache)
@@ -180,18 +202,42 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
     if world > 1:
         unused = config.loss.xtr_weight == 0 or config.loss.contrastive_weight == 0
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
-    sampler = BatchSampler(data.sizes(), config.data.sampling_temperature, t.batch_size, t.seed, rank,
-                           {lang: pair_lengths(p) for lang, p in data.train.items()}, config.data.length_pool)
-    meta = {"languages": langs, "data_fingerprint": data.fingerprint(), "data_sizes": data.sizes(),
-            "excluded": {k: sorted(v) for k, v in data.excluded.items()},
-            "heldout": {lang: p.ids for lang, p in data.heldout.items()}, **{k: v for k, v in data.meta.items()}}
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused
+        )
+    sampler = BatchSampler(
+        data.sizes(),
+        config.data.sampling_temperature,
+        t.batch_size,
+        t.seed,
+        rank,
+        {lang: pair_lengths(p) for lang, p in data.train.items()},
+        config.data.length_pool,
+    )
+    meta = {
+        "languages": langs,
+        "data_fingerprint": data.fingerprint(),
+        "data_sizes": data.sizes(),
+        "excluded": {k: sorted(v) for k, v in data.excluded.items()},
+        "heldout": {lang: p.ids for lang, p in data.heldout.items()},
+        **{k: v for k, v in data.meta.items()},
+    }
 
     def checkpoint(step: int) -> None:
         if rank == 0:
-            save_checkpoint(prep.directory, model, tokenizer, config, {**meta, "step": step, "train_seconds": seconds},
-                            {"optimizer": optimizer.state_dict(), "step": step, "seconds": seconds,
-                             "history": history, "torch_rng": torch.get_rng_state()})
+            save_checkpoint(
+                prep.directory,
+                model,
+                tokenizer,
+                config,
+                {**meta, "step": step, "train_seconds": seconds},
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "seconds": seconds,
+                    "history": history,
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
         _barrier()
         if hooks.report is not None:
             hooks.report({"step": step, **(history[-1] if history else {})}, prep.directory)
@@ -209,8 +255,15 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
         lang, rows = sampler.batch(step)
         batch = _batch(data, tokenizer, lang, rows, config, lang_index, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
-            losses = net(batch["ids_a"], batch["mask_a"], batch["lang_a"], batch["ids_b"], batch["mask_b"],
-                         batch["lang_b"], config.loss)
+            losses = net(
+                batch["ids_a"],
+                batch["mask_a"],
+                batch["lang_a"],
+                batch["ids_b"],
+                batch["mask_b"],
+                batch["lang_b"],
+                config.loss,
+            )
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         optimizer.step()
@@ -220,8 +273,12 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
         window.append(losses.floats())
         bar.update(1)
         if step % t.log_every == 0 or step == t.max_steps:
-            entry = {"step": step, "lr": lr, "seconds": round(seconds, 2),
-                     **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
+            entry = {
+                "step": step,
+                "lr": lr,
+                "seconds": round(seconds, 2),
+                **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+            }
             history.append(entry)
             window = []
             bar.set_postfix(loss=f"{entry['loss']:.3f}", xtr=f"{entry['xtr']:.3f}", con=f"{entry['contrastive']:.3f}")
@@ -236,9 +293,22 @@ def train_ems(config: EMSConfig, hooks: EMSHooks | None = None, bible: Bible | N
             checkpoint(step)
     bar.close()
     if window:
-        history.append({"step": step, "seconds": round(seconds, 2),
-                        **{k: float(np.mean([w[k] for w in window])) for k in window[0]}})
+        history.append(
+            {
+                "step": step,
+                "seconds": round(seconds, 2),
+                **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+            }
+        )
     checkpoint(step)
     own = seconds - seconds_at_start  # a resumed run's throughput counts only its own steps
-    return EMSTrainResult(prep.directory, step, seconds, pairs_done / own if own > 0 else 0.0,
-                          history, start, data.sizes(), {k: len(v) for k, v in data.excluded.items()})
+    return EMSTrainResult(
+        prep.directory,
+        step,
+        seconds,
+        pairs_done / own if own > 0 else 0.0,
+        history,
+        start,
+        data.sizes(),
+        {k: len(v) for k, v in data.excluded.items()},
+    )

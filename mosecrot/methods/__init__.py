@@ -22,6 +22,16 @@ from mosecrot.methods.registry import (
 from mosecrot.methods.spec import TARGET_SUPERVISED, ZERO_SHOT, MethodSpec, NoOptions
 
 __all__ = [
-    "METHODS", "TARGET_SUPERVISED", "ZERO_SHOT", "MethodConfig", "MethodSpec", "NoOptions", "RunContext",
-    "default_methods", "method_config", "method_spec", "needs_static", "register",
+    "METHODS",
+    "TARGET_SUPERVISED",
+    "ZERO_SHOT",
+    "MethodConfig",
+    "MethodSpec",
+    "NoOptions",
+    "RunContext",
+    "default_methods",
+    "method_config",
+    "method_spec",
+    "needs_static",
+    "register",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -36,6 +36,9 @@ from mosecrot.training import (
     set_seed,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 
 @dataclass
 class RunContext:
@@ -46,14 +49,15 @@ class RunContext:
     training: TrainingConfig
     hooks: LoopHooks = field(default_factory=LoopHooks)
     cache: DiskCache = field(default_factory=DiskCache)
-    _finetuned: dict[str, tuple[torch.nn.Module, FinetuneResult]] = field(default_factory=dict)
+    _finetuned: dict[str, tuple[PreTrainedModel, FinetuneResult]] = field(default_factory=dict)
     _original_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def original_embeddings(self, model_name: str) -> torch.Tensor:
         """The PLM's pretrained input-embedding matrix, loaded once per run (not once per method and seed)."""
         if model_name not in self._original_embeddings:
             model = load_classifier(model_name, self.num_labels)
-            self._original_embeddings[model_name] = model.get_input_embeddings().weight.detach().clone()
+            embedding = cast(torch.nn.Embedding, model.get_input_embeddings())
+            self._original_embeddings[model_name] = embedding.weight.detach().clone()
         return self._original_embeddings[model_name]
 
     def forget_finetuned(self) -> None:
@@ -81,11 +85,24 @@ class RunContext:
         splits = self.prepared.tasks[language].splits
         return self.training.scored_splits(splits, source=language == self.config.source_language)
 
-    def english_model(self, seed: int, model_name: str, embeddings: torch.Tensor | None = None,
-                      embeddings_key: str = "original", trainable: bool = True) -> tuple[torch.nn.Module, FinetuneResult]:
+    def english_model(
+        self,
+        seed: int,
+        model_name: str,
+        embeddings: torch.Tensor | None = None,
+        embeddings_key: str = "original",
+        trainable: bool = True,
+    ) -> tuple[PreTrainedModel, FinetuneResult]:
         """Fine-tune on English train, select on English dev; kept by model, embeddings, seed and budget."""
-        key = stable_hash({"model": model_name, "emb": embeddings_key, "trainable": trainable, "seed": seed,
-                           "training": to_dict(self.training)})
+        key = stable_hash(
+            {
+                "model": model_name,
+                "emb": embeddings_key,
+                "trainable": trainable,
+                "seed": seed,
+                "training": to_dict(self.training),
+            }
+        )
         if key in self._finetuned:
             return self._finetuned[key]
         tokenizer = load_tokenizer(model_name)
@@ -93,7 +110,7 @@ class RunContext:
         if embeddings is not None:
             swap_input_embeddings(model, embeddings, trainable, padding_idx=tokenizer.pad_token_id)
         else:
-            model.get_input_embeddings().weight.requires_grad_(trainable)
+            cast(torch.nn.Embedding, model.get_input_embeddings()).weight.requires_grad_(trainable)
         src, max_len = self.source, self.training.max_length
         train = split_of(src, "train", cached_encode(self, model_name, tokenizer, src.splits["train"]["text"], max_len))
         dev = split_of(src, "dev", cached_encode(self, model_name, tokenizer, src.splits["dev"]["text"], max_len))
@@ -103,23 +120,27 @@ class RunContext:
         self._finetuned[key] = (model, ft)
         return model, ft
 
-    def english_metrics(self, model: torch.nn.Module, model_name: str, tokenizer: Any,
-                        ft: FinetuneResult) -> dict[str, float]:
+    def english_metrics(
+        self, model: torch.nn.Module, model_name: str, tokenizer: Any, ft: FinetuneResult
+    ) -> dict[str, float]:
         """English dev scores of the selected epoch, English test where scored, and training throughput."""
         en = self.config.source_language
         out = {metric_key("dev", k, en): v for k, v in ft.best_dev.items() if k in ("macro_f1", "accuracy", "loss")}
         if "test" in self.scored_splits(en):
-            ids = cached_encode(self, model_name, tokenizer, self.source.splits["test"]["text"],
-                                self.training.max_length)
-            scores = evaluate(model, split_of(self.source, "test", ids), tokenizer.pad_token_id,
-                              self.training.eval_batch_size)
+            ids = cached_encode(
+                self, model_name, tokenizer, self.source.splits["test"]["text"], self.training.max_length
+            )
+            scores = evaluate(
+                model, split_of(self.source, "test", ids), tokenizer.pad_token_id, self.training.eval_batch_size
+            )
             out.update(split_metrics("test", en, scores))
         out["train_examples_per_second"] = ft.examples_per_second
         out["best_epoch"] = ft.best_epoch
         return out
 
-    def evaluate_language(self, model: torch.nn.Module, language: str,
-                          input_ids_of: Callable[[list[str]], list[list[int]]], pad_id: int) -> dict[str, float]:
+    def evaluate_language(
+        self, model: torch.nn.Module, language: str, input_ids_of: Callable[[list[str]], list[list[int]]], pad_id: int
+    ) -> dict[str, float]:
         """Scores of ``model`` on the scored splits of ``language``, its text encoded by ``input_ids_of``."""
         task = self.prepared.tasks[language]
         out: dict[str, float] = {}
@@ -129,7 +150,7 @@ class RunContext:
         return out
 
 
-def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
+def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> PreTrainedModel:
     """The PLM with a fresh classification head, initialised from ``seed`` (so runs are reproducible)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -140,8 +161,10 @@ def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> torch.nn
     try:
         return AutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=num_labels)
     except OSError as err:
-        raise InputError(f"could not load model {model_name!r}: {str(err).splitlines()[0]}",
-                         expected="an offline name (minilm), a local directory or a hub id with hub access") from err
+        raise InputError(
+            f"could not load model {model_name!r}: {str(err).splitlines()[0]}",
+            expected="an offline name (minilm), a local directory or a hub id with hub access",
+        ) from err
 
 
 def encode_with_plm(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:

@@ -38,12 +38,16 @@ class EMSOptions(SentenceProbeOptions):
 
 def run_ems(ctx: RunContext, options: EMSOptions, seed: int) -> dict[str, float]:
     """Logistic regression on frozen English EMS vectors, zero-shot on each target language."""
-    bundle = resolve_encoder(options.ems, options.ems_set, ctx.prepared.evaluation_ids, ctx.cache,
-                             progress=ctx.hooks.progress)
+    bundle = resolve_encoder(
+        options.ems, options.ems_set, ctx.prepared.evaluation_ids, ctx.cache, progress=ctx.hooks.progress
+    )
     unseen = [lang for lang in ctx.targets if lang not in bundle.meta.get("languages", [])]
     if unseen:
-        log.warning("EMS %s was not trained on %s: their vectors come from the shared vocabulary alone",
-                    bundle.config.name, ", ".join(unseen))
+        log.warning(
+            "EMS %s was not trained on %s: their vectors come from the shared vocabulary alone",
+            bundle.config.name,
+            ", ".join(unseen),
+        )
 
     def encode(texts: list[str]) -> np.ndarray:
         return ems_vectors(ctx.cache, bundle, list(texts))
@@ -56,6 +60,10 @@ def run_ems(ctx: RunContext, options: EMSOptions, seed: int) -> dict[str, float]
 
 
 SPECS = (
-    MethodSpec("ems", run_ems, EMSOptions,
-               summary="EMS sentence encoder trained here (or a checkpoint), logistic regression on English vectors"),
+    MethodSpec(
+        "ems",
+        run_ems,
+        EMSOptions,
+        summary="EMS sentence encoder trained here (or a checkpoint), logistic regression on English vectors",
+    ),
 )

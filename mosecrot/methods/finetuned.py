@@ -25,8 +25,11 @@ class ModelOptions:
 class MultilingualOptions(ModelOptions):
     def validate(self, prefix: str = "methods") -> None:
         if not self.model:
-            raise InputError("the multilingual_plm method needs a model", key=f"{prefix}.model",
-                             expected="a hub id (bert-base-multilingual-cased) or a local path")
+            raise InputError(
+                "the multilingual_plm method needs a model",
+                key=f"{prefix}.model",
+                expected="a hub id (bert-base-multilingual-cased) or a local path",
+            )
 
 
 def check_model(options: ModelOptions) -> None:
@@ -42,15 +45,30 @@ def run_own_tokenizer(ctx: RunContext, options: ModelOptions, seed: int) -> dict
     model, ft = ctx.english_model(seed, model_name)
     metrics = ctx.english_metrics(model, model_name, tokenizer, ft)
     for lang in ctx.targets:
-        metrics.update(ctx.evaluate_language(
-            model, lang, lambda t: cached_encode(ctx, model_name, tokenizer, t, ctx.training.max_length),
-            tokenizer.pad_token_id))
+        metrics.update(
+            ctx.evaluate_language(
+                model,
+                lang,
+                lambda t: cached_encode(ctx, model_name, tokenizer, t, ctx.training.max_length),
+                tokenizer.pad_token_id,
+            )
+        )
     return metrics
 
 
 SPECS = (
-    MethodSpec("own_tokenizer", run_own_tokenizer, ModelOptions, preflight=check_model,
-               summary="the English model reads target text through its own tokenizer: the floor"),
-    MethodSpec("multilingual_plm", run_own_tokenizer, MultilingualOptions, preflight=check_model,
-               summary="a multilingual encoder (model: hub id or path) fine-tuned on English"),
+    MethodSpec(
+        "own_tokenizer",
+        run_own_tokenizer,
+        ModelOptions,
+        preflight=check_model,
+        summary="the English model reads target text through its own tokenizer: the floor",
+    ),
+    MethodSpec(
+        "multilingual_plm",
+        run_own_tokenizer,
+        MultilingualOptions,
+        preflight=check_model,
+        summary="a multilingual encoder (model: hub id or path) fine-tuned on English",
+    ),
 )

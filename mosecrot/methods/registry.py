@@ -38,8 +38,11 @@ def load_plugins() -> None:
             try:
                 importlib.import_module(name)
             except ImportError as err:
-                raise InputError(f"cannot import plugin module {name!r}: {err}", key=f"${PLUGINS_ENV}",
-                                 expected="importable module names, comma-separated (PYTHONPATH)") from err
+                raise InputError(
+                    f"cannot import plugin module {name!r}: {err}",
+                    key=f"${PLUGINS_ENV}",
+                    expected="importable module names, comma-separated (PYTHONPATH)",
+                ) from err
             _plugins_loaded.add(name)
 
 
@@ -73,8 +76,11 @@ def option_type(kind: str, dotted: str, key: str, shown: str) -> Any:
     if first not in names:
         owners = kinds_with_option(first)
         if owners:
-            raise InputError(f"{shown} sets {first}, an option of kind {', '.join(owners)}, not of kind {kind}",
-                             key=key, expected="one of: " + ", ".join(f"method.{n}" for n in names))
+            raise InputError(
+                f"{shown} sets {first}, an option of kind {', '.join(owners)}, not of kind {kind}",
+                key=key,
+                expected="one of: " + ", ".join(f"method.{n}" for n in names),
+            )
     return field_type(spec.options, dotted, key, shown)
 
 
@@ -116,12 +122,21 @@ class MethodConfig:
                 continue
             owners = kinds_with_option(key)
             if owners:
-                raise InputError(f"{key} applies to kind {', '.join(owners)} only, not {kind}", path=file,
-                                 key=f"{prefix}.{key}", expected=f"no {key}, or kind: {' / '.join(owners)}")
-            raise InputError("unknown key", path=file, key=f"{prefix}.{key}",
-                             expected="one of: " + ", ".join(sorted(["name", "kind", *names])))
-        options = from_dict(spec.options, {k: v for k, v in data.items() if k not in ("name", "kind")},
-                            prefix=prefix, file=file)
+                raise InputError(
+                    f"{key} applies to kind {', '.join(owners)} only, not {kind}",
+                    path=file,
+                    key=f"{prefix}.{key}",
+                    expected=f"no {key}, or kind: {' / '.join(owners)}",
+                )
+            raise InputError(
+                "unknown key",
+                path=file,
+                key=f"{prefix}.{key}",
+                expected="one of: " + ", ".join(sorted(["name", "kind", *names])),
+            )
+        options: Any = from_dict(
+            spec.options, {k: v for k, v in data.items() if k not in ("name", "kind")}, prefix=prefix, file=file
+        )
         return cls(convert(data["name"], str, f"{prefix}.name", file), kind, options)
 
     def to_config(self) -> dict[str, Any]:
@@ -144,12 +159,17 @@ def default_methods() -> list[MethodConfig]:
     k = 50, the ``source_side: original`` variant, LS, the own-tokenizer floor, frozen e5 and LR."""
 
     def rr(weighting: str, **relative: Any) -> MethodConfig:
-        return method_config(f"rr-{weighting}", "mosecrot",
-                             stitch={"relative": {"weighting": weighting, "k": 50, **relative}})
+        return method_config(
+            f"rr-{weighting}", "mosecrot", stitch={"relative": {"weighting": weighting, "k": 50, **relative}}
+        )
 
     return [
-        rr("standard"), rr("softmax", tau=0.1), rr("sparsemax", tau=0.1),
+        rr("standard"),
+        rr("softmax", tau=0.1),
+        rr("sparsemax", tau=0.1),
         method_config("rr-original", "mosecrot", stitch={"source_side": "original"}),
-        method_config("ls", "ls"), method_config("own-tokenizer", "own_tokenizer"),
-        method_config("frozen-e5", "frozen_encoder"), method_config("lr", "lr"),
+        method_config("ls", "ls"),
+        method_config("own-tokenizer", "own_tokenizer"),
+        method_config("frozen-e5", "frozen_encoder"),
+        method_config("lr", "lr"),
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -21,9 +21,9 @@ from mosecrot.anchors import AnchorSet
 from mosecrot.cache import stable_hash, texts_fingerprint
 from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
-from mosecrot.metrics import SCORED_SPLITS
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import MethodSpec
+from mosecrot.metrics import SCORED_SPLITS
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
 from mosecrot.stitching import (
@@ -36,6 +36,9 @@ from mosecrot.stitching import (
     target_mapping,
 )
 from mosecrot.vectors import StaticVectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -55,11 +58,16 @@ def _relative_key(rel: RelativeConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}  # chunking never changes the result
 
 
-def cached_source_mapping(ctx: RunContext, original: torch.Tensor, anchor_ids: list[int], special_ids: list[int],
-                          rel: RelativeConfig) -> torch.Tensor:
+def cached_source_mapping(
+    ctx: RunContext, original: torch.Tensor, anchor_ids: list[int], special_ids: list[int], rel: RelativeConfig
+) -> torch.Tensor:
     """F_s, cached on disk by the embedding matrix's content, the anchor token ids and the relative config."""
-    key = {"embeddings": _digest(original), "anchors": stable_hash(list(anchor_ids)),
-           "specials": list(special_ids), "relative": _relative_key(rel)}
+    key = {
+        "embeddings": _digest(original),
+        "anchors": stable_hash(list(anchor_ids)),
+        "specials": list(special_ids),
+        "relative": _relative_key(rel),
+    }
 
     def build(d):
         torch.save(source_mapping(original, anchor_ids, special_ids, rel), d / "f_s.pt")
@@ -67,11 +75,23 @@ def cached_source_mapping(ctx: RunContext, original: torch.Tensor, anchor_ids: l
     return ctx.cache.get_or_build("f_s", key, build, lambda d: torch.load(d / "f_s.pt", weights_only=True))
 
 
-def cached_target_mapping(ctx: RunContext, vocab: TargetVocabulary, vectors: StaticVectors, anchors: AnchorSet,
-                          english_rows: torch.Tensor, rel: RelativeConfig) -> torch.Tensor:
+def cached_target_mapping(
+    ctx: RunContext,
+    vocab: TargetVocabulary,
+    vectors: StaticVectors,
+    anchors: AnchorSet,
+    english_rows: torch.Tensor,
+    rel: RelativeConfig,
+) -> torch.Tensor:
     """F_t rows of the target words, cached by words, their vectors, the anchors, the English rows and config."""
-    key = {"language": vocab.language, "words": texts_fingerprint(vocab.words), "vectors": _digest(vocab.vectors),
-           "anchors": stable_hash(anchors.pairs), "english_rows": _digest(english_rows), "relative": _relative_key(rel)}
+    key = {
+        "language": vocab.language,
+        "words": texts_fingerprint(vocab.words),
+        "vectors": _digest(vocab.vectors),
+        "anchors": stable_hash(anchors.pairs),
+        "english_rows": _digest(english_rows),
+        "relative": _relative_key(rel),
+    }
 
     def build(d):
         rows = target_mapping(vocab, vectors, anchors, english_rows, torch.empty(0, english_rows.shape[1]), rel)
@@ -86,20 +106,27 @@ def _target_texts(ctx: RunContext, lang: str) -> list[str]:
     return [t for split in SCORED_SPLITS if split in task.splits for t in task.splits[split]["text"]]
 
 
-def with_target_embeddings(ctx: RunContext, model: torch.nn.Module, lang: str,
-                           rows_fn: Callable[[TargetVocabulary], torch.Tensor], stitch: StitchConfig,
-                           tokenizer: Any) -> dict[str, float]:
+def with_target_embeddings(
+    ctx: RunContext,
+    model: PreTrainedModel,
+    lang: str,
+    rows_fn: Callable[[TargetVocabulary], torch.Tensor],
+    stitch: StitchConfig,
+    tokenizer: Any,
+) -> dict[str, float]:
     """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones."""
     vectors = ctx.prepared.vectors[lang]
-    vocab = build_target_vocabulary(lang, _target_texts(ctx, lang), vectors, tokenizer, stitch.oov,
-                                    ctx.config.vectors.training.lowercase)
-    english = model.get_input_embeddings()
+    vocab = build_target_vocabulary(
+        lang, _target_texts(ctx, lang), vectors, tokenizer, stitch.oov, ctx.config.vectors.training.lowercase
+    )
+    english = cast(torch.nn.Embedding, model.get_input_embeddings())
     specials = english.weight[vocab.plm_special_ids]
     matrix = torch.cat([specials.detach().float(), rows_fn(vocab)], dim=0)
     swap_input_embeddings(model, matrix, trainable=False, padding_idx=vocab.tokenizer.pad_token_id)
     try:
-        out = ctx.evaluate_language(model, lang, lambda t: vocab.encode(t, ctx.training.max_length),
-                                    vocab.tokenizer.pad_token_id)
+        out = ctx.evaluate_language(
+            model, lang, lambda t: vocab.encode(t, ctx.training.max_length), vocab.tokenizer.pad_token_id
+        )
     finally:
         model.set_input_embeddings(english)
         model.config.vocab_size = english.weight.shape[0]
@@ -107,9 +134,14 @@ def with_target_embeddings(ctx: RunContext, model: torch.nn.Module, lang: str,
     return out
 
 
-def _anchor_rows(stitch: StitchConfig, original: torch.Tensor, model: torch.nn.Module,
-                 anchors: AnchorSet) -> torch.Tensor:
-    base = original if stitch.target_anchor_rows == "original" else model.get_input_embeddings().weight
+def _anchor_rows(
+    stitch: StitchConfig, original: torch.Tensor, model: PreTrainedModel, anchors: AnchorSet
+) -> torch.Tensor:
+    base = (
+        original
+        if stitch.target_anchor_rows == "original"
+        else cast(torch.nn.Embedding, model.get_input_embeddings()).weight
+    )
     return base[anchors.source_token_ids].detach().float()
 
 
@@ -138,11 +170,16 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
         for lang in langs:
             anchors = ctx.prepared.anchors[lang]
             eng_rows = _anchor_rows(st, original, model, anchors)
-            metrics.update(with_target_embeddings(
-                ctx, model, lang,
-                lambda vocab, a=anchors, r=eng_rows, l=lang: cached_target_mapping(
-                    ctx, vocab, ctx.prepared.vectors[l], a, r, rel),
-                st, tokenizer))
+
+            def target_rows(
+                vocab: TargetVocabulary,
+                a: AnchorSet = anchors,
+                r: torch.Tensor = eng_rows,
+                v: StaticVectors = ctx.prepared.vectors[lang],
+            ) -> torch.Tensor:
+                return cached_target_mapping(ctx, vocab, v, a, r, rel)
+
+            metrics.update(with_target_embeddings(ctx, model, lang, target_rows, st, tokenizer))
             metrics[f"anchors.{lang}"] = len(anchors)
     return metrics
 
@@ -150,8 +187,11 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
 def least_squares_map(static_rows: np.ndarray, plm_rows: np.ndarray) -> np.ndarray:
     """W minimising ``||static_rows @ W - plm_rows||_F`` (float64 solve, float32 result)."""
     if static_rows.shape[0] != plm_rows.shape[0] or static_rows.shape[0] == 0:
-        raise InputError(f"least squares needs paired anchor rows, got {static_rows.shape[0]} static and "
-                         f"{plm_rows.shape[0]} PLM rows", key="anchors")
+        raise InputError(
+            f"least squares needs paired anchor rows, got {static_rows.shape[0]} static and "
+            f"{plm_rows.shape[0]} PLM rows",
+            key="anchors",
+        )
     w, *_ = np.linalg.lstsq(static_rows.astype(np.float64), plm_rows.astype(np.float64), rcond=None)
     return w.astype(np.float32)
 
@@ -168,14 +208,27 @@ def run_ls(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[str, fl
         a_t = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float64)
         a_s = _anchor_rows(options.stitch, original, model, anchors).double().numpy()
         w = torch.from_numpy(least_squares_map(a_t, a_s))
-        metrics.update(with_target_embeddings(
-            ctx, model, lang, lambda vocab, w=w: torch.from_numpy(vocab.vectors) @ w, options.stitch, tokenizer))
+
+        def mapped_rows(vocab: TargetVocabulary, w: torch.Tensor = w) -> torch.Tensor:
+            return torch.from_numpy(vocab.vectors) @ w
+
+        metrics.update(with_target_embeddings(ctx, model, lang, mapped_rows, options.stitch, tokenizer))
     return metrics
 
 
 SPECS = (
-    MethodSpec("mosecrot", run_mosecrot, StitchedOptions, reads_static=True,
-               summary="relative-representation stitching (MoSECroT): F_s before fine-tuning, F_t swapped in"),
-    MethodSpec("ls", run_ls, StitchedOptions, reads_static=True,
-               summary="least-squares map from the static space to the PLM's embeddings, then swap"),
+    MethodSpec(
+        "mosecrot",
+        run_mosecrot,
+        StitchedOptions,
+        reads_static=True,
+        summary="relative-representation stitching (MoSECroT): F_s before fine-tuning, F_t swapped in",
+    ),
+    MethodSpec(
+        "ls",
+        run_ls,
+        StitchedOptions,
+        reads_static=True,
+        summary="least-squares map from the static space to the PLM's embeddings, then swap",
+    ),
 )

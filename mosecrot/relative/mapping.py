@@ -198,5 +198,3 @@ def build_mapping(
 ) -> Tensor:
     """The mapping matrix F (n x D, float32) for every row of ``space``; see ``compute_mapping``."""
     return compute_mapping(space, anchor_rows, anchor_targets, config, device=device).matrix
-
-

@@ -36,25 +36,19 @@ def _normalise(x: Tensor) -> Tensor:
     return F.normalize(x, dim=1, eps=_EPS)
 
 
-def prepare_cosine(
-    space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device
-) -> BlockFn:
+def prepare_cosine(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device) -> BlockFn:
     """Cosine (the paper): anchors normalised once, each query chunk when it is used."""
     anchors_t = _normalise(anchors).T.contiguous()
     return lambda chunk: _normalise(chunk) @ anchors_t
 
 
-def prepare_dot(
-    space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device
-) -> BlockFn:
+def prepare_dot(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device) -> BlockFn:
     """Raw dot product: keeps vector norms (e.g. frequency information in embedding norms)."""
     anchors_t = anchors.T.contiguous()
     return lambda chunk: chunk @ anchors_t
 
 
-def prepare_euclidean(
-    space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device
-) -> BlockFn:
+def prepare_euclidean(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device) -> BlockFn:
     """``1 / (1 + ||x - a||)``: in (0, 1], 1 for identical vectors, decreasing with distance.
 
     Chosen over ``-||x - a||`` because it is positive, so "standard" weighting (normalise to sum 1)
@@ -73,9 +67,7 @@ def prepare_euclidean(
     return block
 
 
-def prepare_csls(
-    space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device
-) -> BlockFn:
+def prepare_csls(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device) -> BlockFn:
     """CSLS (Conneau et al. 2018): ``2 cos(x, a) - r_a - r_x``, penalising hub anchors.
 
     ``r_a`` = mean cosine of anchor a to its K nearest items of the query space (all n rows,

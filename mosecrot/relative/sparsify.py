@@ -22,12 +22,12 @@ from torch import Tensor
 from mosecrot.errors import InputError, lookup
 
 
-
 class SparsifyParams(Protocol):
     """What a sparsifier reads of `mosecrot.relative.RelativeConfig`."""
 
     k: int | str
     threshold: float
+
 
 _DENSE_FRACTION = 0.25  # threshold keeps this share of columns or more: dense beats top-k + gather
 
@@ -84,6 +84,7 @@ def topk(sims: Tensor, k: int | str) -> Selection:
     check_k(k, sims.shape[1])
     if k == "all" or k == sims.shape[1]:
         return Selection(sims, None)
+    assert isinstance(k, int)  # check_k lets through only "all" and ints
     return Selection(*row_topk(sims, k))
 
 

@@ -19,11 +19,11 @@ from torch import Tensor
 from mosecrot.errors import InputError, lookup
 
 
-
 class WeightingParams(Protocol):
     """What a weighting reads of `mosecrot.relative.RelativeConfig`."""
 
     tau: float
+
 
 # entmax-family outputs are exactly 0 below max - 1 (sparsemax) or max - 2 (entmax-1.5); dropped
 # entries are set below that instead of -inf, so the library never does arithmetic on infinities.

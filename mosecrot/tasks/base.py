@@ -84,9 +84,7 @@ def label_names(splits: DatasetDict) -> list[str]:
     return list(first.features["label"].names)
 
 
-def make_split(
-    ids: Sequence[str], texts: Sequence[str], labels: Sequence[str], class_label: ClassLabel
-) -> Dataset:
+def make_split(ids: Sequence[str], texts: Sequence[str], labels: Sequence[str], class_label: ClassLabel) -> Dataset:
     """A split with the task's columns; ``labels`` are label names, stored as ClassLabel indices."""
     if not len(ids) == len(texts) == len(labels):
         raise ValueError(f"ids/texts/labels differ in length: {len(ids)}/{len(texts)}/{len(labels)}")
@@ -142,7 +140,8 @@ def bible_texts(bible: Bible, language: str, edition: str | None) -> tuple[dict[
     want = get_language(language).code
     if found.language != want:
         raise InputError(
-            f"edition {edition!r} is {found.language} text, not {want}", key="edition",
+            f"edition {edition!r} is {found.language} text, not {want}",
+            key="edition",
             expected="an edition of: " + ", ".join(bible.editions_for(want)),
         )
     return bible.texts(edition), edition

@@ -96,10 +96,10 @@ def load_bible_genre(
     class_label = ClassLabel(names=GENRE_LABELS)
     data = DatasetDict()
     coverage = {}
-    for split, split_ids in ids.items():
-        kept = [v for v in split_ids if v in texts]
+    for split, wanted in ids.items():
+        kept = [v for v in wanted if v in texts]
         data[split] = make_split(kept, [texts[v] for v in kept], [genre_of(v) for v in kept], class_label)
-        coverage[split] = coverage_entry(split_ids, kept)
+        coverage[split] = coverage_entry(wanted, kept)
     meta.update(edition=used, text=f"Bible {bible.source.name} edition {used}")
     return TaskData("bible_genre", code, data, coverage, meta)
 
@@ -119,8 +119,12 @@ def _select(
     sources = ["exclude_ids"] if exclude_ids is not None else []
     if taxi1500_path is not None:
         if not Path(taxi1500_path).is_dir():
-            raise InputError("Taxi1500 directory not found", path=taxi1500_path, key="taxi1500_path",
-                             expected="the folder of eng_{train,dev,test}.tsv, or no taxi1500_path")
+            raise InputError(
+                "Taxi1500 directory not found",
+                path=taxi1500_path,
+                key="taxi1500_path",
+                expected="the folder of eng_{train,dev,test}.tsv, or no taxi1500_path",
+            )
         excluded.update(v for split_ids in taxi1500_ids(taxi1500_path).values() for v in split_ids)
         sources.append(f"taxi1500:{taxi1500_path}")
     bible = bible or open_bible()
@@ -142,7 +146,8 @@ def _select(
                 raise InputError(
                     f"only {len(pool)} verses of class {genre!r} in the {split} pool "
                     f"({candidates[genre]} candidates of that class in all pools)",
-                    key=f"per_class.{split}", expected=f"at most {len(pool)} per class, or a Bible with more verses",
+                    key=f"per_class.{split}",
+                    expected=f"at most {len(pool)} per class, or a Bible with more verses",
                 )
             chosen.extend(verse_id for _, verse_id in pool[:n])
         ids[split] = sorted(chosen)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import regex
 from datasets import ClassLabel, DatasetDict
@@ -27,6 +27,9 @@ from datasets import ClassLabel, DatasetDict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
 from mosecrot.tasks.base import SPLITS, TaskData, TaskSpec, check_same_labels, full_coverage, make_split
+
+if TYPE_CHECKING:
+    from mosecrot.text.bible import Bible
 
 SIB200_LABELS = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
 HEADER = ["index_id", "category", "text"]
@@ -115,8 +118,11 @@ def _language_code(folder: str) -> str:
 def _check_root(path: str | Path) -> Path:
     root = Path(path)
     if not root.is_dir():
-        raise InputError("SIB-200 directory not found", path=root,
-                         expected="a directory with <lang_Script>/{train,dev,test}.tsv and labels.txt")
+        raise InputError(
+            "SIB-200 directory not found",
+            path=root,
+            expected="a directory with <lang_Script>/{train,dev,test}.tsv and labels.txt",
+        )
     return root
 
 
@@ -127,7 +133,8 @@ def _local_files(root: Path, folder: str, splits: Sequence[str]) -> tuple[list[s
     if not lang_dir.is_dir():
         available = sorted(d.name for d in root.iterdir() if d.is_dir())
         raise InputError(
-            f"no folder for language {folder!r}", path=root,
+            f"no folder for language {folder!r}",
+            path=root,
             expected="one of: " + ", ".join(available) if available else "<lang_Script> folders such as deu_Latn",
         )
     labels_path = lang_dir / LABELS_FILE if (lang_dir / LABELS_FILE).is_file() else root / LABELS_FILE
@@ -162,8 +169,12 @@ def _tsv_rows(file: Path) -> list[Row]:
             if not fields:
                 continue  # a blank line carries no example
             if len(fields) != len(HEADER):
-                raise InputError(f"{len(fields)} fields", path=file, line=reader.line_num,
-                                 expected="3 tab-separated fields: index_id, category, text")
+                raise InputError(
+                    f"{len(fields)} fields",
+                    path=file,
+                    line=reader.line_num,
+                    expected="3 tab-separated fields: index_id, category, text",
+                )
             rows.append((reader.line_num, fields[0], fields[1], fields[2]))
     return rows
 
@@ -177,8 +188,9 @@ def _checked(rows: Iterable[Row], labels: list[str], source: str) -> tuple[list[
     for line, index_id, category, text in rows:
         index_id, category, text = index_id.strip(), category.strip(), text.strip()
         if category not in labels:
-            raise InputError(f"unknown category {category!r}", path=source, line=line,
-                             expected="one of: " + ", ".join(labels))
+            raise InputError(
+                f"unknown category {category!r}", path=source, line=line, expected="one of: " + ", ".join(labels)
+            )
         if not index_id or index_id in seen:
             raise InputError(f"{'duplicate' if index_id else 'empty'} index_id {index_id!r}", path=source, line=line)
         if not text:
@@ -207,16 +219,18 @@ def _hub_rows(hub_id: str, config: str, splits: Sequence[str]) -> dict[str, tupl
         name = next((n for n in _HUB_SPLIT_NAMES[split] if n in loaded), None)
         source = f"{hub_id}:{config}/{name or split}"
         if name is None:
-            raise InputError(f"hub dataset has no {split} split", path=f"{hub_id}:{config}",
-                             expected="one of: " + ", ".join(_HUB_SPLIT_NAMES[split]))
+            raise InputError(
+                f"hub dataset has no {split} split",
+                path=f"{hub_id}:{config}",
+                expected="one of: " + ", ".join(_HUB_SPLIT_NAMES[split]),
+            )
         ds = loaded[name]
         missing = [c for c in HEADER if c not in ds.column_names]
         if missing:
             raise InputError(f"hub split lacks columns {missing}", path=source, expected="columns " + ", ".join(HEADER))
         category = ds.features["category"]
         names = category.int2str if isinstance(category, ClassLabel) else str
-        out[split] = (source, [(None, str(r["index_id"]), names(r["category"]), str(r["text"] or ""))
-                               for r in ds])
+        out[split] = (source, [(None, str(r["index_id"]), names(r["category"]), str(r["text"] or "")) for r in ds])
     return out
 
 
@@ -225,12 +239,16 @@ def _check(options: Mapping[str, Any]) -> None:
         raise InputError("task data directory not found", path=options["path"], key="task.path")
 
 
+def _evaluation_ids(options: Mapping[str, Any], bible: Bible | None = None) -> set[str]:
+    # FLORES-200 sentences, not Bible verses: no Bible text can coincide with the evaluation data.
+    return set()
+
+
 TASK = TaskSpec(
     name="sib200",
     load=load_sib200,
     labels=lambda options: sib200_labels(options.get("path")),
-    # FLORES-200 sentences, not Bible verses: no Bible text can coincide with the evaluation data.
-    evaluation_ids=lambda options, bible=None: set(),
+    evaluation_ids=_evaluation_ids,
     options=("path", "hub_id"),
     extra_options=("splits",),
     check=_check,

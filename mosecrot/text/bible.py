@@ -188,14 +188,16 @@ class EBibleCorpus:
                 m = _VREF.match(line)
                 if not m or m.group(1) not in BOOK_NUMBER:
                     if not line:
-                        raise InputError("empty reference line", path=self.vref_path, line=n,
-                                         expected="'BOOK C:V' such as 'GEN 1:1'")
+                        raise InputError(
+                            "empty reference line", path=self.vref_path, line=n, expected="'BOOK C:V' such as 'GEN 1:1'"
+                        )
                     # Deuterocanonical books (TOB, 1MA, ...) are valid eBible lines we do not use.
                     if m and m.group(1) not in BOOK_NUMBER:
                         refs.append(None)
                         continue
-                    raise InputError(f"bad reference {line!r}", path=self.vref_path, line=n,
-                                     expected="'BOOK C:V' such as 'GEN 1:1'")
+                    raise InputError(
+                        f"bad reference {line!r}", path=self.vref_path, line=n, expected="'BOOK C:V' such as 'GEN 1:1'"
+                    )
                 refs.append(make_verse_id(BOOK_NUMBER[m.group(1)], int(m.group(2)), int(m.group(3))))
         return refs
 
@@ -222,11 +224,12 @@ class EBibleCorpus:
         if len(lines) != len(self._refs):
             raise InputError(
                 f"has {len(lines)} lines but vref.txt has {len(self._refs)}",
-                path=path, expected="one line per vref.txt line",
+                path=path,
+                expected="one line per vref.txt line",
             )
         return {
             ref: text.strip()
-            for ref, text in zip(self._refs, lines)
+            for ref, text in zip(self._refs, lines, strict=True)
             if ref is not None and has_text(text) and text.strip() != "<range>"
         }
 
@@ -274,8 +277,11 @@ class Bible:
         except InputError:
             raise InputError(
                 f"unknown language code or edition {language_or_edition!r} in Bible source {self.source.name!r}",
-                expected="a language (" + ", ".join(sorted({e.language for e in eds.values()}))
-                + ") or an edition (" + ", ".join(sorted(eds)) + ")",
+                expected="a language ("
+                + ", ".join(sorted({e.language for e in eds.values()}))
+                + ") or an edition ("
+                + ", ".join(sorted(eds))
+                + ")",
             ) from None
         return eds[self.default_edition(language_or_edition)]
 

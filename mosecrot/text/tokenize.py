@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 import regex
 

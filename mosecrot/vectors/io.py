@@ -14,12 +14,12 @@ Formats (``format="auto"`` picks by file name):
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def _peek_vec_dim(path: str | Path, format: str) -> int | None:
         return _parse_header(first, path)[1]
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
@@ -128,7 +128,9 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
     try:
         return raw.decode("utf-8-sig" if line == 1 else "utf-8")
     except UnicodeDecodeError as err:
-        raise InputError(f"not valid UTF-8 ({err.reason} at byte {err.start} of the line)", path=path, line=line) from err
+        raise InputError(
+            f"not valid UTF-8 ({err.reason} at byte {err.start} of the line)", path=path, line=line
+        ) from err
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
@@ -159,7 +161,9 @@ def _parse_row_strictly(text: str, dim: int, path: Path, line: int) -> tuple[str
     word, values = fields[0], fields[1:]
     if len(values) != dim:
         raise InputError(
-            f"row for {word!r} has {len(values)} values", path=path, line=line,
+            f"row for {word!r} has {len(values)} values",
+            path=path,
+            line=line,
             expected=f"{dim} values after the word, as the header says",
         )
     try:
@@ -170,7 +174,9 @@ def _parse_row_strictly(text: str, dim: int, path: Path, line: int) -> tuple[str
             f"non-numeric value {bad[:40]!r} in row for {word!r}", path=path, line=line, expected="decimal numbers"
         ) from None
     if not np.isfinite(vec).all():
-        raise InputError(f"non-finite value in row for {word!r}", path=path, line=line, expected="finite float32 numbers")
+        raise InputError(
+            f"non-finite value in row for {word!r}", path=path, line=line, expected="finite float32 numbers"
+        )
     return word, vec
 
 
@@ -209,7 +215,9 @@ def _load_vec(path: Path, limit: int | None) -> StaticVectors:
             n_rows += 1
             if n_rows > count:
                 raise InputError(
-                    f"more rows than the header's count of {count}", path=path, line=line_no,
+                    f"more rows than the header's count of {count}",
+                    path=path,
+                    line=line_no,
                     expected=f"exactly {count} rows, as line 1 declares",
                 )
             word, vec = _parse_row(text, dim, path, line_no)
@@ -225,14 +233,18 @@ def _load_vec(path: Path, limit: int | None) -> StaticVectors:
             if n_rows < count:
                 raise InputError(
                     f"header declares {count} rows but the file has {n_rows} (it ends at line {line_no})",
-                    path=path, line=1, expected=f"{count} rows",
+                    path=path,
+                    line=1,
+                    expected=f"{count} rows",
                 )
     if duplicates:
         log.warning("%s: %d duplicate words ignored (their first row is kept)", path, duplicates)
     if len(words) < cap:
         matrix = matrix[: len(words)].copy()
     return StaticVectors(
-        words, matrix, source=str(path),
+        words,
+        matrix,
+        source=str(path),
         meta={"path": str(path), "format": "vec", "header_count": count, "n_duplicates": duplicates},
     )
 
@@ -245,7 +257,8 @@ def _load_fasttext_bin(path: Path, limit: int | None) -> StaticVectors:
     except Exception as err:  # gensim raises anything from struct.error to NotImplementedError
         raise InputError(
             f"cannot read as a fastText binary model: {type(err).__name__}: {err}",
-            path=path, expected="a .bin model written by fastText",
+            path=path,
+            expected="a .bin model written by fastText",
         ) from err
     return _from_keyed_vectors(wv, path, "bin", limit)
 
@@ -259,12 +272,14 @@ def _load_gensim(path: Path, limit: int | None) -> StaticVectors:
     except Exception as err:  # unpickling fails in many ways: EOFError, UnpicklingError, missing .npy ...
         raise InputError(
             f"cannot load as a gensim file: {type(err).__name__}: {err}",
-            path=path, expected="a file written by gensim's KeyedVectors/Word2Vec/FastText .save()",
+            path=path,
+            expected="a file written by gensim's KeyedVectors/Word2Vec/FastText .save()",
         ) from err
     wv = getattr(obj, "wv", obj)
     if not isinstance(wv, KeyedVectors):
         raise InputError(
-            f"holds a {type(obj).__name__}, not word vectors", path=path,
+            f"holds a {type(obj).__name__}, not word vectors",
+            path=path,
             expected="gensim KeyedVectors or a Word2Vec/FastText model",
         )
     return _from_keyed_vectors(wv, path, "gensim", limit)
@@ -303,7 +318,7 @@ def save_vectors_vec(vectors: StaticVectors, path: str | Path) -> None:
     try:
         with opener(tmp, "wt", encoding="utf-8", newline="\n") as f:
             f.write(f"{len(vectors)} {vectors.dim}\n")
-            for word, row in zip(vectors.words, vectors.matrix):
+            for word, row in zip(vectors.words, vectors.matrix, strict=True):
                 f.write(f"{word} {row_format % tuple(row.tolist())}\n")
         os.replace(tmp, path)
     finally:

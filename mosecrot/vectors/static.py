@@ -8,7 +8,6 @@ vocabulary can still get a vector composed from its character n-grams.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Protocol
 
 import numpy as np

@@ -119,7 +119,9 @@ class VectorTrainingConfig:
         if isinstance(self.sample, bool) or not isinstance(self.sample, int | float) or not 0 <= self.sample < 1:
             raise InputError(f"{self.sample!r} is out of range", key=f"{prefix}.sample", expected="a number in [0, 1)")
         if not isinstance(self.lowercase, bool):
-            raise InputError(f"{self.lowercase!r} is not a boolean", key=f"{prefix}.lowercase", expected="true or false")
+            raise InputError(
+                f"{self.lowercase!r} is not a boolean", key=f"{prefix}.lowercase", expected="true or false"
+            )
 
 
 def train_vectors(
@@ -267,8 +269,14 @@ def _load_entry(directory: Path, cache: DiskCache | None = None) -> StaticVector
     counts = np.load(directory / COUNTS_FILE)
     if (directory / WORDS_FILE).is_file() and (directory / MATRIX_FILE).is_file():
         words = json.loads((directory / WORDS_FILE).read_text())
-        return StaticVectors(words, np.load(directory / MATRIX_FILE), counts=counts,
-                             subwords=CachedSubwords(directory / KV_FILE), source=meta["source"], meta=meta)
+        return StaticVectors(
+            words,
+            np.load(directory / MATRIX_FILE),
+            counts=counts,
+            subwords=CachedSubwords(directory / KV_FILE),
+            source=meta["source"],
+            meta=meta,
+        )
     from gensim.models.fasttext import FastTextKeyedVectors
 
     wv = FastTextKeyedVectors.load(str(directory / KV_FILE))  # an entry from before the fast layout

@@ -34,8 +34,24 @@ from orchestrator.search_space.trials import (
 )
 
 __all__ = [
-    "SPACES_DIR", "DefineByRun", "ObjectiveConfig", "Param", "ResourcesConfig", "SchedulerConfig", "SearchSpace",
-    "SearcherConfig", "baseline_methods", "define_by_run", "grid_points", "load_search_space", "objective_keys",
-    "objective_value", "optuna_sampler", "report_keys", "report_value", "search_space_path", "space_names",
+    "SPACES_DIR",
+    "DefineByRun",
+    "ObjectiveConfig",
+    "Param",
+    "ResourcesConfig",
+    "SchedulerConfig",
+    "SearchSpace",
+    "SearcherConfig",
+    "baseline_methods",
+    "define_by_run",
+    "grid_points",
+    "load_search_space",
+    "objective_keys",
+    "objective_value",
+    "optuna_sampler",
+    "report_keys",
+    "report_value",
+    "search_space_path",
+    "space_names",
     "trial_configs",
 ]

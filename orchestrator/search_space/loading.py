@@ -53,8 +53,9 @@ def load_search_space(path_or_name: str | Path, overrides: list[str] | None = No
         space.file = file
         _validate(space, path)
     except InputError as err:
-        raise InputError(err.message, path=err.path or file, line=err.line, key=err.key,
-                         expected=err.expected) from None
+        raise InputError(
+            err.message, path=err.path or file, line=err.line, key=err.key, expected=err.expected
+        ) from None
     return space
 
 
@@ -81,12 +82,12 @@ def _apply_overrides(data: dict, overrides: list[str]) -> dict:
             section[rest] = value
         else:
             name = max((p for p in section if rest == p or rest.startswith(p + ".")), key=len, default=rest)
-            attr = rest[len(name) + 1:]
-            param = dict(section.get(name) or {})
+            attr = rest[len(name) + 1 :]
+            param: Any = dict(section.get(name) or {})  # or, for the whole parameter, the YAML value
             if not attr:
                 param = value
             elif attr.startswith("when."):
-                param["when"] = {**(param.get("when") or {}), attr[len("when."):]: value}
+                param["when"] = {**(param.get("when") or {}), attr[len("when.") :]: value}
             else:
                 param[attr] = value
             section[name] = param
@@ -97,15 +98,22 @@ def _apply_overrides(data: dict, overrides: list[str]) -> dict:
 def _validate(space: SearchSpace, path: Path) -> None:
     if not space.name:
         raise InputError("empty sweep name", key="name", expected="a name (the MLflow experiment and Optuna study)")
-    for key, check in (("searcher", space.searcher.check), ("scheduler", space.scheduler.check),
-                       ("objective", space.objective.check), ("resources", space.resources.check)):
+    for key, check in (
+        ("searcher", space.searcher.check),
+        ("scheduler", space.scheduler.check),
+        ("objective", space.objective.check),
+        ("resources", space.resources.check),
+    ):
         check(key)
     if space.num_trials is not None and space.num_trials < 1:
         raise InputError(f"num_trials {space.num_trials} is not positive", key="num_trials", expected=">= 1")
     for key, param in space.space.items():
         if key in _RESERVED_PARAMS or key.startswith("methods."):
-            raise InputError(f"{key!r} cannot be searched", key=f"space.{key}",
-                             expected="a field of the experiment or of `method` (languages and the method kind are fixed)")
+            raise InputError(
+                f"{key!r} cannot be searched",
+                key=f"space.{key}",
+                expected="a field of the experiment or of `method` (languages and the method kind are fixed)",
+            )
         if key in space.fixed:
             raise InputError(f"{key!r} is both fixed and searched", key=f"space.{key}")
         param.check(f"space.{key}")
@@ -126,16 +134,22 @@ def _resolve_base(space: SearchSpace, path: Path) -> ExperimentConfig:
     exp_ref = Path(space.experiment)
     local = path.parent / exp_ref
     try:
-        exp_file = local if exp_ref.suffix in (".yaml", ".yml") and not exp_ref.is_absolute() and local.is_file() \
+        exp_file = (
+            local
+            if exp_ref.suffix in (".yaml", ".yml") and not exp_ref.is_absolute() and local.is_file()
             else experiment_path(space.experiment)
+        )
     except InputError as err:
         raise InputError(err.message, key="experiment", expected=err.expected) from None
     space.experiment_file = _display(exp_file)
     data = read_yaml(exp_file)
     for key, value in space.fixed.items():
         if key in _RESERVED_FIXED:
-            raise InputError(f"{key!r} cannot be fixed here", key=f"fixed.{key}",
-                             expected="the tuned method under `method:`, baselines under `baselines:`")
+            raise InputError(
+                f"{key!r} cannot be fixed here",
+                key=f"fixed.{key}",
+                expected="the tuned method under `method:`, baselines under `baselines:`",
+            )
         field_type(ExperimentConfig, key, f"fixed.{key}")
         data = apply_settings(data, {key: value})
     data.pop("methods", None)  # the sweep's method is `method`; the experiment's list does not apply
@@ -157,7 +171,7 @@ def param_type(space: SearchSpace, key: str) -> Any:
     field of the experiment. An unknown key is an InputError at ``space.KEY`` naming the valid ones."""
     if key.startswith("method."):
         kind = space.method_data()["kind"]
-        return option_type(kind, key[len("method."):], f"space.{key}", shown=key)
+        return option_type(kind, key[len("method.") :], f"space.{key}", shown=key)
     return field_type(ExperimentConfig, key, f"space.{key}")
 
 
@@ -167,8 +181,11 @@ def _check_params(space: SearchSpace) -> None:
         tp = unwrap_optional(param_type(space, key))
         if dataclasses.is_dataclass(tp):
             names = sorted(f.name for f in dataclasses.fields(tp) if f.init)
-            raise InputError(f"{key} is a whole block of the config, not one setting", key=f"space.{key}",
-                             expected="one of: " + ", ".join(f"{key}.{n}" for n in names))
+            raise InputError(
+                f"{key} is a whole block of the config, not one setting",
+                key=f"space.{key}",
+                expected="one of: " + ", ".join(f"{key}.{n}" for n in names),
+            )
     reps = {key: param.representatives() for key, param in space.space.items()}
     first = {key: r[0][1] for key, r in reps.items()}
     for key, options in reps.items():
@@ -179,11 +196,13 @@ def _check_params(space: SearchSpace) -> None:
             except InputError as err:
                 owner = next((k for k in params if covers(k, err.key)), key)
                 shown = params.get(owner, value)
-                where = sub if owner == key else next(
-                    (s for s, v in reps[owner] if same(v, shown)), reps[owner][0][0])
+                where = sub if owner == key else next((s for s, v in reps[owner] if same(v, shown)), reps[owner][0][0])
                 also = f" (with {key} = {value!r})" if owner != key else ""
-                raise InputError(f"{owner} = {shown!r} is not valid: {err.message}{also}",
-                                 key=f"space.{owner}.{where}", expected=err.expected) from None
+                raise InputError(
+                    f"{owner} = {shown!r} is not valid: {err.message}{also}",
+                    key=f"space.{owner}.{where}",
+                    expected=err.expected,
+                ) from None
 
 
 def _representative(space: SearchSpace, first: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -209,40 +228,64 @@ def _check_objective(space: SearchSpace, exp: ExperimentConfig) -> None:
         if obj.languages is None:
             obj.languages = [src]
         if obj.languages != [src]:
-            raise InputError(f"english-dev selects on the source language's dev set only, got {obj.languages}",
-                             key="objective.languages", expected=f"[{src}] (or protocol selection-languages-dev)")
+            raise InputError(
+                f"english-dev selects on the source language's dev set only, got {obj.languages}",
+                key="objective.languages",
+                expected=f"[{src}] (or protocol selection-languages-dev)",
+            )
     else:
         if not obj.languages:
-            raise InputError("selection-languages-dev needs the languages it selects on", key="objective.languages",
-                             expected="some target languages, e.g. [de, es, ru]")
+            raise InputError(
+                "selection-languages-dev needs the languages it selects on",
+                key="objective.languages",
+                expected="some target languages, e.g. [de, es, ru]",
+            )
         for i, lang in enumerate(obj.languages):
             if lang not in targets:
-                raise InputError(f"selection language {lang!r} is not a target language", key=f"objective.languages[{i}]",
-                                 expected="one of: " + ", ".join(targets))
+                raise InputError(
+                    f"selection language {lang!r} is not a target language",
+                    key=f"objective.languages[{i}]",
+                    expected="one of: " + ", ".join(targets),
+                )
         if len(set(obj.languages)) != len(obj.languages):
             raise InputError("duplicate selection language", key="objective.languages")
     selection = set(obj.languages) if obj.protocol == "selection-languages-dev" else set()
     if selection and obj.split not in exp.training.eval_target_splits:
-        raise InputError(f"the objective selects on the {obj.split} sets of {sorted(selection)}, which "
-                         f"training.eval_target_splits {exp.training.eval_target_splits} does not evaluate",
-                         key="fixed.training.eval_target_splits", expected=f"a list that includes {obj.split}")
+        raise InputError(
+            f"the objective selects on the {obj.split} sets of {sorted(selection)}, which "
+            f"training.eval_target_splits {exp.training.eval_target_splits} does not evaluate",
+            key="fixed.training.eval_target_splits",
+            expected=f"a list that includes {obj.split}",
+        )
     if "test" not in exp.training.eval_target_splits:
-        raise InputError("the sweep reports target test scores, which training.eval_target_splits "
-                         f"{exp.training.eval_target_splits} leaves out", key="fixed.training.eval_target_splits",
-                         expected="a list that includes test")
+        raise InputError(
+            "the sweep reports target test scores, which training.eval_target_splits "
+            f"{exp.training.eval_target_splits} leaves out",
+            key="fixed.training.eval_target_splits",
+            expected="a list that includes test",
+        )
     if space.report_languages is None:
         space.report_languages = [t for t in targets if t not in selection]
     report = space.report_languages
     if not report:
-        raise InputError("no report languages left", key="report_languages",
-                         expected="target languages that are not selection languages")
+        raise InputError(
+            "no report languages left",
+            key="report_languages",
+            expected="target languages that are not selection languages",
+        )
     for i, lang in enumerate(report):
         if lang not in targets:
-            raise InputError(f"report language {lang!r} is not a target language", key=f"report_languages[{i}]",
-                             expected="one of: " + ", ".join(targets))
+            raise InputError(
+                f"report language {lang!r} is not a target language",
+                key=f"report_languages[{i}]",
+                expected="one of: " + ", ".join(targets),
+            )
         if lang in selection:
-            raise InputError(f"{lang!r} is both a selection and a report language: its scores would be selected on",
-                             key=f"report_languages[{i}]", expected="report languages disjoint from objective.languages")
+            raise InputError(
+                f"{lang!r} is both a selection and a report language: its scores would be selected on",
+                key=f"report_languages[{i}]",
+                expected="report languages disjoint from objective.languages",
+            )
     if len(set(report)) != len(report):
         raise InputError("duplicate report language", key="report_languages")
 
@@ -251,21 +294,31 @@ def _check_searcher(space: SearchSpace) -> None:
     grid = space.searcher.kind == "grid"
     for key, param in space.space.items():
         if grid and param.type != "categorical" and param.values is None:
-            raise InputError(f"the grid searcher needs the values of {key}", key=f"space.{key}.values",
-                             expected="categorical choices, or an explicit values: list")
+            raise InputError(
+                f"the grid searcher needs the values of {key}",
+                key=f"space.{key}.values",
+                expected="categorical choices, or an explicit values: list",
+            )
         if not grid and param.values is not None:
-            raise InputError(f"values: lists are for the grid searcher, not {space.searcher.kind}",
-                             key=f"space.{key}.values", expected="low/high only")
+            raise InputError(
+                f"values: lists are for the grid searcher, not {space.searcher.kind}",
+                key=f"space.{key}.values",
+                expected="low/high only",
+            )
     if grid:
         size = len(grid_points(space))
         if space.num_trials is None:
             space.num_trials = size
         elif space.num_trials != size:
-            raise InputError(f"num_trials {space.num_trials} differs from the grid size {size}", key="num_trials",
-                             expected=f"{size} or null")
+            raise InputError(
+                f"num_trials {space.num_trials} differs from the grid size {size}",
+                key="num_trials",
+                expected=f"{size} or null",
+            )
     elif space.num_trials is None:
-        raise InputError(f"the {space.searcher.kind} searcher needs num_trials", key="num_trials",
-                         expected="an integer >= 1")
+        raise InputError(
+            f"the {space.searcher.kind} searcher needs num_trials", key="num_trials", expected="an integer >= 1"
+        )
 
 
 def baseline_methods(space: SearchSpace) -> list[MethodConfig]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
@@ -14,9 +14,12 @@ from mosecrot.errors import InputError
 from orchestrator.search_space.schema import Param, SearchSpace
 from orchestrator.search_space.trials import active, param_order
 
+
 def suggest(trial: Any, key: str, p: Param) -> Any:
     if p.type == "categorical":
+        assert p.choices is not None  # `Param.check`: categorical parameters have choices
         return trial.suggest_categorical(key, list(p.choices))
+    assert p.low is not None and p.high is not None  # `Param.check`: int and float parameters have bounds
     if p.type == "int":
         return trial.suggest_int(key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
     return trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
@@ -51,12 +54,25 @@ def optuna_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=s.seed)
     if s.kind == "grid":
         if any(p.when for p in space.space.values()):
-            raise InputError("Optuna's GridSampler cannot skip conditional parameters", path=space.file,
-                             key="searcher.kind", expected="grid_points(space) with Tune's grid generator")
-        return optuna.samplers.GridSampler({k: list(v.choices if v.type == "categorical" else v.values)
-                                            for k, v in space.space.items()}, seed=s.seed)
-    kwargs: dict[str, Any] = {"seed": s.seed, "constant_liar": True if s.constant_liar is None else s.constant_liar,
-                              "multivariate": True}
+            raise InputError(
+                "Optuna's GridSampler cannot skip conditional parameters",
+                path=space.file,
+                key="searcher.kind",
+                expected="grid_points(space) with Tune's grid generator",
+            )
+        return optuna.samplers.GridSampler(
+            # Loading checked that a grid has the choices or values of every parameter.
+            {
+                k: list(cast(list[Any], v.choices if v.type == "categorical" else v.values))
+                for k, v in space.space.items()
+            },
+            seed=s.seed,
+        )
+    kwargs: dict[str, Any] = {
+        "seed": s.seed,
+        "constant_liar": True if s.constant_liar is None else s.constant_liar,
+        "multivariate": True,
+    }
     if s.n_startup_trials is not None:
         kwargs["n_startup_trials"] = s.n_startup_trials
     if any(p.when for p in space.space.values()):

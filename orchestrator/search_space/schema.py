@@ -47,11 +47,16 @@ class Param:
             raise unknown_choice("parameter type", self.type, PARAM_TYPES, key=at("type"))
         if self.type == "categorical":
             if not self.choices:
-                raise InputError("a categorical parameter needs choices", key=at("choices"), expected="a non-empty list")
+                raise InputError(
+                    "a categorical parameter needs choices", key=at("choices"), expected="a non-empty list"
+                )
             for i, choice in enumerate(self.choices):
                 if not isinstance(choice, _SCALARS):
-                    raise InputError(f"bad choice {choice!r}", key=f"{at('choices')}[{i}]",
-                                     expected="null, a bool, a number or a string")
+                    raise InputError(
+                        f"bad choice {choice!r}",
+                        key=f"{at('choices')}[{i}]",
+                        expected="null, a bool, a number or a string",
+                    )
                 if any(same(choice, c) for c in self.choices[:i]):
                     raise InputError(f"duplicate choice {choice!r}", key=f"{at('choices')}[{i}]")
             for name in ("low", "high", "step", "values"):
@@ -61,8 +66,11 @@ class Param:
                 raise InputError("log is for int and float parameters", key=at("log"))
             return
         if self.choices is not None:
-            raise InputError("choices is for categorical parameters", key=at("choices"),
-                             expected="low and high (and values under the grid searcher)")
+            raise InputError(
+                "choices is for categorical parameters",
+                key=at("choices"),
+                expected="low and high (and values under the grid searcher)",
+            )
         for name in ("low", "high"):
             bound = getattr(self, name)
             if bound is None:
@@ -71,10 +79,13 @@ class Param:
                 raise InputError(f"{bound!r} is not an integer", key=at(name), expected="an integer")
             if not math.isfinite(bound):
                 raise InputError(f"{bound!r} is not finite", key=at(name), expected="a finite number")
+        assert self.low is not None and self.high is not None  # the loop above raised otherwise
         if not self.low < self.high:
             raise InputError(f"low ({self.low}) is not below high ({self.high})", key=at("low"), expected="low < high")
         if self.log and self.low <= 0:
-            raise InputError(f"a log scale needs low > 0, got {self.low}", key=at("low"), expected="low > 0 with log: true")
+            raise InputError(
+                f"a log scale needs low > 0, got {self.low}", key=at("low"), expected="low > 0 with log: true"
+            )
         if self.step is not None:
             if self.step <= 0 or (self.type == "int" and not isinstance(self.step, int)):
                 raise InputError(f"bad step {self.step!r}", key=at("step"), expected=f"a positive {self.type}")
@@ -85,13 +96,17 @@ class Param:
                 raise InputError("empty values", key=at("values"), expected="a non-empty list, or no values")
             for i, v in enumerate(self.values):
                 if (self.type == "int" and not isinstance(v, int)) or not self.low <= v <= self.high:
-                    raise InputError(f"value {v!r} is outside the parameter", key=f"{at('values')}[{i}]",
-                                     expected=f"an {self.type} in [{self.low}, {self.high}]")
+                    raise InputError(
+                        f"value {v!r} is outside the parameter",
+                        key=f"{at('values')}[{i}]",
+                        expected=f"an {self.type} in [{self.low}, {self.high}]",
+                    )
 
     def representatives(self) -> list[tuple[str, Any]]:
         """(sub-key, value) pairs that loading builds a config from: every choice/value, and both bounds."""
         if self.type == "categorical":
             return [(f"choices[{i}]", c) for i, c in enumerate(self.choices or [])]
+        assert self.low is not None and self.high is not None  # `check`: int and float parameters have bounds
         cast = int if self.type == "int" else float
         out = [("low", cast(self.low)), ("high", cast(self.high))]
         return out + [(f"values[{i}]", cast(v)) for i, v in enumerate(self.values or [])]
@@ -110,15 +125,22 @@ class SearcherConfig:
         if self.kind not in SEARCHERS:
             raise unknown_choice("searcher kind", self.kind, SEARCHERS, key=f"{key}.kind")
         if self.kind in ("optuna-tpe", "random") and self.seed is None:
-            raise InputError(f"the {self.kind} searcher needs a seed (a sweep must be reproducible)",
-                             key=f"{key}.seed", expected="an integer")
+            raise InputError(
+                f"the {self.kind} searcher needs a seed (a sweep must be reproducible)",
+                key=f"{key}.seed",
+                expected="an integer",
+            )
         if self.constant_liar is not None and self.kind != "optuna-tpe":
-            raise InputError(f"constant_liar applies to optuna-tpe only, not {self.kind}",
-                             key=f"{key}.constant_liar", expected="no constant_liar, or kind optuna-tpe")
+            raise InputError(
+                f"constant_liar applies to optuna-tpe only, not {self.kind}",
+                key=f"{key}.constant_liar",
+                expected="no constant_liar, or kind optuna-tpe",
+            )
         if self.n_startup_trials is not None:
             if self.kind != "optuna-tpe":
-                raise InputError(f"n_startup_trials applies to optuna-tpe only, not {self.kind}",
-                                 key=f"{key}.n_startup_trials")
+                raise InputError(
+                    f"n_startup_trials applies to optuna-tpe only, not {self.kind}", key=f"{key}.n_startup_trials"
+                )
             if self.n_startup_trials < 0:
                 raise InputError("n_startup_trials is negative", key=f"{key}.n_startup_trials", expected=">= 0")
 
@@ -134,14 +156,21 @@ class SchedulerConfig:
         if self.kind not in SCHEDULERS:
             raise unknown_choice("scheduler kind", self.kind, SCHEDULERS, key=f"{key}.kind")
         if self.grace_period < 1:
-            raise InputError(f"grace_period {self.grace_period} is not positive", key=f"{key}.grace_period",
-                             expected=">= 1 epoch")
+            raise InputError(
+                f"grace_period {self.grace_period} is not positive", key=f"{key}.grace_period", expected=">= 1 epoch"
+            )
         if self.reduction_factor < 2:
-            raise InputError(f"reduction_factor {self.reduction_factor} would stop no trial",
-                             key=f"{key}.reduction_factor", expected=">= 2")
+            raise InputError(
+                f"reduction_factor {self.reduction_factor} would stop no trial",
+                key=f"{key}.reduction_factor",
+                expected=">= 2",
+            )
         if self.max_t is not None and self.max_t < self.grace_period:
-            raise InputError(f"max_t {self.max_t} is below grace_period {self.grace_period}", key=f"{key}.max_t",
-                             expected=f">= {self.grace_period}")
+            raise InputError(
+                f"max_t {self.max_t} is below grace_period {self.grace_period}",
+                key=f"{key}.max_t",
+                expected=f">= {self.grace_period}",
+            )
 
 
 @dataclass
@@ -156,8 +185,11 @@ class ObjectiveConfig:
         if self.metric not in METRICS:
             raise unknown_choice("objective metric", self.metric, METRICS, key=f"{key}.metric")
         if self.split == "test":
-            raise InputError("selecting on the test split is not honest: test scores are what the sweep reports",
-                             key=f"{key}.split", expected="dev (English dev, or the dev sets of selection languages)")
+            raise InputError(
+                "selecting on the test split is not honest: test scores are what the sweep reports",
+                key=f"{key}.split",
+                expected="dev (English dev, or the dev sets of selection languages)",
+            )
         if self.split != "dev":
             raise unknown_choice("objective split", self.split, ["dev"], key=f"{key}.split")
         if self.protocol not in PROTOCOLS:
@@ -185,18 +217,27 @@ class ResourcesConfig:
 
     def check(self, key: str = "resources") -> None:
         if self.workers_per_trial < 0:
-            raise InputError(f"workers_per_trial {self.workers_per_trial} is negative",
-                             key=f"{key}.workers_per_trial",
-                             expected=">= 1 Ray Train workers, or 0 for local mode (the loop in the trial's process)")
+            raise InputError(
+                f"workers_per_trial {self.workers_per_trial} is negative",
+                key=f"{key}.workers_per_trial",
+                expected=">= 1 Ray Train workers, or 0 for local mode (the loop in the trial's process)",
+            )
         if not self.cpus_per_worker > 0:
-            raise InputError(f"cpus_per_worker {self.cpus_per_worker} is not positive", key=f"{key}.cpus_per_worker",
-                             expected="> 0 (fractions allowed)")
+            raise InputError(
+                f"cpus_per_worker {self.cpus_per_worker} is not positive",
+                key=f"{key}.cpus_per_worker",
+                expected="> 0 (fractions allowed)",
+            )
         if self.gpus_per_worker < 0:
-            raise InputError(f"gpus_per_worker {self.gpus_per_worker} is negative", key=f"{key}.gpus_per_worker",
-                             expected=">= 0")
+            raise InputError(
+                f"gpus_per_worker {self.gpus_per_worker} is negative", key=f"{key}.gpus_per_worker", expected=">= 0"
+            )
         if self.max_concurrent_trials is not None and self.max_concurrent_trials < 1:
-            raise InputError(f"max_concurrent_trials {self.max_concurrent_trials} is not positive",
-                             key=f"{key}.max_concurrent_trials", expected=">= 1 or null")
+            raise InputError(
+                f"max_concurrent_trials {self.max_concurrent_trials} is not positive",
+                key=f"{key}.max_concurrent_trials",
+                expected=">= 1 or null",
+            )
 
 
 @dataclass

@@ -16,8 +16,9 @@ from orchestrator.search_space.schema import Param, SearchSpace, same
 
 
 def active(param: Param, params: dict[str, Any]) -> bool:
-    return all(parent in params and any(same(params[parent], v) for v in values)
-               for parent, values in param.when.items())
+    return all(
+        parent in params and any(same(params[parent], v) for v in values) for parent, values in param.when.items()
+    )
 
 
 def param_order(space: SearchSpace) -> list[str]:
@@ -26,18 +27,27 @@ def param_order(space: SearchSpace) -> list[str]:
         for parent, values in param.when.items():
             at = f"space.{key}.when.{parent}"
             if parent == key or parent not in space.space:
-                raise InputError(f"{key} is conditional on {parent!r}, which is not another parameter of the space",
-                                 key=at, expected="one of: " + ", ".join(k for k in space.space if k != key))
+                raise InputError(
+                    f"{key} is conditional on {parent!r}, which is not another parameter of the space",
+                    key=at,
+                    expected="one of: " + ", ".join(k for k in space.space if k != key),
+                )
             other = space.space[parent]
             if other.type != "categorical":
-                raise InputError(f"{key} is conditional on {parent}, which is {other.type}, not categorical", key=at,
-                                 expected="a categorical parameter")
+                raise InputError(
+                    f"{key} is conditional on {parent}, which is {other.type}, not categorical",
+                    key=at,
+                    expected="a categorical parameter",
+                )
             if not isinstance(values, list) or not values:
                 raise InputError("empty condition", key=at, expected="a non-empty list of its choices")
             for i, v in enumerate(values):
                 if not any(same(v, c) for c in other.choices or []):
-                    raise InputError(f"{v!r} is not a choice of {parent}", key=f"{at}[{i}]",
-                                     expected="one of: " + ", ".join(map(str, other.choices or [])))
+                    raise InputError(
+                        f"{v!r} is not a choice of {parent}",
+                        key=f"{at}[{i}]",
+                        expected="one of: " + ", ".join(map(str, other.choices or [])),
+                    )
     order: list[str] = []
     state: dict[str, str] = {}
 
@@ -45,7 +55,7 @@ def param_order(space: SearchSpace) -> list[str]:
         if state.get(key) == "done":
             return
         if state.get(key) == "visiting":
-            cycle = path[path.index(key):] + [key]
+            cycle = path[path.index(key) :] + [key]
             raise InputError("conditions form a cycle: " + " -> ".join(cycle), key=f"space.{key}.when")
         state[key] = "visiting"
         for parent in space.space[key].when:
@@ -65,7 +75,7 @@ def build(space: SearchSpace, params: dict[str, Any]) -> tuple[ExperimentConfig,
     for key, value in params.items():
         value = interpolate(value)
         if key.startswith("method."):
-            method_data = apply_settings(method_data, {key[len("method."):]: value})
+            method_data = apply_settings(method_data, {key[len("method.") :]: value})
         else:
             exp_data = apply_settings(exp_data, {key: value})
     method = from_dict(MethodConfig, method_data, prefix="method")
@@ -88,10 +98,13 @@ def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
         param = space.space[key]
         values = param.choices if param.type == "categorical" else param.values
         if values is None:
-            raise InputError(f"the grid needs the values of {key}", path=space.file, key=f"space.{key}.values",
-                             expected="categorical choices, or an explicit values: list")
-        points = [new for pt in points
-                  for new in ([{**pt, key: v} for v in values] if active(param, pt) else [pt])]
+            raise InputError(
+                f"the grid needs the values of {key}",
+                path=space.file,
+                key=f"space.{key}.values",
+                expected="categorical choices, or an explicit values: list",
+            )
+        points = [new for pt in points for new in ([{**pt, key: v} for v in values] if active(param, pt) else [pt])]
     return points
 
 
@@ -101,25 +114,35 @@ def trial_configs(space: SearchSpace, params: dict[str, Any]) -> tuple[Experimen
     ``params`` is what Tune hands the trial: exactly the active parameters, by dotted key."""
     for key in params:
         if key not in space.space:
-            raise InputError(f"{key!r} is not a parameter of this space", path=space.file, key=f"space.{key}",
-                             expected="one of: " + ", ".join(space.space))
+            raise InputError(
+                f"{key!r} is not a parameter of this space",
+                path=space.file,
+                key=f"space.{key}",
+                expected="one of: " + ", ".join(space.space),
+            )
     for key in param_order(space):
         param = space.space[key]
         is_active = active(param, params)
         if is_active and key not in params:
             raise InputError(f"active parameter {key} has no value", path=space.file, key=f"space.{key}")
         if not is_active and key in params:
-            raise InputError(f"{key} is inactive here (when: {param.when}) but has a value", path=space.file,
-                             key=f"space.{key}")
+            raise InputError(
+                f"{key} is inactive here (when: {param.when}) but has a value", path=space.file, key=f"space.{key}"
+            )
         if is_active and not in_domain(param, params[key]):
-            raise InputError(f"{key} = {params[key]!r} is outside the parameter's domain", path=space.file,
-                             key=f"space.{key}")
+            raise InputError(
+                f"{key} = {params[key]!r} is outside the parameter's domain", path=space.file, key=f"space.{key}"
+            )
     try:
         return build(space, params)
     except InputError as err:
         owner = next((k for k in params if covers(k, err.key)), None)
-        raise InputError(f"{err.message} (parameters: {params})", path=space.file,
-                         key=f"space.{owner}" if owner else err.key, expected=err.expected) from None
+        raise InputError(
+            f"{err.message} (parameters: {params})",
+            path=space.file,
+            key=f"space.{owner}" if owner else err.key,
+            expected=err.expected,
+        ) from None
 
 
 def in_domain(param: Param, value: Any) -> bool:
@@ -131,6 +154,7 @@ def in_domain(param: Param, value: Any) -> bool:
         return False
     if param.values is not None and not any(same(value, v) for v in param.values):
         return False
+    assert param.low is not None and param.high is not None  # `Param.check`: int and float parameters have bounds
     return param.low <= value <= param.high
 
 
