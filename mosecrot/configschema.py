@@ -4,8 +4,9 @@ Hand-written rather than pydantic/OmegaConf because the errors must name the fil
 in our own words (and because the same schema code serves experiments, EMS configs and search spaces).
 Supported field types: str, int, float, bool, Literal[...], list[T], dict[str, T], T | None, nested
 dataclasses, and unions of scalars such as ``int | Literal["all"]``. A dataclass with a ``from_config``
-classmethod (and a ``to_config`` method) reads and writes itself (a method entry, whose options depend on
-its kind). `field_type` answers what type a dotted key addresses (search spaces check their keys with it).
+classmethod (and a ``to_config`` method) reads and writes itself (a method or task entry, whose options depend
+on its kind or task; a ``config_field_type`` classmethod then answers for its keys). `field_type` answers what
+type a dotted key addresses (search spaces check their keys with it).
 """
 
 from __future__ import annotations
@@ -258,6 +259,9 @@ def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None 
     for i, part in enumerate(parts):
         tp = unwrap_optional(tp)
         where = ".".join(([prefix] if prefix else []) + parts[:i]) or f"the {what}"
+        hook = getattr(tp, "config_field_type", None)
+        if hook is not None:  # a class that reads itself (from_config) answers for its own keys
+            return hook(".".join(parts[i:]), key, shown)
         if dataclasses.is_dataclass(tp):
             fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
             if part not in fields:

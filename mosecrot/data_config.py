@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mosecrot.anchors import ANCHOR_STRATEGIES
-from mosecrot.configschema import to_dict
+from mosecrot.configschema import convert, field_type, from_dict, to_dict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.tasks import get_task
+from mosecrot.tasks import TASKS, get_task
 from mosecrot.vectors.train import VectorTrainingConfig
 
 DICTIONARY_KINDS = ("muse", "freedict", "induced")
@@ -23,28 +23,53 @@ DICTIONARY_KINDS = ("muse", "freedict", "induced")
 
 @dataclass
 class TaskConfig:
-    """The task and its options; which options a task takes is its `mosecrot.tasks.TaskSpec`'s ``options``."""
+    """The task (a key of `mosecrot.tasks.TASKS`) and its options: an instance of the task's own options
+    dataclass (`TaskSpec.options`), written flat beside ``name`` (``task: {name: sib200, path: DIR}``)."""
 
     name: str
-    path: str | None = None  # local directory (SIB-200 layout / Taxi1500 files)
-    hub_id: str | None = None  # used when path is null (needs hub access)
-    seed: int | None = None  # bible-genre: split seed (its default: 13)
-    per_class: dict[str, int] | None = None  # bible-genre: examples per class and split
-    taxi1500_path: str | None = None  # bible-genre: Taxi1500 verses to keep out of every split
+    options: Any = None
 
-    def options(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        if self.options is None:
+            self.options = get_task(self.name).options()
+
+    def loader_kwargs(self) -> dict[str, Any]:
         """The options set here (not null), as the task's loader takes them."""
-        return {k: v for k, v in to_dict(self).items() if k != "name" and v is not None}
+        return {k: v for k, v in to_dict(self.options).items() if v is not None}
 
-    def validate(self, prefix: str = "task") -> None:
-        spec = get_task(self.name, key=f"{prefix}.name")
-        for key in self.options():
-            if key not in spec.options:  # a misplaced option is never silently ignored
+    @classmethod
+    def from_config(cls, data: Any, prefix: str = "task", file: str | None = None) -> TaskConfig:
+        if not isinstance(data, dict):
+            raise InputError("expected a mapping", path=file, key=prefix, expected="{name: TASK, ...options}")
+        if "name" not in data:
+            raise InputError("missing required key", path=file, key=f"{prefix}.name", expected="a task name")
+        spec = get_task(convert(data["name"], str, f"{prefix}.name", file), key=f"{prefix}.name")
+        for key in data:
+            if key != "name" and key not in spec.option_names:  # a misplaced option is never silently ignored
                 raise InputError(
                     f"option not used by task {spec.name}",
+                    path=file,
                     key=f"{prefix}.{key}",
-                    expected="one of: " + ", ".join(spec.options),
+                    expected="one of: " + ", ".join(spec.option_names),
                 )
+        options: Any = from_dict(spec.options, {k: v for k, v in data.items() if k != "name"}, prefix=prefix, file=file)
+        return cls(str(data["name"]), options)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, **to_dict(self.options)}
+
+    @classmethod
+    def config_field_type(cls, dotted: str, key: str, shown: str) -> Any:
+        """The type of ``task.<dotted>`` whatever the task (a search space's ``fixed.task.per_class``); the value
+        is checked against the actual task when the experiment is built."""
+        first = dotted.split(".")[0]
+        if first == "name":
+            return str
+        owners = [spec for spec in TASKS.values() if first in spec.option_names]
+        if not owners:
+            names = sorted({"name", *(n for spec in TASKS.values() for n in spec.option_names)})
+            raise InputError(f"{shown!r} is not a task option", key=key, expected="one of: " + ", ".join(names))
+        return field_type(owners[0].options, dotted, key, shown)
 
 
 @dataclass

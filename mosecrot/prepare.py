@@ -56,7 +56,7 @@ def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
         if bible is not None:
             bible.default_edition(lang)  # unknown language/edition fails here
     if spec.check is not None:
-        spec.check(cfg.task.options())
+        spec.check(cfg.task.loader_kwargs())
     if static:
         _preflight_static(cfg)
     load_tokenizer(cfg.model)
@@ -261,7 +261,7 @@ def load_resources(
             raise InputError(
                 f"label set of {lang} differs from {cfg.source_language}: {names} vs {source_labels}", key="task"
             )
-    eval_ids = spec.evaluation_ids(cfg.task.options(), bible)
+    eval_ids = spec.evaluation_ids(cfg.task.loader_kwargs(), bible)
     timings["tasks"] = time.perf_counter() - t
     if not static:
         return SharedResources(resource_key(cfg), tasks, {}, {}, set(eval_ids), None, static=False)
@@ -295,7 +295,7 @@ def load_resources(
 
 def _load_task(spec: TaskSpec, cfg: DataConfig, lang: str, bible: Bible | None) -> TaskData:
     """The task in one language: Bible-based tasks read the language's edition (the config's, else its first)."""
-    options = cfg.task.options()
+    options = cfg.task.loader_kwargs()
     if spec.reads_bible:
         options.update(bible=bible, edition=cfg.bible.editions.get(lang))
     return spec.load(lang, **options)

@@ -346,17 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--no-paper", action="store_true", help="leave out the published numbers")
     tb.set_defaults(func=cmd_table)
 
-    sw = sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow")
-    sw.add_argument("space", help="search space name (search_spaces/NAME.yaml) or a YAML path")
-    sw.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a search-space key, e.g. --set num_trials=2 --set fixed.training.max_steps=4",
-    )
-    sw.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns.db)"
+    def space_options(command: argparse.ArgumentParser, name: str, help: str) -> argparse.ArgumentParser:
+        """The sweep's name or file, its ``--set`` overrides and the MLflow store: every sweep command has them."""
+        command.add_argument(name, help=help)
+        command.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a search-space key, e.g. --set num_trials=2 (repeatable)",
+        )
+        command.add_argument(
+            "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns.db)"
+        )
+        return command
+
+    sw = space_options(
+        sub.add_parser("sweep", help="run (or --resume) a sweep: Ray Tune + Optuna over Ray Train trials, in MLflow"),
+        "space",
+        "search space name (search_spaces/NAME.yaml) or a YAML path",
     )
     sw.add_argument("--storage-path", help="Tune/Train storage: a local dir (default ./ray_results), NFS or s3://")
     sw.add_argument(
@@ -381,19 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true", help="no progress bars")
     sw.set_defaults(func=cmd_sweep)
 
-    b = sub.add_parser("baselines", help="run a sweep's baselines once and log them to MLflow (kind=baseline)")
-    b.add_argument("space", help="search space name or YAML path")
-    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
-    b.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
+    b = space_options(
+        sub.add_parser("baselines", help="run a sweep's baselines once and log them to MLflow (kind=baseline)"),
+        "space",
+        "search space name or YAML path",
+    )
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=cmd_baselines)
 
-    rp = sub.add_parser(
-        "report", help="best configuration per method against the baselines, per language (markdown, CSV, PNG)"
+    rp = space_options(
+        sub.add_parser(
+            "report", help="best configuration per method against the baselines, per language (markdown, CSV, PNG)"
+        ),
+        "sweep",
+        "the sweep: a search space name/path, or an MLflow experiment name",
     )
-    rp.add_argument("sweep", help="the sweep: a search space name/path, or an MLflow experiment name")
-    rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a search-space key")
-    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
     rp.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
     rp.add_argument(
         "--trials",

@@ -201,3 +201,17 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
     finally:
         cluster.stop()
         mlflow.stop()
+
+
+@pytest.mark.parametrize("space_name, static", [("quickstart", True), ("ems", False)])
+def test_a_sweep_prepares_what_its_tuned_method_reads(monkeypatch, space_name, static):
+    """The driver prepares for the tuned method: a sweep of EMS (sentence encoders) builds no static vectors
+    (before, an empty method list read as the default set, which stitches)."""
+    import orchestrator.sweep as sweep_module
+
+    calls = []
+    monkeypatch.setattr(sweep_module, "prepare", lambda cfg, static, progress=False: calls.append((cfg, static)))
+    space = load_search_space(space_name)
+    sweep_module.prepare_sweep(space)
+    ((cfg, prepared_static),) = calls
+    assert prepared_static is static and cfg.methods == [] and cfg.task.name == space.base_config.task.name

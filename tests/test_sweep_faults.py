@@ -142,6 +142,22 @@ def _tail(out) -> str:
     return out.stdout[-3000:] + "\n--- stderr ---\n" + out.stderr[-6000:]
 
 
+def _cluster_sweep(sets: list[str], cluster, mlflow_server, tmp_path) -> tuple[list[str], Path]:
+    """The ``mosecrot sweep quickstart`` command of a sweep on the module's cluster and MLflow server, without
+    baselines: (command, storage path)."""
+    storage = tmp_path / "ray_results"
+    cmd = sweep_command(
+        "quickstart",
+        sets,
+        address=cluster.address,
+        tracking_uri=mlflow_server.uri,
+        storage=storage,
+        output_dir=tmp_path / "out",
+        extra=["--no-baselines"],
+    )
+    return cmd, storage
+
+
 def _trial_runs(server: MlflowServer, name: str) -> list[dict]:
     return runs_by_kind(server.runs(name)).get("trial", [])
 
@@ -173,15 +189,7 @@ def test_worker_node_killed_mid_trial_is_retried(cluster, mlflow_server, env, tm
     # after its first step, and on a busy machine the line reached the test after the trial had finished
     # (no retry to see). 40 steps over up to 10 epochs keep the worker training for tens of seconds.
     long_trials = [*sequential, "fixed.training.max_steps=40", "fixed.training.epochs=10", f"name={name}"]
-    cmd = sweep_command(
-        "quickstart",
-        long_trials,
-        address=cluster.address,
-        tracking_uri=mlflow_server.uri,
-        storage=storage,
-        output_dir=tmp_path / "out",
-        extra=["--no-baselines"],
-    )
+    cmd, _ = _cluster_sweep(long_trials, cluster, mlflow_server, tmp_path)
     log = open(tmp_path / "sweep.out", "w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -246,15 +254,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(cluster, mlflow_serve
     name = "faults_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command(
-        "quickstart",
-        [*sequential, f"name={name}"],
-        address=cluster.address,
-        tracking_uri=mlflow_server.uri,
-        storage=storage,
-        output_dir=tmp_path / "out",
-        extra=["--no-baselines"],
-    )
+    cmd, _ = _cluster_sweep([*sequential, f"name={name}"], cluster, mlflow_server, tmp_path)
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first_states = optuna_states(db)
     finished = {tags_of(r)["trial_id"] for r in _trial_runs(mlflow_server, name)}
@@ -308,15 +308,7 @@ def _sweep_with_raising_trial(fixed: list[str], name: str, cluster, mlflow_serve
     """A two-trial sweep on the cluster whose trial 1 raises (the toy method with ``fail: true``): (output,
     storage)."""
     storage = tmp_path / "ray_results"
-    cmd = sweep_command(
-        "quickstart",
-        [*fixed, *RAISING, f"name={name}"],
-        address=cluster.address,
-        tracking_uri=mlflow_server.uri,
-        storage=storage,
-        output_dir=tmp_path / "out",
-        extra=["--no-baselines"],
-    )
+    cmd, _ = _cluster_sweep([*fixed, *RAISING, f"name={name}"], cluster, mlflow_server, tmp_path)
     return _run(cmd, env, tmp_path, tmp_path / "sweep.out"), storage
 
 
@@ -413,15 +405,7 @@ def test_local_mode_driver_killed_mid_sweep_resumes_without_rerunning(
     name = "faults_local_driver"
     storage = tmp_path / "ray_results"
     db = storage / name / "optuna.db"
-    cmd = sweep_command(
-        "quickstart",
-        [*local_sets, f"name={name}"],
-        address=cluster.address,
-        tracking_uri=mlflow_server.uri,
-        storage=storage,
-        output_dir=tmp_path / "out",
-        extra=["--no-baselines"],
-    )
+    cmd, _ = _cluster_sweep([*local_sets, f"name={name}"], cluster, mlflow_server, tmp_path)
     _kill_driver_after_first_trial(cmd, env, tmp_path, db)
     first = _first_step_lines((tmp_path / "sweep1.out").read_text())
     assert first and all(label.startswith("tune_trainable pid=") for labels in first.values() for label in labels), (

@@ -434,3 +434,36 @@ def test_real_taxi1500_german_and_bible_genre_disjoint():
     chosen = {v for s in genre.splits.values() for v in s["id"]}
     assert len(chosen) == 6 * (200 + 50 + 100) and not chosen & taxi
     assert Counter(genre.splits["test"]["label"]) == dict.fromkeys(range(6), 100)
+
+
+def test_a_new_task_is_a_spec_and_one_registry_line(monkeypatch, tmp_path):
+    """A task's options come from its own dataclass: experiments read them flat under ``task:``, a misplaced
+    one names the key, and sweeps can address them (``fixed.task.<option>``)."""
+    from dataclasses import dataclass
+
+    from mosecrot.config import load_experiment
+    from mosecrot.configschema import field_type
+    from mosecrot.data_config import DataConfig
+    from mosecrot.tasks import TaskSpec
+
+    @dataclass
+    class ToyOptions:
+        size: int | None = None  # examples per split
+
+    spec = TaskSpec(
+        "toy_task",
+        load=lambda language, size=None: None,
+        labels=lambda options: ["a", "b"],
+        evaluation_ids=lambda options, bible=None: set(),
+        options=ToyOptions,
+    )
+    monkeypatch.setitem(TASKS, "toy_task", spec)
+    path = tmp_path / "toy.yaml"
+    path.write_text("name: toy\ntask: {name: toy-task, size: 3}\ntarget_languages: [de]\n")
+    cfg = load_experiment(str(path))
+    assert cfg.task.options == ToyOptions(size=3) and cfg.task.loader_kwargs() == {"size": 3}
+    assert field_type(DataConfig, "task.size") == int | None
+    with pytest.raises(InputError, match=r"key 'task.path': option not used by task toy_task.*size"):
+        load_experiment(str(path), ["task.path=/x"])
+    with pytest.raises(InputError, match=r"key 'task.size'.*int"):
+        load_experiment(str(path), ["task.size=many"])

@@ -8,6 +8,7 @@ English then predicts label indices that mean the same thing in every target lan
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,28 +51,35 @@ class TaskSpec:
     `mosecrot.tasks.TASKS` lists them: a new task is a module plus one line there.
 
     ``load(language, **options)`` returns the task in one language; Bible-based tasks (``reads_bible``) also
-    take ``bible=`` and ``edition=`` and number their examples by verse id. ``options`` are the keys of an
-    experiment's ``task:`` section the task takes, ``extra_options`` the loader's other keywords (for code,
-    not configs). ``labels(options)`` gives the label names without reading any text,
-    ``evaluation_ids(options, bible)`` the Bible verse ids of every dev/test example (the same in every
-    language: text that static vectors, dictionaries and EMS must never train on; empty for a task whose
-    examples are not Bible verses). ``check(options)`` makes the cheap checks before anything is loaded.
-    ``reference`` holds published numbers (row name -> language -> score) printed beside ours."""
+    take ``bible=`` and ``edition=`` and number their examples by verse id. ``options`` is the dataclass of
+    the settings an experiment's ``task:`` section may give (flat beside ``name``; a null value means the
+    loader's default), ``extra_options`` the loader's other keywords (for code, not configs).
+    ``labels(options)`` gives the label names without reading any text, ``evaluation_ids(options, bible)``
+    the Bible verse ids of every dev/test example (the same in every language: text that static vectors,
+    dictionaries and EMS must never train on; empty for a task whose examples are not Bible verses).
+    ``check(options)`` makes the cheap checks before anything is loaded. ``reference`` holds published
+    numbers (row name -> language -> score) printed beside ours. The ``options`` mappings these functions
+    take are the set (non-null) options."""
 
     name: str
     load: Callable[..., TaskData]
     labels: Callable[[Mapping[str, Any]], list[str]]
     evaluation_ids: Callable[[Mapping[str, Any], Bible | None], set[str]]
-    options: tuple[str, ...]
+    options: type
     extra_options: tuple[str, ...] = ()
     reads_bible: bool = False
     check: Callable[[Mapping[str, Any]], None] | None = None
     reference: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
+    def option_names(self) -> tuple[str, ...]:
+        """The config options (fields of ``options``)."""
+        return tuple(f.name for f in dataclasses.fields(self.options) if f.init)
+
+    @property
     def loader_options(self) -> tuple[str, ...]:
         """Every keyword ``load`` takes besides the language."""
-        return (*self.options, *self.extra_options, *(("bible", "edition") if self.reads_bible else ()))
+        return (*self.option_names, *self.extra_options, *(("bible", "edition") if self.reads_bible else ()))
 
 
 def split_ids(ids: Mapping[str, Sequence[str]], splits: Iterable[str] = EVALUATION_SPLITS) -> set[str]:

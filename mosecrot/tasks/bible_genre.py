@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,12 +179,19 @@ def _evaluation_ids(options: Mapping[str, Any], bible: Bible | None = None) -> s
     return split_ids(bible_genre_ids(bible, **{k: v for k, v in options.items() if k in wanted}))
 
 
+@dataclass
+class BibleGenreOptions:
+    seed: int | None = None  # the split seed; null: 13
+    per_class: dict[str, int] | None = None  # examples per class and split; null: train 200, dev 50, test 100
+    taxi1500_path: str | None = None  # Taxi1500 verses (this folder's files) kept out of every split
+
+
 TASK = TaskSpec(
     name="bible_genre",
     load=load_bible_genre,
     labels=lambda options: list(GENRE_LABELS),
     evaluation_ids=_evaluation_ids,
-    options=("seed", "per_class", "taxi1500_path"),
+    options=BibleGenreOptions,
     extra_options=("exclude_ids",),
     reads_bible=True,
 )

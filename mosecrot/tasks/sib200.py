@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,12 +245,18 @@ def _evaluation_ids(options: Mapping[str, Any], bible: Bible | None = None) -> s
     return set()
 
 
+@dataclass
+class SIB200Options:
+    path: str | None = None  # a local directory in the dadelani/sib-200 layout; null: the hub
+    hub_id: str | None = None  # the hub dataset when path is null (needs hub access); null: Davlan/sib200
+
+
 TASK = TaskSpec(
     name="sib200",
     load=load_sib200,
     labels=lambda options: sib200_labels(options.get("path")),
     evaluation_ids=_evaluation_ids,
-    options=("path", "hub_id"),
+    options=SIB200Options,
     extra_options=("splits",),
     check=_check,
 )

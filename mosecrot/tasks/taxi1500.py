@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,18 @@ PAPER_NUMBERS = {
     },
 }
 
+
+@dataclass
+class Taxi1500Options:
+    path: str | None = None  # the folder of eng_{train,dev,test}.tsv
+
+
 TASK = TaskSpec(
     name="taxi1500",
     load=load_taxi1500,
     labels=lambda options: list(TAXI1500_LABELS),
     evaluation_ids=_evaluation_ids,
-    options=("path",),
+    options=Taxi1500Options,
     reads_bible=True,
     check=_check,
     reference=PAPER_NUMBERS,
