@@ -16,6 +16,7 @@ from mosecrot.configschema import convert, field_type, from_dict, to_dict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
 from mosecrot.tasks import TASKS, get_task
+from mosecrot.text.bible import Bible, open_bible
 from mosecrot.vectors.train import VectorTrainingConfig
 
 DICTIONARY_KINDS = ("muse", "freedict", "induced")
@@ -78,6 +79,9 @@ class BibleConfig:
     path: str | None = None
     editions: dict[str, str] = field(default_factory=dict)  # language -> edition for task text
     languages: dict[str, str] = field(default_factory=dict)  # eBible edition -> language
+
+    def open(self) -> Bible:
+        return open_bible(to_dict(self))
 
 
 @dataclass

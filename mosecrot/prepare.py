@@ -29,7 +29,7 @@ from mosecrot.languages import get_language
 from mosecrot.plm import load_tokenizer, single_token_ids, tokenizer_fingerprint
 from mosecrot.provenance import environment
 from mosecrot.tasks import TaskData, TaskSpec, get_task
-from mosecrot.text.bible import Bible, open_bible
+from mosecrot.text.bible import Bible
 from mosecrot.text.tokenize import get_tokenizer, is_word
 from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 
@@ -50,7 +50,7 @@ def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
     """Cheap checks that fail fast with a clear message, before any expensive work (``static``: also the
     vector and dictionary sources). Returns the Bible when the task or the static resources read one."""
     spec = get_task(cfg.task.name)
-    bible = open_bible(to_dict(cfg.bible)) if _uses_bible(cfg, static) else None
+    bible = cfg.bible.open() if _uses_bible(cfg, static) else None
     for lang in cfg.target_languages:
         get_language(lang)
         if bible is not None:
@@ -129,7 +129,7 @@ class Prepared:
     def bible(self) -> Bible:
         """The experiment's Bible (opened on first use where preparation did not need it)."""
         if self.opened_bible is None:
-            self.opened_bible = open_bible(to_dict(self.config.bible))
+            self.opened_bible = self.config.bible.open()
         return self.opened_bible
 
 

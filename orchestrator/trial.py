@@ -34,7 +34,7 @@ from mosecrot.cache import DiskCache
 from mosecrot.configschema import to_dict
 from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import needs_static
-from mosecrot.metrics import language_means
+from mosecrot.metrics import language_means, metric_key
 from mosecrot.prepare import SharedResources, prepare
 from mosecrot.training import LoopHooks
 from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
@@ -94,8 +94,11 @@ class EpochReporter:
         obj = self.space.objective
         if obj.protocol != "english-dev":
             return None
-        src = self.source_language
-        out = {f"{k}.{src}": float(entry[k]) for k in ("dev_macro_f1", "dev_accuracy", "dev_loss") if k in entry}
+        out = {
+            metric_key("dev", m, self.source_language): float(entry[f"dev_{m}"])
+            for m in ("macro_f1", "accuracy", "loss")
+            if f"dev_{m}" in entry
+        }  # the loop's per-epoch entry
         out["epoch"] = int(entry.get("epoch", 0))
         key = f"dev_{obj.metric}"
         if key in entry:

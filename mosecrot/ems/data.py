@@ -28,7 +28,7 @@ from mosecrot.ems.config import EMSConfig
 from mosecrot.errors import InputError, rebase_key
 from mosecrot.tasks import task_evaluation_ids
 from mosecrot.tasks.taxi1500 import taxi1500_ids
-from mosecrot.text.bible import Bible, has_text, open_bible
+from mosecrot.text.bible import Bible, has_text
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _language_texts(bible: Bible, cfg: EMSConfig) -> tuple[dict[str, dict[str, s
 def build_ems_data(cfg: EMSConfig, bible: Bible | None = None) -> EMSData:
     """Training and held-out pairs for every language; every problem is an `InputError` raised here,
     before a tokenizer or model is trained."""
-    bible = bible or open_bible(to_dict(cfg.bible))
+    bible = bible or cfg.bible.open()
     texts, editions = _language_texts(bible, cfg)
     pivot, *langs = list(texts)
     excluded, record = task_exclusions(cfg, bible)

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 
 from mosecrot.cache import DiskCache, texts_fingerprint
-from mosecrot.configschema import from_dict, interpolate, read_yaml, to_dict
+from mosecrot.configschema import from_dict, interpolate, read_yaml
 from mosecrot.ems.checkpoint import EMSBundle, is_checkpoint, load_checkpoint
 from mosecrot.ems.config import EMSConfig, apply_settings, config_path, load_ems_config, normalize_settings
 from mosecrot.ems.data import task_exclusions
 from mosecrot.ems.losses import OBJECTIVE_VERSION
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
-from mosecrot.text.bible import open_bible
 
 DEFAULT_CONFIG = "cpu"
 _LOADED: dict[str, EMSBundle] = {}
@@ -129,7 +128,7 @@ def resolve_encoder(
         return bundle
     cfg = ems_training_config(spec, ems_set)
     if needed:  # add only what the config's own exclusions miss, so experiments share one encoder
-        covered = set().union(*task_exclusions(cfg, open_bible(to_dict(cfg.bible)))[0].values())
+        covered = set().union(*task_exclusions(cfg, cfg.bible.open())[0].values())
         extra = needed - covered
         if extra:
             cfg.data.exclude_ids = sorted(extra | set(cfg.data.exclude_ids))

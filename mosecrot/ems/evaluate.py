@@ -20,11 +20,10 @@ import numpy as np
 
 from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.centering import DEFAULT_CENTERING_VERSES, centre, language_offsets
-from mosecrot.configschema import to_dict
 from mosecrot.ems.checkpoint import EMSBundle
 from mosecrot.ems.data import LanguagePairs
 from mosecrot.errors import InputError
-from mosecrot.text.bible import Bible, open_bible
+from mosecrot.text.bible import Bible
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -120,7 +119,7 @@ def retrieval_offsets(
 ) -> dict[str, np.ndarray]:
     """Each held-out language's offset to the pivot (English) under ``encode``, over up to ``n`` Bible verses
     that are not held out (`mosecrot.centering.language_offsets`): unlabelled text outside the test pairs."""
-    bible = bible or open_bible(to_dict(bundle.config.bible))
+    bible = bible or bundle.config.bible.open()
     exclude = {v for pairs in heldout.values() for v in pairs.ids}
     return language_offsets(encode, bible, list(heldout), bundle.meta["pivot"], exclude, n)
 
@@ -129,7 +128,7 @@ def heldout_pairs(
     bundle: EMSBundle, bible: Bible | None = None, limit: int | None = None, languages: list[str] | None = None
 ) -> dict[str, LanguagePairs]:
     """The checkpoint's own held-out verses (ids in its metadata), text from the same Bible editions."""
-    bible = bible or open_bible(to_dict(bundle.config.bible))
+    bible = bible or bundle.config.bible.open()
     meta = bundle.meta
     pivot = meta["pivot"]
     pivot_texts = bible.source.verses(meta["editions"][pivot])

@@ -23,7 +23,7 @@ from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import MethodSpec
-from mosecrot.metrics import SCORED_SPLITS
+from mosecrot.metrics import SCORED_SPLITS, metric_prefix
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
 from mosecrot.stitching import (
@@ -165,7 +165,7 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
             model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
         else:
             model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
-        if not any(k.startswith("dev_macro_f1.") for k in metrics):
+        if not any(k.startswith(metric_prefix("dev", "macro_f1")) for k in metrics):
             metrics.update(ctx.english_metrics(model, model_name, tokenizer, ft))
         for lang in langs:
             anchors = ctx.prepared.anchors[lang]
