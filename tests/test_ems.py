@@ -251,8 +251,7 @@ def test_leakage_guard_on_the_real_bible_against_the_shipped_experiments():
     taxi_dir = data_dir() / "taxi1500"
     for split in ("train", "dev", "test"):
         banned |= {line.split("\t")[0] for line in (taxi_dir / f"eng_{split}.tsv").read_text().splitlines() if line}
-    q = load_experiment("quickstart").task
-    banned |= task_evaluation_ids("bible_genre", seed=q.seed, per_class=q.per_class, taxi1500_path=q.taxi1500_path)
+    banned |= task_evaluation_ids("bible_genre", **load_experiment("quickstart").task.loader_kwargs())
     banned |= task_evaluation_ids("bible_genre")  # the task's defaults, without Taxi1500
     heldout = {v for p in data.heldout.values() for v in p.ids}
     assert len(heldout) >= 1000 and len(banned) > 1500
