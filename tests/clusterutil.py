@@ -443,4 +443,4 @@ def train_runs(storage: Path, name: str) -> dict[str, list[str]]:
     (a finished trial has one: its final payload)."""
     d = storage / f"{name}-train"
     runs = sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
-    return {p.name: sorted(c.name for c in p.glob("checkpoint_*")) for p in runs}
+    return {p.name: sorted(c.name for c in p.glob("checkpoint_*") if c.is_dir()) for p in runs}

@@ -182,7 +182,8 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
         train_runs = sorted(p.name for p in (storage / "quickstart-train").iterdir())
         assert train_runs == trial_ids  # one Ray Train run per trial, named after it
         checkpoints = {
-            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*")) for r in train_runs
+            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*") if p.is_dir())
+            for r in train_runs
         }
         assert all(len(c) == 1 for c in checkpoints.values()), checkpoints  # the final payload
 
@@ -194,7 +195,8 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
         assert sorted(t["trial_id"] for t in tags2 if t.get("kind") == "trial") == trial_ids  # none rerun
         assert sum(t.get("kind") == "sweep" for t in tags2) == 1
         assert {
-            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*")) for r in train_runs
+            r: sorted(p.name for p in (storage / "quickstart-train" / r).glob("checkpoint_*") if p.is_dir())
+            for r in train_runs
         } == checkpoints  # no trial re-ran
         assert all(r["info"]["status"] == "FINISHED" for r in runs2)
         assert len(optuna_states(storage / "quickstart" / "optuna.db")) == 2
