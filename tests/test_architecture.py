@@ -142,7 +142,7 @@ def test_tests_use_fixtures_and_no_private_names():
     for path in sorted((REPO / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "conftest" or node.module.startswith("test_"):
+                if node.module == "conftest" or node.module.split(".")[-1].startswith("test_"):
                     offenders.append(f"{path.name}: from {node.module} import ...")
                 if node.module.split(".")[0] in ours:
                     offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]

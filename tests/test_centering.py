@@ -10,7 +10,8 @@ from mosecrot.errors import InputError
 from mosecrot.methods import MethodConfig
 from mosecrot.methods.probes import SentenceProbeOptions, centred_evals
 from mosecrot.text.bible import Bible, make_verse_id
-from tests.test_tasks import DictSource
+
+from memory_bible import DictSource
 
 IDS = [make_verse_id(1, 1, v) for v in range(1, 11)]
 

@@ -16,7 +16,9 @@ from mosecrot.tasks.base import check_same_labels, make_split
 from mosecrot.tasks.bible_genre import GENRE_LABELS, GENRES, bible_genre_ids, genre_of, load_bible_genre
 from mosecrot.tasks.sib200 import SIB200_LABELS, load_sib200
 from mosecrot.tasks.taxi1500 import TAXI1500_LABELS, load_taxi1500, taxi1500_ids
-from mosecrot.text.bible import Bible, Edition, make_verse_id
+from mosecrot.text.bible import Bible, make_verse_id
+
+from memory_bible import DictSource
 
 # ---------------------------------------------------------------- fixtures
 
@@ -80,20 +82,6 @@ def taxi_dir(tmp_path) -> Path:
     for split, rows in TAXI_ROWS.items():
         (root / f"eng_{split}.tsv").write_text("".join(f"{v}\t{lab}\t{t}\n" for v, lab, t in rows))
     return root
-
-
-class DictSource:
-    """A Bible source held in memory: {edition: (language, {verse_id: text})}."""
-
-    def __init__(self, name: str, editions: dict[str, tuple[str, dict[str, str]]]) -> None:
-        self.name = name
-        self._editions = editions
-
-    def editions(self) -> dict[str, Edition]:
-        return {code: Edition(code, lang, code) for code, (lang, _) in self._editions.items()}
-
-    def verses(self, edition: str) -> dict[str, str]:
-        return self._editions[edition][1]
 
 
 def genre_bible(name: str, missing_in_fr: set[str] = frozenset(), extra: dict[str, str] | None = None) -> Bible:
