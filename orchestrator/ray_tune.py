@@ -455,7 +455,7 @@ class MlflowTrialCallback(Callback):
         return self._tracker
 
     def _log(self, trial: Any, status: str, error: str | None = None) -> None:
-        seeds = list(self.space.experiment_config().seeds)
+        seeds = list(self.space.seeds)
         try:
             self.tracker.log_trial(
                 trial.trial_id,

@@ -271,6 +271,12 @@ class SearchSpace:
         assert self.base_config is not None, "load the space with load_search_space"
         return copy.deepcopy(self.base_config)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every trial runs (the experiment's, after ``fixed``)."""
+        assert self.base_config is not None, "load the space with load_search_space"
+        return list(self.base_config.seeds)
+
     def tuned_method(self) -> MethodConfig:
         assert self.method_config is not None, "load the space with load_search_space"
         return self.method_config
