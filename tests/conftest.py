@@ -106,3 +106,51 @@ def plugin_env() -> dict[str, str]:
     """Environment variables that make a subprocess (and its Ray workers) load the test plugin kinds."""
     path = os.pathsep.join(p for p in (PLUGINS_DIR, os.environ.get("PYTHONPATH", "")) if p)
     return {"PYTHONPATH": path, "MOSECROT_PLUGINS": TOY_PLUGIN}
+
+
+@pytest.fixture
+def logged_sweep(quickstart_space, tmp_path):
+    """A SQLite MLflow store holding a finished quickstart sweep: trials t1 (objective .9, mean test .4),
+    t2 (objective .2, German test .9) and t3 (FAILED, error "boom"), and the baseline lr (.6 everywhere).
+    Returns ``(tracker, {name: run id}, trial params)``."""
+    from orchestrator.tracking import SweepTracker
+    from orchestrator.trial import OBJECTIVE, REPORT_MEAN
+
+    relative = "method.stitch.relative."
+    params = {
+        "anchors.count": 800,
+        relative + "weighting": "softmax",
+        relative + "tau": 0.1,
+        relative + "sparsify": "topk",
+        relative + "k": "all",
+    }
+    good = {
+        "test_macro_f1.de": 0.5,
+        "test_macro_f1.fr": 0.4,
+        "test_macro_f1.sw": 0.3,
+        "dev_macro_f1.en": 0.9,
+        OBJECTIVE: 0.9,
+        REPORT_MEAN: 0.4,
+        "training_iteration": 2,
+        "time_total_s": 12.0,
+    }
+    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
+    tracker = SweepTracker(
+        quickstart_space, f"sqlite:///{tmp_path}/mlruns.db", sweep_key=str(tmp_path / "ray_results/quickstart")
+    )
+    tracker.start()
+    ids = {
+        "t1": tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0]),
+        "t2": tracker.log_trial("t2", "trial_2", {**params, relative + "k": 10}, worse, "FINISHED", seeds=[0]),
+        "t3": tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0]),
+        "lr": tracker.log_baseline(
+            "lr",
+            "lr",
+            "target-supervised",
+            {f"test_macro_f1.{lang}": 0.6 for lang in ("de", "fr", "sw")},
+            [0],
+            {"kind": "lr"},
+        ),
+    }
+    tracker.end("FINISHED", {"best_objective": 0.9})
+    return tracker, ids, params

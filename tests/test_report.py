@@ -8,8 +8,6 @@ import pytest
 from mosecrot.errors import InputError
 from orchestrator.cli import main
 from orchestrator.report import merge_runs, sweep_report, to_csv, to_markdown, write_report
-from orchestrator.tracking import SweepTracker
-from orchestrator.trial import OBJECTIVE, REPORT_MEAN
 
 W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k", "sparsify"))
 
@@ -92,35 +90,11 @@ def test_cli_writes_markdown_and_csv(tmp_path):
 # --- sweep reports ----------------------------------------------------------------------------------
 
 
-def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(quickstart_space, tmp_path):
+def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(logged_sweep, tmp_path):
     """Best trial per method by the objective (never by a test score), beside the baselines; every finished
     trial with the params that differ between trials; markdown, CSV and a plot."""
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
-    tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
-    tracker.start()
-    params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
-    good = {
-        "test_macro_f1.de": 0.5,
-        "test_macro_f1.fr": 0.4,
-        "test_macro_f1.sw": 0.3,
-        "dev_macro_f1.en": 0.9,
-        OBJECTIVE: 0.9,
-        REPORT_MEAN: 0.4,
-    }
-    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
-    t1 = tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
-    t2 = tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
-    tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
-    tracker.log_baseline(
-        "lr",
-        "lr",
-        "target-supervised",
-        {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6, "test_macro_f1.sw": 0.6},
-        [0],
-        {"kind": "lr"},
-    )
-    tracker.end("FINISHED")
-
+    tracker, ids, _ = logged_sweep
+    uri, t1, t2 = tracker.uri, ids["t1"], ids["t2"]
     report = sweep_report("quickstart", uri, languages=["de", "fr", "sw"])
     rows = {r["method"]: r for r in report["rows"]}
     assert rows["mosecrot"]["run_id"] == t1  # best by objective, not by test score

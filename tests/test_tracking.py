@@ -19,7 +19,7 @@ from orchestrator.tracking import (
     sanitize_key,
     ui_command,
 )
-from orchestrator.trial import OBJECTIVE, REPORT_MEAN
+from orchestrator.trial import OBJECTIVE
 
 W, TAU, K, SP = ("method.stitch.relative." + x for x in ("weighting", "tau", "k", "sparsify"))
 
@@ -69,36 +69,11 @@ def test_unreachable_mlflow_server_fails_fast():
     assert time.perf_counter() - t < 5
 
 
-def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
-    tracker = SweepTracker(quickstart_space, uri, sweep_key=str(tmp_path / "ray_results/quickstart"))
-    parent = tracker.start()
-    params = {"anchors.count": 800, W: "softmax", TAU: 0.1, SP: "topk", K: "all"}
-    good = {
-        "test_macro_f1.de": 0.5,
-        "test_macro_f1.fr": 0.4,
-        "test_macro_f1.sw": 0.3,
-        "dev_macro_f1.en": 0.9,
-        OBJECTIVE: 0.9,
-        REPORT_MEAN: 0.4,
-        "training_iteration": 2,
-        "time_total_s": 12.0,
-    }
-    worse = {**good, OBJECTIVE: 0.2, "test_macro_f1.de": 0.9}
-    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED", seeds=[0])
-    assert tracker.log_trial("t2", "trial_2", {**params, K: 10}, worse, "FINISHED", seeds=[0])
-    assert tracker.log_trial("t3", "trial_3", params, None, "FAILED", error="boom", seeds=[0])
-    assert tracker.log_trial("t1", "trial_1", params, good, "FINISHED") is None  # exactly one child per trial
-    tracker.log_baseline(
-        "lr",
-        "lr",
-        "target-supervised",
-        {"test_macro_f1.de": 0.6, "test_macro_f1.fr": 0.6, "test_macro_f1.sw": 0.6},
-        [0],
-        {"kind": "lr"},
-    )
-    tracker.end("FINISHED", {"best_objective": 0.9})
-
+def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, logged_sweep):
+    tracker, ids, params = logged_sweep
+    assert all(ids.values())  # every child was logged
+    assert tracker.log_trial("t1", "trial_1", params, {}, "FINISHED") is None  # exactly one child per trial
+    parent = tracker.parent_id
     client = tracker.client
     assert client.get_run(parent).info.status == "FINISHED"
     assert client.get_run(parent).data.tags["git_revision"]
@@ -113,9 +88,9 @@ def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, tmp_path)
     assert t1.data.tags["selection_protocol"] == "english-dev" and t1.data.tags["seed"] == "0"
     assert kids["lr"].data.tags["kind"] == "baseline" and kids["lr"].data.tags["supervision"] == "target-supervised"
 
-    resumed = SweepTracker(quickstart_space, uri, sweep_key=tracker.sweep_key)
+    resumed = SweepTracker(quickstart_space, tracker.uri, sweep_key=tracker.sweep_key)
     assert resumed.start(resume=True) == parent  # resume reopens the same parent
     assert client.get_run(parent).info.status == "RUNNING"
-    assert resumed.log_trial("t2", "trial_2", params, worse, "FINISHED") is None
+    assert resumed.log_trial("t2", "trial_2", params, {}, "FINISHED") is None
     resumed.end("FINISHED")
     assert client.get_run(parent).info.status == "FINISHED"
