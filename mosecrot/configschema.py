@@ -16,6 +16,7 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args, get_origin
 
@@ -165,6 +166,40 @@ def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = Non
                 raise InputError(str(err), path=file, key=None if err.key else prefix or None) from err
             raise
     return obj
+
+
+def entry_keys(data: Any, reserved: tuple[str, ...], prefix: str, file: str | None) -> list[str]:
+    """The string values of the ``reserved`` keys of an entry whose options sit flat beside them (a method's
+    ``name`` and ``kind``, a task's ``name``): what decides the options' schema (`from_flat_entry`)."""
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping", path=file, key=prefix)
+    for key in reserved:
+        if key not in data:
+            raise InputError("missing required key", path=file, key=f"{prefix}.{key}", expected="a string")
+    return [convert(data[key], str, f"{prefix}.{key}", file) for key in reserved]
+
+
+def from_flat_entry(
+    options: type[T],
+    data: dict,
+    reserved: tuple[str, ...],
+    prefix: str,
+    file: str | None,
+    misplaced: Callable[[str], InputError | None] = lambda key: None,
+) -> T:
+    """Dataclass ``options`` read from an entry that holds its fields flat beside the ``reserved`` keys (see
+    `entry_keys`). A key that is neither is the error ``misplaced(key)`` gives (an option of another kind or
+    task), else an unknown key."""
+    names = [f.name for f in dataclasses.fields(cast("type[DataclassInstance]", options)) if f.init]
+    for key in data:
+        if key not in reserved and key not in names:
+            raise misplaced(key) or InputError(
+                "unknown key",
+                path=file,
+                key=f"{prefix}.{key}",
+                expected="one of: " + ", ".join(sorted([*reserved, *names])),
+            )
+    return from_dict(options, {k: v for k, v in data.items() if k not in reserved}, prefix=prefix, file=file)
 
 
 def to_dict(obj: Any) -> Any:

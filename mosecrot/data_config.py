@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mosecrot.anchors import ANCHOR_STRATEGIES
-from mosecrot.configschema import convert, field_type, from_dict, to_dict
+from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
 from mosecrot.tasks import TASKS, get_task
@@ -40,21 +40,22 @@ class TaskConfig:
 
     @classmethod
     def from_config(cls, data: Any, prefix: str = "task", file: str | None = None) -> TaskConfig:
-        if not isinstance(data, dict):
-            raise InputError("expected a mapping", path=file, key=prefix, expected="{name: TASK, ...options}")
-        if "name" not in data:
-            raise InputError("missing required key", path=file, key=f"{prefix}.name", expected="a task name")
-        spec = get_task(convert(data["name"], str, f"{prefix}.name", file), key=f"{prefix}.name")
-        for key in data:
-            if key != "name" and key not in spec.option_names:  # a misplaced option is never silently ignored
-                raise InputError(
-                    f"option not used by task {spec.name}",
-                    path=file,
-                    key=f"{prefix}.{key}",
-                    expected="one of: " + ", ".join(spec.option_names),
-                )
-        options: Any = from_dict(spec.options, {k: v for k, v in data.items() if k != "name"}, prefix=prefix, file=file)
-        return cls(str(data["name"]), options)
+        (name,) = entry_keys(data, ("name",), prefix, file)
+        spec = get_task(name, key=f"{prefix}.name")
+        options: Any = from_flat_entry(
+            spec.options,
+            data,
+            ("name",),
+            prefix,
+            file,
+            lambda key: InputError(  # a misplaced option is never silently ignored
+                f"option not used by task {spec.name}",
+                path=file,
+                key=f"{prefix}.{key}",
+                expected="one of: " + ", ".join(spec.option_names),
+            ),
+        )
+        return cls(name, options)
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, **to_dict(self.options)}

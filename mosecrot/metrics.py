@@ -90,5 +90,5 @@ def mean_over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, float]:
     for k in keys:
         values = [m[k] for m in per_seed]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[k] = seed_summary([float(v) for v in values])["mean"]
+            out[k] = statistics.fmean(values)
     return out

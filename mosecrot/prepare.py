@@ -39,10 +39,8 @@ log = logging.getLogger(__name__)
 def _uses_bible(cfg: DataConfig, static: bool = True) -> bool:
     return (
         get_task(cfg.task.name).reads_bible
-        or static
-        and cfg.vectors.kind == "train"
-        or static
-        and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages)
+        or (static and cfg.vectors.kind == "train")
+        or (static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages))
     )
 
 

@@ -38,6 +38,37 @@ RAY_BIN, MLFLOW_BIN = str(VENV_BIN / "ray"), str(VENV_BIN / "mlflow")
 OBJECT_STORE = str(200 * 1024**2)
 
 
+# Variables of this shell that would point a test's processes at another store, cluster or placement.
+FOREIGN_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "RAY_ADDRESS",
+    "RAY_AUTH_TOKEN_PATH",
+    "MOSECROT_DRIVER_RESOURCES",
+    "MOSECROT_WORKER_RESOURCES",
+)
+
+
+def sweep_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a sweep a test starts (driver, Ray nodes, job entrypoints): offline hubs, Ray usage
+    stats off, the data directory by absolute path (job working dirs are copies), ``cache`` as the disk
+    cache when given, ``extra`` on top, and nothing of `FOREIGN_ENV`."""
+    from mosecrot.paths import data_dir
+
+    env = {
+        **os.environ,
+        "MOSECROT_DATA_DIR": str(data_dir().resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    if cache is not None:
+        env["MOSECROT_CACHE_DIR"] = str(cache)
+    for key in FOREIGN_ENV:
+        env.pop(key, None)
+    return {**env, **extra}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ sweep pick up (the ``toy`` kind of tests/plugins, loaded as ``$MOSECROT_PLUGINS`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -162,9 +161,9 @@ def test_a_new_kind_runs_in_a_sweep(tmp_path, plugin_env):
         "--no-progress",
         *[a for s in sets for a in ("--set", s)],
     ]
-    env = {**os.environ, **plugin_env, "RAY_USAGE_STATS_ENABLED": "0"}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(key, None)
+    from clusterutil import sweep_env
+
+    env = sweep_env(**plugin_env)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=800, cwd=tmp_path)
     (tmp_path / "sweep.out").write_text(out.stdout + out.stderr)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]  # some trials failed

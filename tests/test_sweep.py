@@ -9,7 +9,6 @@ data.
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import time
 
@@ -140,11 +139,9 @@ def test_resource_maps_from_flags_and_environment(monkeypatch):
 def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_sets):
     """Real `ray start` head + worker node, real `mlflow server`; tiny quickstart sweep; then --resume.
     Processes are started and stopped (by PID) with the helpers of `clusterutil`."""
-    from clusterutil import MlflowServer, RayCluster, mlflow_runs, optuna_states, ray_auth_env, sweep_command
+    from clusterutil import MlflowServer, RayCluster, mlflow_runs, optuna_states, ray_auth_env, sweep_command, sweep_env
 
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false", **ray_auth_env()}
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
-        env.pop(key, None)
+    env = sweep_env(**ray_auth_env())
     logs = tmp_path / "logs"
     mlflow, cluster = MlflowServer(tmp_path / "mlflow", env), RayCluster(env, logs)
     try:

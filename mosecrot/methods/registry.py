@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mosecrot.configschema import convert, field_type, from_dict, to_dict
+from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.methods import ems, finetuned, probes, stitched
 from mosecrot.methods.spec import MethodSpec
@@ -84,6 +84,19 @@ def option_type(kind: str, dotted: str, key: str, shown: str) -> Any:
     return field_type(spec.options, dotted, key, shown)
 
 
+def _option_of_other_kinds(name: str, kind: str, key: str, file: str | None) -> InputError | None:
+    """The error for an entry of ``kind`` that gives option ``name`` of other kinds (None if no kind has it)."""
+    owners = kinds_with_option(name)
+    if not owners:
+        return None
+    return InputError(
+        f"{name} applies to kind {', '.join(owners)} only, not {kind}",
+        path=file,
+        key=key,
+        expected=f"no {name}, or kind: {' / '.join(owners)}",
+    )
+
+
 @dataclass
 class MethodConfig:
     """A method of an experiment: its ``name`` (rows of tables), its ``kind`` (a key of `METHODS`) and the
@@ -109,35 +122,16 @@ class MethodConfig:
     @classmethod
     def from_config(cls, data: Any, prefix: str = "methods", file: str | None = None) -> MethodConfig:
         """Build from a mapping, every error naming its dotted key (``methods[0].stitch.relative.k``)."""
-        if not isinstance(data, dict):
-            raise InputError("expected a mapping", path=file, key=prefix, expected="{name: ..., kind: ..., ...}")
-        for required in ("name", "kind"):
-            if required not in data:
-                raise InputError("missing required key", path=file, key=f"{prefix}.{required}", expected="a string")
-        kind = convert(data["kind"], str, f"{prefix}.kind", file)
-        spec = method_spec(kind, key=f"{prefix}.kind")
-        names = option_names(spec)
-        for key in data:
-            if key in ("name", "kind") or key in names:
-                continue
-            owners = kinds_with_option(key)
-            if owners:
-                raise InputError(
-                    f"{key} applies to kind {', '.join(owners)} only, not {kind}",
-                    path=file,
-                    key=f"{prefix}.{key}",
-                    expected=f"no {key}, or kind: {' / '.join(owners)}",
-                )
-            raise InputError(
-                "unknown key",
-                path=file,
-                key=f"{prefix}.{key}",
-                expected="one of: " + ", ".join(sorted(["name", "kind", *names])),
-            )
-        options: Any = from_dict(
-            spec.options, {k: v for k, v in data.items() if k not in ("name", "kind")}, prefix=prefix, file=file
+        name, kind = entry_keys(data, ("name", "kind"), prefix, file)
+        options: Any = from_flat_entry(
+            method_spec(kind, key=f"{prefix}.kind").options,
+            data,
+            ("name", "kind"),
+            prefix,
+            file,
+            lambda key: _option_of_other_kinds(key, kind, f"{prefix}.{key}", file),
         )
-        return cls(convert(data["name"], str, f"{prefix}.name", file), kind, options)
+        return cls(name, kind, options)
 
     def to_config(self) -> dict[str, Any]:
         """The flat mapping `from_config` reads (what resolved configs and MLflow params show)."""

@@ -5,6 +5,7 @@ from YAML, and `orchestrator.search_space.loading` checks what needs more than o
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -266,8 +267,6 @@ class SearchSpace:
 
     def experiment_config(self) -> ExperimentConfig:
         """A copy of the sweep's experiment without any searched value (what the driver prepares once)."""
-        import copy
-
         assert self.base_config is not None, "load the space with load_search_space"
         return copy.deepcopy(self.base_config)
 
