@@ -12,11 +12,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, SequentialSampler, Subset
 from tqdm.auto import tqdm
 
 from mosecrot.errors import InputError
@@ -122,7 +122,8 @@ class LoopHooks:
     """What a distributed runner plugs in; the defaults run in one process."""
 
     prepare_model: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m
-    prepare_loader: Callable[[DataLoader], DataLoader] = lambda d: d
+    # (training loader, run seed) -> the loader to iterate; a DDP runner shards it (`distributed_loader`)
+    prepare_loader: Callable[[DataLoader, int], DataLoader] = lambda d, seed: d
     report: Callable[[dict[str, Any]], None] | None = None  # called after each dev evaluation
     is_main: bool = True
     progress: bool = True
@@ -176,6 +177,53 @@ class FinetuneResult:
     examples_per_second: float = 0.0
 
 
+def train_loader(
+    train: EncodedSplit, config: TrainingConfig, seed: int, pad_id: int, hooks: LoopHooks | None = None
+) -> DataLoader:
+    """The shuffled training loader of `finetune`, its order seeded by ``seed``, after ``hooks.prepare_loader``."""
+    hooks = hooks or LoopHooks()
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if config.group_by_length:  # with several DDP workers `distributed_loader` swaps in an ungrouped sampler
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        sampler = LengthGroupedSampler(
+            config.batch_size, lengths=[len(ids) for ids in train.input_ids], generator=generator
+        )
+    return hooks.prepare_loader(
+        DataLoader(
+            train,
+            batch_size=config.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            collate_fn=make_collate(pad_id),
+            generator=generator,
+        ),
+        seed,
+    )
+
+
+def distributed_loader(loader: DataLoader, num_replicas: int, rank: int, seed: int) -> DataLoader:
+    """``loader`` sharded for one DDP rank by a `DistributedSampler` seeded with the run ``seed`` (shuffled unless
+    ``loader`` was sequential), so that every rank's data order varies with the run seed as one process's does.
+    (Ray's ``prepare_data_loader`` builds its sampler with the default seed 0, the same order for every seed; it
+    keeps a loader that already has a `DistributedSampler`.) A length-grouped sampler becomes an ungrouped one."""
+    shuffle = not isinstance(loader.sampler, SequentialSampler)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        shuffle=False,
+        sampler=DistributedSampler(loader.dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed),
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator,
+    )
+
+
 def finetune(
     model: torch.nn.Module,
     train: EncodedSplit,
@@ -193,24 +241,7 @@ def finetune(
     model.to(device)
     model.train()
     model = hooks.prepare_model(model)
-    generator = torch.Generator().manual_seed(seed)
-    sampler = None
-    if config.group_by_length:  # with several DDP workers Ray swaps in its DistributedSampler (ungrouped)
-        from transformers.trainer_pt_utils import LengthGroupedSampler
-
-        sampler = LengthGroupedSampler(
-            config.batch_size, lengths=[len(ids) for ids in train.input_ids], generator=generator
-        )
-    loader = hooks.prepare_loader(
-        DataLoader(
-            train,
-            batch_size=config.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            collate_fn=make_collate(pad_id),
-            generator=generator,
-        )
-    )
+    loader = train_loader(train, config, seed, pad_id, hooks)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]

@@ -1,9 +1,10 @@
 """Everything that runs inside Ray (Ray 2.60, Train V2), in one module that imports Ray normally.
 
 * `train_loop_per_worker(config)` runs inside each Ray Train worker (a DDP rank): `orchestrator.trial.run_trial`
-  with ``LoopHooks(prepare_model/prepare_loader from ray.train.torch, report=ray.train.report)``. Every rank
-  calls ``ray.train.report`` the same number of times (Train V2 makes it a barrier); only rank 0's metrics
-  reach Tune, and only rank 0 attaches a checkpoint (the final payload, a small JSON, not weights).
+  with ``LoopHooks(prepare_model from ray.train.torch, prepare_loader=prepare_worker_loader, report=ray.train.report)``
+  (the loader's `DistributedSampler` is seeded by the run seed). Every rank calls ``ray.train.report`` the same
+  number of times (Train V2 makes it a barrier); only rank 0's metrics reach Tune, and only rank 0 attaches a
+  checkpoint (the final payload, a small JSON, not weights).
 * `tune_trainable(config, space=...)` is the Tune function. As in Ray's Train-in-Tune example, it builds a
   `TorchTrainer` whose Train run is named after the Tune trial (``RunConfig(name=trial_id)``, beside the Tune
   experiment): a trial restarted after its Train run finished (a sweep driver that died before Tune saved
@@ -40,9 +41,10 @@ from ray.tune import Callback
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
+from torch.utils.data import DataLoader
 
 from mosecrot.prepare import SharedResources
-from mosecrot.training import LoopHooks
+from mosecrot.training import LoopHooks, distributed_loader
 from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
 from orchestrator.trial import (
     FIRST_STEP_LINE,
@@ -123,6 +125,30 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
 # --- inside Ray Train workers ---------------------------------------------------------------------------
 
 
+def worker_hooks(reporter: EpochReporter | None, rank: int, local: bool) -> LoopHooks:
+    """The fine-tuning hooks of one Train worker: DDP model and sharded loader, unless in local mode."""
+    if local:
+        return LoopHooks(report=reporter, is_main=True, progress=False)
+    return LoopHooks(
+        prepare_model=ray.train.torch.prepare_model,
+        prepare_loader=prepare_worker_loader,
+        report=reporter,
+        is_main=rank == 0,
+        progress=rank == 0,
+    )
+
+
+def prepare_worker_loader(loader: DataLoader, seed: int) -> DataLoader:
+    """The training loader of this Train worker: with several workers, sharded by a `DistributedSampler` seeded
+    with the run seed (`mosecrot.training.distributed_loader`; Ray's own would use seed 0 for every run), then
+    Ray's ``prepare_data_loader`` (which keeps that sampler and moves batches to the worker's device)."""
+    context = ray.train.get_context()
+    world = context.get_world_size()
+    if world > 1:
+        loader = distributed_loader(loader, world, context.get_world_rank(), seed)
+    return ray.train.torch.prepare_data_loader(loader)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body. ``config = {"space": SearchSpace, "params": {dotted key: value}}`` plus, from
     `tune_trainable`, ``started_at`` (the Tune function's start), ``trial_id``, ``shared`` and ``local``."""
@@ -147,15 +173,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     clock = FirstStepClock(announce)
 
     def hooks(reporter: EpochReporter) -> LoopHooks:
-        if local:
-            return LoopHooks(report=reporter, is_main=True, progress=False)
-        return LoopHooks(
-            prepare_model=ray.train.torch.prepare_model,
-            prepare_loader=ray.train.torch.prepare_data_loader,
-            report=reporter,
-            is_main=rank == 0,
-            progress=rank == 0,
-        )
+        return worker_hooks(reporter, rank, local)
 
     try:
         payload = run_trial(
