@@ -59,6 +59,7 @@ from orchestrator.ray_tune import (
     make_trainable,
 )
 from orchestrator.search_space import SearchSpace
+from orchestrator.ties import Tie, find_tie, tie_message
 from orchestrator.tracking import SweepTracker, check_tracking, resolve_tracking_uri, ui_command
 from orchestrator.trial import OBJECTIVE, REPORT_MEAN, trial_params
 
@@ -334,6 +335,7 @@ def run_sweep(
                 for k, v in best.metrics.items()
                 if k in (OBJECTIVE, REPORT_MEAN) and isinstance(v, (int, float))
             }
+        log_objective_tie(space, results, tracker)
         metrics.update(trials=float(len(results)), errored_trials=float(results.num_errors))
         metrics.update(phases.metrics())
         log.info("sweep %s: %s", space.name, phases.summary())
@@ -395,6 +397,35 @@ def _new_tuner(
     )
 
 
+def objective_tie(space: SearchSpace, results: Any) -> Tie | None:
+    """The tie at the top of the sweep's objective among its finished trials (`orchestrator.ties`), else None."""
+    trials = [results[i] for i in range(len(results))]
+    return find_tie(
+        (
+            (str(r.metrics.get("trial_id", i)), trial_params(r.config or {}), r.metrics[OBJECTIVE])
+            for i, r in enumerate(trials)
+            if r.error is None and r.metrics and isinstance(r.metrics.get(OBJECTIVE), (int, float))
+        ),
+        space.objective.mode,
+    )
+
+
+def log_objective_tie(space: SearchSpace, results: Any, tracker: SweepTracker) -> str | None:
+    """Warn (log, parent-run tags ``objective_tie`` and ``objective_tie.params``, ``objective_tie.txt``) when
+    several trials share the best objective; returns the warning."""
+    tie = objective_tie(space, results)
+    if tie is None:
+        return None
+    message = tie_message(tie, space.objective.protocol)
+    log.warning("sweep %s: %s", space.name, message)
+    tracker.annotate(
+        {"objective_tie": ",".join(tie.trials), "objective_tie.params": ",".join(tie.differing)},
+        message + "\n",
+        "objective_tie.txt",
+    )
+    return message
+
+
 def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: str | None = None) -> list[str]:
     """What the CLI prints after a sweep: trials, best objective and config, where the records are."""
     uri = resolve_tracking_uri(tracking_uri)
@@ -410,6 +441,9 @@ def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: st
         lines.append(f"best params: {trial_params(best.config)}")
     except Exception:  # no trial finished with an objective
         lines.append("no trial finished with an objective")
+    tie = objective_tie(space, results)
+    if tie is not None:
+        lines.append(tie_message(tie, space.objective.protocol))
     lines.append(f"Tune experiment: {results.experiment_path}")
     lines.append(f"MLflow: {uri}   open the UI: {ui_command(uri)}")
     return lines

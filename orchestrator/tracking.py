@@ -245,6 +245,15 @@ class SweepTracker:
         )
         return self.parent_id
 
+    def annotate(self, tags: dict[str, str], text: str | None = None, artifact: str = "notes.txt") -> None:
+        """Tags (and a text artifact) on the parent run, e.g. the objective-tie warning of `orchestrator.ties`."""
+        if self.parent_id is None:
+            return
+        for key, value in tags.items():
+            self.client.set_tag(self.parent_id, sanitize_key(key), str(value)[:MAX_TAG_VALUE])
+        if text:
+            self.client.log_text(self.parent_id, text, artifact)
+
     def end(self, status: str = "FINISHED", metrics: dict[str, float] | None = None) -> None:
         if self.parent_id is None:
             return
