@@ -277,6 +277,7 @@ def sweep_report(
         "languages": languages,
         "rows": rows,
         "trials": trials,
+        "tie": objective_tie_line(finished, objective, mode, parent.data.tags.get("selection_protocol", "")),
         "searched": searched,
         "parent_run_id": parent.info.run_id,
         "tracking_uri": uri,
@@ -299,6 +300,16 @@ def _report_row(run, kind: str, languages: list[str], prefix: str, objective: st
         row[lang] = v
     row["mean"] = sum(scores) / len(scores) if scores and all(v is not None for v in scores) else None
     return row
+
+
+def objective_tie_line(finished: list, objective: str, mode: str, protocol: str) -> str | None:
+    """The warning when several finished trials (MLflow runs) share the best objective, else None."""
+    from orchestrator.ties import find_tie, tie_message
+
+    tie = find_tie(
+        ((r.info.run_name or r.info.run_id, dict(r.data.params), r.data.metrics[objective]) for r in finished), mode
+    )
+    return tie_message(tie, protocol) if tie else None
 
 
 def trial_columns(report: dict[str, Any]) -> list[str]:
@@ -325,6 +336,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
         "",
         *md_table(cols[:-1], rows),
     ]
+    if report.get("tie"):  # the best objective is shared: the "best" trial is a tie-break (orchestrator.ties)
+        md[1:1] = ["", f"**{report['tie']}**"]
     trials = report.get("trials", [])
     if trials:
         md += [
