@@ -34,6 +34,8 @@ class Record(TypedDict, total=False):
     seed: int
     params: dict[str, Any]
     metrics: dict[str, float]
+    predictions: dict[str, list[int]]  # per-item predicted labels by `mosecrot.metrics.item_key` (``test.de``)
+    deterministic: bool  # the method's result does not depend on the seed (`MethodSpec.deterministic`)
     seconds: float
     error: str  # only when the method raised and ``errors="record"``
 
@@ -95,10 +97,13 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
         "supervision": method.supervision,
         "seed": seed,
         "params": to_dict(method),
+        "deterministic": method.spec.deterministic,
     }
     t = time.perf_counter()
+    ctx.predictions = {}
     try:
         record["metrics"] = method.spec.run(ctx, method.options, seed)
+        record["predictions"] = ctx.predictions
     except Exception as err:
         if errors != "record":
             raise

@@ -34,12 +34,21 @@ def metric_prefix(split: str, metric: str) -> str:
     return f"{split}_{metric}."
 
 
-def classification_scores(gold: Sequence[int] | np.ndarray, pred: Sequence[int] | np.ndarray) -> dict[str, float]:
-    """Macro-F1 and accuracy over a whole split (never averaged over batches)."""
+def classification_scores(
+    gold: Sequence[int] | np.ndarray, pred: Sequence[int] | np.ndarray, num_labels: int
+) -> dict[str, float]:
+    """Macro-F1 and accuracy over a whole split (never averaged over batches). Macro-F1 averages over all
+    ``num_labels`` classes: a class absent from the split and never predicted counts as F1 = 0 instead of
+    silently leaving the average (which would make scores of splits with different classes incomparable)."""
     return {
-        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(gold, pred, labels=list(range(num_labels)), average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(gold, pred)),
     }
+
+
+def item_key(split: str, language: str) -> str:
+    """``test.de``: the key of one split's per-item gold labels and predictions in results.json."""
+    return f"{split}.{language}"
 
 
 def split_metrics(split: str, language: str, scores: dict[str, float]) -> dict[str, float]:
@@ -72,11 +81,15 @@ def language_means(metrics: dict[str, Any], languages: list[str]) -> dict[str, f
 # --- over seeds ---------------------------------------------------------------------------------------
 
 
-def seed_summary(values: list[float]) -> dict[str, float]:
-    """Mean, spread and count of one score over seeds."""
+def seed_summary(values: list[float], deterministic: bool = False) -> dict[str, Any]:
+    """Mean, sample standard deviation and count of one score over seeds. ``std`` is None where a spread
+    means nothing: one seed, or a method whose result does not depend on the seed (``deterministic``; its
+    seeds are then one value counted once, ``n`` = 1)."""
+    if deterministic and len(set(values)) == 1:
+        return {"mean": values[0], "std": None, "n": 1, "deterministic": True}
     return {
         "mean": statistics.fmean(values),
-        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
         "n": len(values),
     }
 

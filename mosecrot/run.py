@@ -17,15 +17,17 @@ from typing import Any
 
 import yaml
 
+from mosecrot.cache import texts_fingerprint
 from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import flatten, to_dict
 from mosecrot.errors import InputError
 from mosecrot.loop import Record, preflight_methods, run_methods
 from mosecrot.methods import MethodConfig, default_methods, needs_static
-from mosecrot.metrics import metric_key, seed_summary
-from mosecrot.prepare import prepare
+from mosecrot.metrics import SCORED_SPLITS, item_key, metric_key, seed_summary
+from mosecrot.prepare import Prepared, prepare
 from mosecrot.provenance import environment
 from mosecrot.training import LoopHooks
+from mosecrot.uncertainty import table_uncertainty
 
 
 @dataclass
@@ -36,21 +38,56 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     directory: Path | None = None
     environment: dict[str, Any] = field(default_factory=environment)  # taken when the run starts
+    items: dict[str, Any] = field(default_factory=dict)  # `evaluation_items`: gold labels the records score
+
+    def summarize(self) -> dict[str, Any]:
+        return summarize(
+            self.records,
+            list(self.config.target_languages),
+            gold=self.items.get("gold"),
+            num_labels=self.items.get("num_labels"),
+        )
+
+
+def evaluation_items(prepared: Prepared) -> dict[str, Any]:
+    """Gold labels and a text fingerprint of every scored split, by `mosecrot.metrics.item_key`: what the
+    records' per-item predictions are aligned with (bootstrap intervals here, `mosecrot compare` later)."""
+    gold, fingerprints = {}, {}
+    for lang, task in prepared.tasks.items():
+        for split in SCORED_SPLITS:
+            if split in task.splits:
+                gold[item_key(split, lang)] = [int(v) for v in task.splits[split]["label"]]
+                fingerprints[item_key(split, lang)] = texts_fingerprint(list(task.splits[split]["text"]))
+    source = prepared.tasks[prepared.config.source_language].splits["train"]
+    return {"num_labels": int(source.features["label"].num_classes), "gold": gold, "fingerprints": fingerprints}
+
+
+REFERENCE_KINDS = ("ls", "own_tokenizer")  # every zero-shot method is compared with the first method of each
 
 
 def summarize(
-    records: list[Record], languages: list[str], split: str = "test", metric: str = "macro_f1"
+    records: list[Record],
+    languages: list[str],
+    split: str = "test",
+    metric: str = "macro_f1",
+    gold: dict[str, list[int]] | None = None,
+    num_labels: int | None = None,
 ) -> dict[str, Any]:
-    """Per method: mean/std over seeds per language, and of the per-seed average over languages."""
+    """Per method: mean, sample std and n over seeds per language and of the per-seed average over languages;
+    with ``gold`` (labels by `mosecrot.metrics.item_key`) and the records' predictions, a 95% bootstrap
+    interval over test items per cell and for the mean, and the paired-bootstrap probability of beating LS
+    and the own-tokenizer floor (`mosecrot.uncertainty`)."""
     methods: dict[str, Any] = {}
     keys = {lang: metric_key(split, metric, lang) for lang in languages}
-    for name in dict.fromkeys(r["method"] for r in records):
+    names = list(dict.fromkeys(r["method"] for r in records))
+    for name in names:
         runs = [r for r in records if r["method"] == name]
+        deterministic = bool(runs[0].get("deterministic"))
         per_lang = {}
         for lang, key in keys.items():
             vals = [r["metrics"][key] for r in runs if key in r["metrics"]]
             if vals:
-                per_lang[lang] = {**seed_summary(vals), "seeds": vals}
+                per_lang[lang] = {**seed_summary(vals, deterministic), "seeds": vals}
         averages = [
             statistics.fmean(r["metrics"][k] for k in keys.values())
             for r in runs
@@ -59,10 +96,50 @@ def summarize(
         methods[name] = {
             "kind": runs[0]["kind"],
             "supervision": runs[0]["supervision"],
+            "deterministic": deterministic,
             "languages": per_lang,
-            "average": seed_summary(averages) if averages else None,
+            "average": seed_summary(averages, deterministic) if averages else None,
         }
-    return {"metric": f"{split}_{metric}", "languages": languages, "methods": methods}
+    out: dict[str, Any] = {"metric": f"{split}_{metric}", "languages": languages, "methods": methods}
+    if gold and num_labels:
+        out["uncertainty"] = _add_uncertainty(methods, records, languages, split, metric, gold, num_labels)
+    return out
+
+
+def _add_uncertainty(
+    methods: dict[str, Any],
+    records: list[Record],
+    languages: list[str],
+    split: str,
+    metric: str,
+    gold: dict[str, list[int]],
+    num_labels: int,
+) -> dict[str, Any]:
+    """Bootstrap intervals and win probabilities into ``methods`` (in place); returns the settings used."""
+    test_gold = {lang: gold[item_key(split, lang)] for lang in languages if item_key(split, lang) in gold}
+    predictions: dict[str, dict[str, list[list[int]]]] = {}
+    for name, summary in methods.items():
+        runs = [r for r in records if r["method"] == name and "error" not in r]
+        if summary["deterministic"]:
+            runs = runs[:1]
+        predictions[name] = {
+            lang: [r["predictions"][item_key(split, lang)] for r in runs]
+            for lang in test_gold
+            if runs and all(item_key(split, lang) in r.get("predictions", {}) for r in runs)
+        }
+    references = [
+        next(name for name, m in methods.items() if m["kind"] == kind)
+        for kind in REFERENCE_KINDS
+        if any(m["kind"] == kind for m in methods.values())
+    ]
+    result = table_uncertainty(test_gold, predictions, num_labels, references, metric=metric)
+    for name, summary in methods.items():
+        for lang, extra in result.cells.get(name, {}).items():
+            if lang in summary["languages"]:
+                summary["languages"][lang].update(extra)
+        if name in result.means and summary["average"] is not None and set(test_gold) == set(languages):
+            summary["average"].update(result.means[name])
+    return result.settings
 
 
 def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -111,7 +188,7 @@ def run_experiment(
     old = load_unfinished(resume, cfg) if resume else None
     prepared = prepare(cfg, static=needs_static(methods), progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
-    report = RunReport(cfg, [], {}, timings)
+    report = RunReport(cfg, [], {}, timings, items=evaluation_items(prepared))
     if old is not None:
         assert resume is not None  # old was loaded from it
         report.directory = Path(resume)
@@ -131,7 +208,7 @@ def run_experiment(
     def keep(record: Record) -> None:
         # Written after every method: a long run that dies keeps what it finished (complete: false).
         report.records.append(record)
-        report.summary = summarize(report.records, list(cfg.target_languages))
+        report.summary = report.summarize()
         write_run(report, complete=False)
 
     run_methods(
@@ -145,7 +222,7 @@ def run_experiment(
     )
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
-    report.summary = summarize(report.records, list(cfg.target_languages))
+    report.summary = report.summarize()
     write_run(report, complete=True)
     return report
 
@@ -174,6 +251,7 @@ def write_run(report: RunReport, complete: bool = True) -> Path:
         "seeds": report.config.seeds,
         "config": to_dict(report.config),
         "environment": report.environment,
+        "items": report.items,
     }
     tmp = report.directory / "results.json.tmp"
     tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str))

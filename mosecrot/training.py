@@ -163,7 +163,8 @@ def evaluate(model: torch.nn.Module, split: EncodedSplit, pad_id: int, batch_siz
     """Macro-F1 and accuracy over the whole split, plus mean loss."""
     pred, loss = predict(model, split, pad_id, batch_size)
     gold = np.asarray(split.labels)
-    return {**classification_scores(gold, pred), "loss": float(loss), "n": int(len(gold))}
+    num_labels = int(cast(Any, _unwrap(model)).config.num_labels)
+    return {**classification_scores(gold, pred, num_labels), "loss": float(loss), "n": int(len(gold))}
 
 
 @dataclass

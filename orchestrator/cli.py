@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import random
@@ -80,11 +81,13 @@ def _inspect(prepared) -> None:
 
 def print_table(table, title: str) -> None:
     """A merged results table (`orchestrator.report`): rows methods, columns languages and means."""
-    from orchestrator.report import header, row_cells
+    from orchestrator.report import explanation, header, row_cells
 
     columns = header(table)
     rows = [dict(zip(columns, row_cells(table, row), strict=True)) for row in table.rows]
     console.print(_table(title, rows, columns, left=("method", "supervision")))
+    for line in explanation(table):
+        console.print(line, highlight=False)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -97,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     assert report.directory is not None  # run_experiment always writes a run directory
     paper = get_task(cfg.task.name).reference or None
     table = _write_tables([report.directory], report.directory, paper)
-    print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, mean ± std over seeds {cfg.seeds}")
+    print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, seeds {cfg.seeds}")
     console.print(
         f"results: {report.directory / 'results.json'}  report.md  report.csv   ({report.timings['total']:.0f} s)"
     )
@@ -122,7 +125,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     task = load_results(args.runs[0])["task"]
     paper = None if args.no_paper else get_task(task).reference or None
     table = _write_tables(args.runs, args.output_dir, paper)
-    print_table(table, f"{table.task}: {table.metric}, mean ± std over seeds ({len(args.runs)} runs)")
+    print_table(table, f"{table.task}: {table.metric} ({len(args.runs)} runs)")
     for src in table.sources:
         t = src.get("training") or {}
         console.print(
@@ -133,6 +136,37 @@ def cmd_table(args: argparse.Namespace) -> int:
         )
     if args.output_dir:
         console.print(f"wrote {Path(args.output_dir) / 'report.md'} and report.csv")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mosecrot.compare import compare_runs
+
+    out = compare_runs(args.a, args.b, split=args.split, n_resamples=args.resamples)
+    a, b = out["a"]["method"], out["b"]["method"]
+    rows = [
+        {
+            "language": lang,
+            f"A {a}": f"{r['a']:.3f} [{r['a_ci'][0]:.2f}, {r['a_ci'][1]:.2f}]",
+            f"B {b}": f"{r['b']:.3f} [{r['b_ci'][0]:.2f}, {r['b_ci'][1]:.2f}]",
+            "A - B": f"{r['difference']:+.3f} [{r['difference_ci'][0]:+.2f}, {r['difference_ci'][1]:+.2f}]",
+            "P(A > B)": f"{r['p_a_beats_b']:.2f}",
+            "items": str(r["n_items"]),
+        }
+        for lang, r in out["rows"].items()
+    ]
+    sides = [f"{x} = {out[k]['spec']} (seeds {out[k]['seeds']})" for x, k in (("A", "a"), ("B", "b"))]
+    title = f"{out['metric']}: {' vs '.join(sides)}"
+    console.print(_table(title, rows, list(rows[0]), left=("language",)))
+    console.print(
+        f"95% percentile bootstrap over test items ({out['bootstrap']['n_resamples']} paired resamples; the mean "
+        "resamples each language)."
+        + (f" Skipped (items differ): {', '.join(out['skipped'])}." if out["skipped"] else ""),
+        highlight=False,
+    )
+    if args.output:
+        Path(args.output).write_text(json.dumps(out, indent=1))
+        console.print(f"wrote {args.output}")
     return 0
 
 
@@ -345,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--output-dir", help="also write report.md and report.csv here")
     tb.add_argument("--no-paper", action="store_true", help="leave out the published numbers")
     tb.set_defaults(func=cmd_table)
+
+    cp = sub.add_parser(
+        "compare",
+        help="paired bootstrap of one run's method against another's, item by item (e.g. two runs' rr-softmax)",
+    )
+    cp.add_argument("a", metavar="RUN_A:METHOD", help="a run directory (runs/NAME/STAMP) and a method name in it")
+    cp.add_argument("b", metavar="RUN_B:METHOD", help="the run and method to compare with (may be the same run)")
+    cp.add_argument("--split", default="test", choices=["dev", "test"], help="which split's items (default: test)")
+    cp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    cp.add_argument("-o", "--output", help="also write the comparison as JSON here")
+    cp.set_defaults(func=cmd_compare)
 
     def space_options(command: argparse.ArgumentParser, name: str, help: str) -> argparse.ArgumentParser:
         """The sweep's name or file, its ``--set`` overrides and the MLflow store: every sweep command has them."""

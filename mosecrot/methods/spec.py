@@ -31,7 +31,9 @@ class MethodSpec:
     target-supervised (trained on target labels: a reference, never a transfer result). ``reads_static``:
     whether it reads static vectors, dictionaries or anchors (`prepare` builds them only then).
     ``preflight(options)``: checks that need more than the option values (a model's tokenizer files), made
-    before any data is prepared. ``summary``: one line for listings and errors."""
+    before any data is prepared. ``summary``: one line for listings and errors. ``deterministic``: the run seed
+    changes nothing (a closed-form or lbfgs classifier on fixed vectors): its seeds are one result, and tables
+    show no spread for it."""
 
     kind: str
     run: Callable[[Any, Any, int], dict[str, float]]
@@ -40,3 +42,4 @@ class MethodSpec:
     reads_static: bool = False
     preflight: Callable[[Any], None] | None = None
     summary: str = ""
+    deterministic: bool = False
