@@ -95,3 +95,48 @@ def test_summary_has_sample_std_intervals_and_win_probabilities_against_ls_and_t
     assert e5["languages"]["de"]["n"] == 1 and e5["languages"]["de"]["std"] is None and e5["deterministic"]
     assert summary["methods"]["ls"]["languages"]["de"]["p_beats"] == {"floor": 1.0}
     assert summary["uncertainty"]["references"] == ["ls", "floor"]
+
+
+def _results(directory, methods, gold, fingerprint="f"):
+    """A results.json as `mosecrot run` writes it: records with per-item predictions, items with gold labels."""
+    import json
+
+    directory.mkdir()
+    records = [
+        {"method": m, "kind": "mosecrot", "supervision": "zero-shot", "seed": s, "metrics": {}, "predictions": p}
+        for m, per_seed in methods.items()
+        for s, p in enumerate(per_seed)
+    ]
+    items = {"num_labels": 3, "gold": gold, "fingerprints": {k: fingerprint for k in gold}}
+    summary = {"metric": "test_macro_f1", "languages": ["de", "sw"], "methods": {}}
+    payload = {"task": "taxi1500", "records": records, "items": items, "summary": summary, "config": {}}
+    (directory / "results.json").write_text(json.dumps(payload))
+    return directory
+
+
+def test_compare_two_runs_item_by_item(tmp_path, capsys):
+    import json
+
+    from mosecrot.compare import compare_runs
+    from mosecrot.errors import InputError
+    from orchestrator.cli import main
+
+    rng = np.random.default_rng(6)
+    gold = {"test.de": rng.integers(0, 3, 70).tolist(), "test.sw": rng.integers(0, 3, 40).tolist()}
+    right = {k: list(v) for k, v in gold.items()}
+    wrong = {k: [(g + 1) % 3 for g in v] for k, v in gold.items()}
+    a = _results(tmp_path / "a", {"good": [right, right]}, gold)
+    b = _results(tmp_path / "b", {"bad": [wrong]}, gold)
+    out = compare_runs(f"{a}:good", f"{b}:bad")
+    assert out["languages"] == ["de", "sw"] and out["rows"]["mean"]["p_a_beats_b"] == 1.0
+    assert out["rows"]["de"]["difference"] == pytest.approx(1.0) and out["a"]["seeds"] == [0, 1]
+    assert main(["compare", f"{a}:good", f"{b}:bad", "-o", str(tmp_path / "c.json")]) == 0
+    assert "P(A > B)" in capsys.readouterr().out and json.loads((tmp_path / "c.json").read_text())["rows"]
+    # other items (a different edition or split) are never compared; a missing method is named with the choices
+    c = _results(tmp_path / "c", {"bad": [wrong]}, gold, fingerprint="g")
+    with pytest.raises(InputError, match="no language scored on the same items"):
+        compare_runs(f"{a}:good", f"{c}:bad")
+    with pytest.raises(InputError, match="no finished records of method 'nope'.*good"):
+        compare_runs(f"{a}:nope", f"{b}:bad")
+    assert main(["compare", str(a), f"{b}:bad"]) == 2
+    assert "RUN_A:METHOD" in capsys.readouterr().out
