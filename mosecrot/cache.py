@@ -4,6 +4,12 @@ An entry is a directory named by the hash of its key (a JSON-able mapping: text 
 hyper-parameters, code version). It is built in a temporary directory and renamed into place, so a
 crash never leaves half an entry, and it holds a ``MANIFEST.json`` with the SHA-256 of every file.
 Loading verifies the manifest: a corrupt or truncated entry is reported and rebuilt, never used.
+
+Entries travel: `record_entries` lists the entries a piece of code used (a sweep driver's preparation),
+`pack_entries` reads them into memory (uint8 arrays, zero-copy in Ray's object store) and `install_entries`
+writes them into another node's cache, so that node loads exactly the driver's vectors and dictionaries
+instead of building its own (gensim with several workers and eflomal are not deterministic). An entry that
+node already holds with other contents is an `EntryMismatch`, never silently kept or replaced.
 """
 
 from __future__ import annotations
@@ -14,9 +20,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from mosecrot.paths import cache_dir
 
@@ -50,8 +61,68 @@ def texts_fingerprint(texts: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def array_fingerprint(array: Any) -> str:
+    """Fingerprint of an array's dtype, shape and bytes."""
+    a = np.ascontiguousarray(np.asarray(array))
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 class CorruptEntry(Exception):
     pass
+
+
+class EntryMismatch(Exception):
+    """This cache holds an entry under the same key as another cache, with other contents."""
+
+
+# The entries `get_or_build` returned while a `record_entries` block of this thread/context runs.
+_RECORDED: ContextVar[list[Path] | None] = ContextVar("mosecrot_cache_recorded", default=None)
+
+
+@contextmanager
+def record_entries() -> Iterator[list[Path]]:
+    """Collect the path of every entry loaded or built by `DiskCache.get_or_build` inside the block (in this
+    thread), in first-use order, each once."""
+    recorded: list[Path] = []
+    token = _RECORDED.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDED.reset(token)
+
+
+def _record(path: Path) -> None:
+    recorded = _RECORDED.get()
+    if recorded is not None and path not in recorded:
+        recorded.append(path)
+
+
+@dataclass
+class PackedEntry:
+    """One cache entry in memory: where it sits under a cache root (``namespace/hash``), its manifest, and its
+    files as uint8 arrays."""
+
+    relpath: str
+    manifest: dict[str, Any]
+    files: dict[str, np.ndarray]
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return dict(self.manifest["files"])
+
+    @property
+    def size(self) -> int:
+        return sum(int(a.nbytes) for a in self.files.values())
+
+
+def entry_digests(path: Path) -> dict[str, str] | None:
+    """The file digests an entry's manifest lists, or None when the entry or its manifest is absent/unreadable."""
+    try:
+        return dict(json.loads((path / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class DiskCache:
@@ -110,7 +181,9 @@ class DiskCache:
         if path.exists():
             try:
                 self.verify(path)
-                return load(path)
+                value = load(path)
+                _record(path)
+                return value
             except CorruptEntry as err:
                 log.warning("cache entry corrupt, rebuilding: %s", err)
                 shutil.rmtree(path, ignore_errors=True)
@@ -131,4 +204,74 @@ class DiskCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return load(path)
+        value = load(path)
+        _record(path)
+        return value
+
+    # --- entries that travel between caches -----------------------------------------------------------------
+
+    def relpath(self, path: Path) -> str:
+        """``namespace/hash`` of an entry path under this cache's root."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+
+    def pack(self, paths: list[Path]) -> list[PackedEntry]:
+        """The entries at `paths` (under this root) in memory, verified first."""
+        packed = []
+        for path in paths:
+            self.verify(path)
+            manifest = json.loads((path / MANIFEST).read_text())
+            files = {rel: np.frombuffer((path / rel).read_bytes(), dtype=np.uint8) for rel in sorted(manifest["files"])}
+            packed.append(PackedEntry(self.relpath(path), manifest, files))
+        return packed
+
+    def status(self, relpath: str, digests: dict[str, str]) -> str:
+        """``"same"`` (this cache holds the entry with these contents), ``"absent"`` (absent or corrupt: it can
+        be installed) or ``"different"`` (held with other contents), by the manifests (the files are verified
+        when the entry is loaded)."""
+        path = self.root / relpath
+        if not path.exists():
+            return "absent"
+        have = entry_digests(path)
+        if have is None:
+            return "absent"
+        return "same" if have == digests else "different"
+
+    def install(self, entries: list[PackedEntry]) -> list[str]:
+        """Write `entries` into this cache where absent (atomically, with their own manifests); returns the
+        installed relpaths. An entry held here with other contents raises `EntryMismatch`."""
+        installed = []
+        for entry in entries:
+            state = self.status(entry.relpath, entry.digests)
+            if state == "same":
+                continue
+            path = self.root / entry.relpath
+            if state == "different":
+                raise EntryMismatch(
+                    f"cache entry {path} holds other contents than the entry it should equal "
+                    f"({entry.relpath}, built elsewhere); remove it to receive the other one"
+                )
+            shutil.rmtree(path, ignore_errors=True)  # absent, or corrupt
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".{path.name}.in-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                tmp.mkdir()
+                for rel, data in entry.files.items():
+                    f = tmp / rel
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    f.write_bytes(data.tobytes())
+                    if file_sha256(f) != entry.digests[rel]:
+                        raise CorruptEntry(f"{entry.relpath}/{rel}: checksum mismatch in transit")
+                (tmp / MANIFEST).write_text(json.dumps(entry.manifest, indent=1, default=str))
+                try:
+                    os.replace(tmp, path)
+                except OSError:  # installed concurrently by another process of this node
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    if self.status(entry.relpath, entry.digests) != "same":
+                        raise EntryMismatch(
+                            f"cache entry {path} was written concurrently with other contents"
+                        ) from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            installed.append(entry.relpath)
+        return installed

@@ -17,8 +17,10 @@ What a sweep does, in order:
 2. starts (or on resume reopens) the parent MLflow run;
 3. prepares the base experiment once in the driver for the tuned method (task splits and, when the method
    reads them, static vectors, dictionaries and anchors go to the disk cache), puts its `SharedResources`
-   in Ray's object store for every trial's workers, and logs the baselines once (``kind=baseline``
-   children, `orchestrator.baselines`);
+   in Ray's object store for every trial's workers, with the cache entries they came from (a trial on a node
+   that lacks one installs the driver's instead of rebuilding it, and checks the fingerprints:
+   `orchestrator.resources`), and logs the baselines once (``kind=baseline`` children,
+   `orchestrator.baselines`);
 4. ``ray.init(address)`` (None: an embedded local cluster), sizes concurrency, and fits a `Tuner` over
    ``tune_trainable`` with `OptunaSearch` (the study in SQLite at ``STORAGE/NAME/optuna.db``, study name =
    the sweep name, or the space's ``searcher.storage``/``study_name``) or Tune's grid generator, optional
@@ -46,6 +48,7 @@ import optuna
 import ray
 from ray import tune
 
+from mosecrot.cache import DiskCache, record_entries
 from mosecrot.errors import InputError
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
@@ -58,6 +61,7 @@ from orchestrator.ray_tune import (
     make_searcher,
     make_trainable,
 )
+from orchestrator.resources import SweepResources, sweep_resources
 from orchestrator.search_space import SearchSpace
 from orchestrator.ties import Tie, find_tie, tie_message
 from orchestrator.tracking import SweepTracker, check_tracking, resolve_tracking_uri, ui_command
@@ -177,6 +181,20 @@ def prepare_sweep(space: SearchSpace, progress: bool = False) -> Prepared:
     return prepare(space.experiment_config(), static=needs_static([space.tuned_method()]), progress=progress)
 
 
+def prepare_sweep_recorded(space: SearchSpace, progress: bool = False) -> tuple[Prepared, list[Path]]:
+    """`prepare_sweep`, and the disk-cache entries it used (what trials on other nodes receive)."""
+    with record_entries() as used:
+        prepared = prepare_sweep(space, progress)
+    return prepared, list(used)
+
+
+def portable_shared(prepared: Prepared, used: list[Path], put: Callable[[Any], Any] | None = None) -> SweepResources:
+    """The driver's shared resources with the cache entries they came from (`orchestrator.resources`): a trial
+    on a node without them installs them instead of rebuilding other vectors and dictionaries."""
+    assert prepared.shared is not None  # prepare always sets it
+    return sweep_resources(prepared.shared, DiskCache(prepared.config.cache_dir), used, put)
+
+
 # --- phases ------------------------------------------------------------------------------------------------
 
 
@@ -288,7 +306,7 @@ def run_sweep(
     # store builds its schema) and prepare the sweep's data once (from the cache: seconds of loading). A store
     # that fails stops the sweep before any trial; cache entries are complete or absent, whenever it stops.
     tracker_result = in_background(phases.timed("mlflow_start", start_tracker), "mlflow-start")
-    prepared_result = in_background(phases.timed("prepare", lambda: prepare_sweep(space, progress)), "prepare")
+    prepared_result = in_background(phases.timed("prepare", lambda: prepare_sweep_recorded(space, progress)), "prepare")
     try:
         with phases("ray_init"):
             ensure_ray(address, num_cpus, dashboard=dashboard)
@@ -302,17 +320,16 @@ def run_sweep(
         if not is_uri(paths.storage_path):
             Path(paths.experiment_path).mkdir(parents=True, exist_ok=True)
         with phases("prepare_wait"):
-            prepared = prepared_result()  # once per sweep
+            prepared, used_entries = prepared_result()  # once per sweep
         if baselines and space.baselines:
             with phases("baselines"):
                 log_baselines(space, tracker, progress=progress, prepared=prepared)
-        shared = prepared.shared
-        del prepared
         # Task splits, vectors and dictionaries go to the object store once; each trial's workers read them
-        # (numpy arrays zero-copy) and build only their anchors, instead of reloading them from disk.
+        # (numpy arrays zero-copy) and build only their anchors, instead of reloading them from disk. The cache
+        # entries they came from go beside them: a node that lacks one installs the driver's (never rebuilds).
         with phases("object_store_put"):
-            shared_ref = SharedRef(ray.put(shared))
-        del shared
+            shared_ref = SharedRef(ray.put(portable_shared(prepared, used_entries, ray.put)))
+        del prepared
         trainable = make_trainable(
             space, paths.storage_path, train_max_failures, driver_resources, worker_resources, shared=shared_ref
         )

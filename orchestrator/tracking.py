@@ -301,6 +301,10 @@ class SweepTracker:
             tags["stopped_early"] = "true"  # ASHA stopped it: English dev only, no target scores
         if error:
             tags["error"] = error[-MAX_TAG_VALUE:]
+        # fingerprint.vectors.de etc. (orchestrator.resources): which resources the trial used, as tags
+        tags.update(
+            {sanitize_key(k): v for k, v in result.items() if k.startswith("fingerprint.") and isinstance(v, str)}
+        )
         metrics = metric_values(result)
         if "time_total_s" in result and isinstance(result["time_total_s"], (int, float)):
             metrics["trial_seconds"] = float(result["time_total_s"])

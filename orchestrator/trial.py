@@ -14,7 +14,9 @@ What Tune sees, per trial:
   forwarded (the objective needs target dev sets, which exist only after the swap);
 * one final report: every metric averaged over seeds (``test_macro_f1.de``, ``dev_macro_f1.en``, ...),
   ``objective`` (`OBJECTIVE`), ``report_mean`` (`REPORT_MEAN`) and ``{split}_{metric}.mean`` over the
-  report languages, plus ``timing.*`` and ``system.*`` measurements of the worker.
+  report languages, plus ``timing.*`` and ``system.*`` measurements of the worker, and (strings) the
+  ``fingerprint.vectors.de`` / ``fingerprint.dictionary.de`` / ``fingerprint.anchors.de`` of the resources it
+  used (`orchestrator.resources`; tags of the trial's MLflow run).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from typing import Any
 import torch
 
 from mosecrot.cache import DiskCache
+from mosecrot.config import ExperimentConfig
 from mosecrot.configschema import to_dict
 from mosecrot.loop import mean_metrics, run_methods
-from mosecrot.methods import needs_static
+from mosecrot.methods import MethodConfig, needs_static
 from mosecrot.metrics import language_means, metric_key
-from mosecrot.prepare import SharedResources, prepare
+from mosecrot.prepare import Prepared, SharedResources, prepare, resource_key
 from mosecrot.training import LoopHooks
+from orchestrator.resources import adopt, check_fingerprints, fingerprint_metrics, resource_fingerprints
 from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
 
 OBJECTIVE = "objective"  # the Tune/Optuna metric: mean of the objective keys
@@ -119,23 +123,40 @@ def run_trial(
     ``history`` and ``seconds``."""
     t0 = time.perf_counter()
     exp, method = trial_configs(space, params)
-    prepared = prepare(exp, static=needs_static([method]), progress=progress, shared=shared)
+    prepared, fingerprints = prepare_trial(exp, method, shared, progress)
     reporter = EpochReporter(space, exp.source_language, sink)
     records = run_methods(
         prepared, [method], exp.seeds, exp.training, hooks_factory(reporter), cache=DiskCache(exp.cache_dir)
     )
-    metrics = final_metrics(space, mean_metrics(records)[method.name])
+    metrics: dict[str, Any] = final_metrics(space, mean_metrics(records)[method.name])
     metrics["timing.prepare_s"] = round(prepared.timings.get("total", 0.0), 3)
     metrics["timing.shared_resources"] = float(prepared.shared is shared and shared is not None)
+    metrics.update(fingerprint_metrics(fingerprints))  # strings: MLflow tags of the trial's run
     return {
         "params": params,
         "method": to_dict(method),
         "seeds": list(exp.seeds),
+        "fingerprints": fingerprints,
         "metrics": metrics,
         "per_seed": [r["metrics"] for r in records],
         "history": reporter.history,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def prepare_trial(
+    exp: ExperimentConfig, method: MethodConfig, shared: SharedResources | None, progress: bool = False
+) -> tuple[Prepared, dict[str, str]]:
+    """A trial's preparation from the sweep's `shared` resources: the driver's cache entries this node lacks are
+    installed first (`orchestrator.resources.adopt`: never rebuilt here), and the vectors and dictionaries the
+    trial uses are checked against the driver's by fingerprint when its config has the driver's resource key
+    (`ResourceMismatch` otherwise). Returns the preparation and its fingerprints (vectors, dictionaries,
+    anchors)."""
+    adopt(shared, DiskCache(exp.cache_dir))
+    prepared = prepare(exp, static=needs_static([method]), progress=progress, shared=shared)
+    fingerprints = resource_fingerprints(prepared)
+    check_fingerprints(shared, fingerprints, shared is not None and shared.key == resource_key(exp))
+    return prepared, fingerprints
 
 
 def run_trial_locally(
@@ -239,6 +260,7 @@ __all__ = [
     "EpochReporter",
     "checkpoint_payload",
     "final_metrics",
+    "prepare_trial",
     "run_trial",
     "run_trial_locally",
     "trial_params",

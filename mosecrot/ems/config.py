@@ -142,8 +142,12 @@ class EMSLossConfig:
 
 @dataclass
 class EMSTrainConfig:
-    max_steps: int = 6000
-    time_budget_s: float | None = 1800.0  # stop (and checkpoint) after this much training time
+    max_steps: int = 6000  # the budget: a run trains exactly this many steps, on any machine
+    # Opt-in safety cap on training seconds (null: none, the default and every shipped preset). A cap makes the
+    # run depend on the machine's speed (the schedule also ends at the cap): when it stops training before
+    # max_steps, the checkpoint records stopped_by = time_budget and a method's result is flagged
+    # (ems_time_capped = 1), so a table never reads a wall-time-shortened encoder as "the config".
+    time_budget_s: float | None = None
     batch_size: int = 64
     max_length: int = 120  # tokens per sentence, at most model.max_positions
     learning_rate: float = 3e-4

@@ -2,8 +2,10 @@
 
 When ``torch.distributed`` is initialised (a Ray Train worker, torchrun), the model is wrapped in DDP,
 each rank draws its own batches, rank 0 writes checkpoints and shows progress, and the ranks agree on
-when the time budget ends. Everything that can be wrong with the input (languages, data, vocabulary
-size, a checkpoint of another config) fails in `prepare_training`, before the first step.
+when to stop: at ``train.max_steps`` (the budget), or at the opt-in time cap ``train.time_budget_s``, which is
+then recorded (``stopped_by`` in the result and the checkpoint's meta). Everything that can be wrong with the
+input (languages, data, vocabulary size, a checkpoint of another config) fails in `prepare_training`, before
+the first step.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class EMSTrainResult:
     resumed_from: int = 0
     data_sizes: dict[str, int] = field(default_factory=dict)
     excluded_counts: dict[str, int] = field(default_factory=dict)
+    # "max_steps" (the budget), or "time_budget" when the opt-in train.time_budget_s cap ended it first: then
+    # the encoder is shorter than its config says, and the checkpoint's meta says so too.
+    stopped_by: str = "max_steps"
 
 
 @dataclass
@@ -292,6 +297,16 @@ def train_ems(
         if step % t.checkpoint_every == 0 and not stop:
             checkpoint(step)
     bar.close()
+    stopped_by = "max_steps" if step >= t.max_steps else "time_budget"
+    meta.update(stopped_by=stopped_by, max_steps=t.max_steps, time_budget_s=t.time_budget_s)
+    if stopped_by == "time_budget":
+        log.warning(
+            "EMS %s: the time cap train.time_budget_s = %s s stopped training at step %d of %d; the result is flagged",
+            config.name,
+            t.time_budget_s,
+            step,
+            t.max_steps,
+        )
     if window:
         history.append(
             {
@@ -311,4 +326,5 @@ def train_ems(
         start,
         data.sizes(),
         {k: len(v) for k, v in data.excluded.items()},
+        stopped_by,
     )

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class EMSOptions(SentenceProbeOptions):
     ems: str | None = None  # a checkpoint directory, or an EMS config name/path trained in the run (default cpu)
     # Dotted overrides of that config before it is trained, e.g. {loss.temperature: 0.05, model.layers: 3,
-    # train.time_budget_s: 300}; nested blocks ({loss: {temperature: 0.05}}) mean the same. Part of the trained
+    # train.max_steps: 500}; nested blocks ({loss: {temperature: 0.05}}) mean the same. Part of the trained
     # encoder's cache key. Its keys are EMS config fields (a sweep can search method.ems_set.loss.temperature).
     ems_set: dict[str, Any] = field(default_factory=dict, metadata={"settings": setting_type})
 
@@ -56,7 +56,22 @@ def run_ems(ctx: RunContext, options: EMSOptions, seed: int) -> dict[str, float]
     # it excluded); a classifier_c grid is chosen on English dev only.
     out = probe_english(ctx, options, encode, seed, exclude=bundle.excluded_ids)
     out["ems_steps"] = float(bundle.meta.get("step", 0))
+    out["ems_time_capped"] = float(time_capped(bundle.meta, bundle.config.train.max_steps))
+    if out["ems_time_capped"]:
+        log.warning(
+            "EMS %s stopped at step %d of max_steps %d (a wall-time cap, or an unfinished checkpoint): "
+            "its rows are flagged ems_time_capped = 1, not the step-budgeted config",
+            bundle.config.name,
+            int(out["ems_steps"]),
+            bundle.config.train.max_steps,
+        )
     return out
+
+
+def time_capped(meta: dict[str, Any], max_steps: int) -> bool:
+    """Whether an encoder trained fewer steps than its config's budget: the opt-in ``train.time_budget_s`` cap
+    ended it (``stopped_by``), or (a checkpoint from before that was recorded) it stopped short of max_steps."""
+    return meta.get("stopped_by") == "time_budget" or int(meta.get("step", 0)) < max_steps
 
 
 SPECS = (
