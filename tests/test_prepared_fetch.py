@@ -84,3 +84,15 @@ def test_a_trial_without_the_driver_cache_uses_the_driver_resources(tmp_path, mo
     tampered.fingerprints["vectors.de"] = "0" * 16
     with pytest.raises(ResourceMismatch, match="vectors.de"):
         prepare_trial(exp, method, tampered)
+
+
+def test_trial_fingerprints_become_tags_of_its_mlflow_run(quickstart_space, tmp_path):
+    from orchestrator.tracking import SweepTracker
+
+    tracker = SweepTracker(quickstart_space, f"sqlite:///{tmp_path}/mlruns.db", sweep_key=str(tmp_path / "rr"))
+    tracker.start()
+    result = {"objective": 0.5, "fingerprint.vectors.de": "abc123", "fingerprint.anchors.de": "def456"}
+    run_id = tracker.log_trial("t1", "trial_1", {"anchors.count": 10}, result, "FINISHED", seeds=[0])
+    run = tracker.client.get_run(run_id)
+    assert run.data.tags["fingerprint.vectors.de"] == "abc123" and run.data.tags["fingerprint.anchors.de"] == "def456"
+    assert "fingerprint.vectors.de" not in run.data.metrics and run.data.metrics["objective"] == 0.5
