@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from mosecrot.errors import InputError
-from mosecrot.text.bible import Bible, has_text
+from mosecrot.text.bible import Bible, has_text, with_neighbours
 
 CENTERING_CHOICES = ("none", "language")
 DEFAULT_CENTERING_VERSES = 2000
@@ -54,9 +54,10 @@ def language_offsets(
     n: int = DEFAULT_CENTERING_VERSES,
 ) -> dict[str, np.ndarray]:
     """``mean(encode(language verses)) - mean(encode(the same verses in the source language))`` per language,
-    over the candidate verses (`candidate_verses`) outside ``exclude`` (the run's evaluation data): those are
-    encoded with the rest, for the cache, and then dropped, never averaged."""
-    excluded = set(exclude)
+    over the candidate verses (`candidate_verses`) outside ``exclude`` (the run's evaluation data) and their +-1
+    neighbours (`with_neighbours`: an edition may merge an evaluated verse into one): those are encoded with the
+    rest, for the cache, and then dropped, never averaged."""
+    excluded = with_neighbours(exclude)
     out = {}
     for lang in languages:
         verses = candidate_verses(bible, lang, source_language, n)

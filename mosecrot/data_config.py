@@ -100,6 +100,9 @@ class DictionaryConfig:
     per_language: dict[str, str] = field(default_factory=dict)  # language -> kind
     min_count: int = 3  # induced: alignment count threshold
     lowercase: bool = True
+    # induced: which induction run. eflomal cannot be seeded (it reads /dev/urandom), so another value is another
+    # alignment run, cached under it; `seed_scope: all` sets it to the run seed
+    seed: int = 0
 
     def kind_for(self, language: str) -> str:
         return self.per_language.get(language, self.kind)

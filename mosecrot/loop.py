@@ -48,7 +48,7 @@ def preflight_methods(methods: list[MethodConfig]) -> None:
 
 
 def run_methods(
-    prepared: Prepared,
+    prepared: Prepared | Callable[[int], Prepared],
     methods: list[MethodConfig],
     seeds: list[int],
     training: TrainingConfig,
@@ -62,18 +62,28 @@ def run_methods(
 ) -> list[Record]:
     """Every method for every seed on ``prepared``; returns the records in run order.
 
-    ``done``: (seed, method name) pairs to skip (a resumed run). ``on_record`` is called after each record
-    (a run writes its results file). ``errors="record"``: a method that raises gets one record with
+    ``prepared``: the data every seed shares (``seed_scope: fine-tuning``), or a function that prepares each
+    seed's own (``seed_scope: all``, `mosecrot.config.seeded_data_config`), called once per seed that has methods
+    left to run. ``done``: (seed, method name) pairs to skip (a resumed run). ``on_record`` is called after each
+    record (a run writes its results file). ``errors="record"``: a method that raises gets one record with
     ``error`` and is not run for later seeds, the others go on (a sweep's baselines); ``"raise"`` stops.
     ``progress``: one bar over the (seed, method) runs."""
     hooks = hooks or LoopHooks(progress=progress)
-    ctx = RunContext(prepared, training, hooks, cache or DiskCache(prepared.config.cache_dir))
+
+    def context(seed: int) -> RunContext:
+        data = prepared(seed) if callable(prepared) else prepared
+        return RunContext(data, training, hooks, cache or DiskCache(data.config.cache_dir))
+
+    shared = None if callable(prepared) else context(0)
     todo = [(seed, m) for seed in seeds for m in methods if (seed, m.name) not in done]
     records: list[Record] = []
     failed: set[str] = set()
     bar = tqdm(total=len(todo), desc="methods", unit="run", disable=not progress or len(todo) < 2)
+    ctx: RunContext | None = shared
     try:
         for i, (seed, method) in enumerate(todo):
+            if ctx is None:  # the first method of a seed that prepares its own data
+                ctx = context(seed)
             bar.set_postfix_str(f"{method.name} seed {seed}")
             if method.name not in failed:
                 record = _run_one(ctx, method, seed, errors)
@@ -85,6 +95,7 @@ def run_methods(
             bar.update()
             if i + 1 == len(todo) or todo[i + 1][0] != seed:
                 ctx.forget_finetuned()
+                ctx = shared
     finally:
         bar.close()
     return records

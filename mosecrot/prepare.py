@@ -29,7 +29,7 @@ from mosecrot.languages import get_language
 from mosecrot.plm import load_tokenizer, single_token_ids, tokenizer_fingerprint
 from mosecrot.provenance import environment
 from mosecrot.tasks import TaskData, TaskSpec, get_task
-from mosecrot.text.bible import Bible
+from mosecrot.text.bible import Bible, with_neighbours
 from mosecrot.text.tokenize import get_tokenizer, is_word
 from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 
@@ -117,7 +117,7 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     # Bible verse ids of every dev/test example of the run, the same in every language (empty when the task's
     # examples are not Bible verses): what nothing trained on Bible text may see (vectors, dictionaries,
-    # EMS, centering offsets).
+    # EMS, centering offsets), each of which leaves them out with their +-1 neighbours (`with_neighbours`).
     evaluation_ids: set[str] = field(default_factory=set)
     shared: SharedResources | None = None  # what a sweep hands to its trials (see `SharedResources`)
     static: bool = True  # False: no vectors, dictionaries or anchors (no method of the run reads them)
@@ -284,7 +284,13 @@ def load_resources(
         if kind == "muse":
             kw["path"] = _muse_file(cfg, lang)
         elif kind == "induced":
-            kw.update(bible=bible, exclude_ids=eval_ids, cache=cache, min_count=cfg.dictionary.min_count)
+            kw.update(
+                bible=bible,
+                exclude_ids=eval_ids,
+                cache=cache,
+                min_count=cfg.dictionary.min_count,
+                seed=cfg.dictionary.seed,
+            )
         dictionaries[lang] = load_dictionary(kind, lang, **kw)
     timings["dictionaries"] = time.perf_counter() - t
     english = english_frequencies(bible, cfg.source_language, cache) if cfg.anchors.scope == "union" else None
@@ -411,6 +417,16 @@ def _language_row(lang: str, task: TaskData) -> dict[str, Any]:
     return row
 
 
+_VECTOR_REPORT_KEYS = (
+    "corpus",
+    "n_sentences",
+    "n_tokens",
+    "n_excluded_ids",
+    "n_excluded_ids_with_neighbours",
+    "n_excluded_verses",
+)
+
+
 def write_report(prepared: Prepared, out_dir: Path) -> Path:
     """``prepare.json`` (rows, anchors samples, fingerprints, resolved config, git revision)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -421,6 +437,8 @@ def write_report(prepared: Prepared, out_dir: Path) -> Path:
         "rows": prepared.rows,
         "timings_s": {k: round(v, 2) for k, v in prepared.timings.items()},
         "n_evaluation_ids_excluded": len(prepared.evaluation_ids),
+        # what static vectors, induced dictionaries, centering and EMS leave out: the ids and their +-1 neighbours
+        "n_evaluation_ids_excluded_with_neighbours": len(with_neighbours(prepared.evaluation_ids)),
         "anchors": {
             lang: {"count": len(a), "meta": a.meta, "first": a.pairs[:20]} for lang, a in prepared.anchors.items()
         },
@@ -428,7 +446,7 @@ def write_report(prepared: Prepared, out_dir: Path) -> Path:
             lang: {
                 "source": v.source,
                 "dim": v.dim,
-                **{k: v.meta.get(k) for k in ("corpus", "n_sentences", "n_tokens", "n_excluded_verses") if k in v.meta},
+                **{k: v.meta[k] for k in _VECTOR_REPORT_KEYS if k in v.meta},
             }
             for lang, v in prepared.vectors.items()
         },

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from mosecrot.cache import texts_fingerprint
-from mosecrot.config import ExperimentConfig
+from mosecrot.config import ExperimentConfig, seeded_data_config
 from mosecrot.configschema import flatten, to_dict
 from mosecrot.errors import InputError
 from mosecrot.loop import Record, preflight_methods, run_methods
@@ -186,7 +186,9 @@ def run_experiment(
     methods = methods or cfg.methods or default_methods()
     preflight_methods(methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
-    prepared = prepare(cfg, static=needs_static(methods), progress=progress)
+    static = needs_static(methods)
+    # under seed_scope all every seed prepares its own data (`seeded_data_config`); this is the first seed's
+    prepared = prepare(seeded_data_config(cfg, cfg.seeds[0]), static=static, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     report = RunReport(cfg, [], {}, timings, items=evaluation_items(prepared))
     if old is not None:
@@ -211,8 +213,18 @@ def run_experiment(
         report.summary = report.summarize()
         write_run(report, complete=False)
 
+    def prepare_seed(seed: int) -> Prepared:  # seed_scope all: the seed's own vectors, dictionaries and anchors
+        t = time.perf_counter()
+        data = (
+            prepared
+            if seed == cfg.seeds[0]
+            else prepare(seeded_data_config(cfg, seed), static=static, progress=progress)
+        )
+        timings["prepare"] += time.perf_counter() - t
+        return data
+
     run_methods(
-        prepared,
+        prepare_seed if cfg.seed_scope == "all" else prepared,
         methods,
         cfg.seeds,
         cfg.training,

@@ -394,8 +394,9 @@ def test_train_language_vectors_excludes_evaluation_verses(tmp_path):
     excluded = [f"01001{i + 1:03d}" for i in range(40)] + ["66022099"]  # one id not in the Bible
     v = train_language_vectors(bible, "en", excluded, TINY, progress=False)
     assert "secretword" not in v and "kitten" in v
-    assert v.meta["n_sentences"] == 260
-    assert v.meta["n_excluded_ids"] == 41 and v.meta["n_excluded_verses"] == 40
+    assert v.meta["n_sentences"] == 259  # verse 41, beside an evaluated one, is left out too
+    assert v.meta["n_excluded_ids"] == 41 and v.meta["n_excluded_verses"] == 41
+    assert v.meta["n_excluded_ids_with_neighbours"] == 41 + 3  # 1-41, and 66022098-100
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.dictionaries.base import BilingualDictionary
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.text.bible import Bible
+from mosecrot.text.bible import Bible, with_neighbours
 from mosecrot.text.tokenize import get_tokenizer, is_word
 
 log = logging.getLogger(__name__)
@@ -255,12 +255,15 @@ def induce_from_bible(
     exclude_ids: Iterable[str],
     source_lang: str = "en",
     cache: DiskCache | None = None,
+    seed: int = 0,
     **kw,
 ) -> BilingualDictionary:
-    """Induce from the verses both default editions have, never from ``exclude_ids`` (evaluation).
+    """Induce from the verses both default editions have, never from ``exclude_ids`` (evaluation) nor their +-1
+    neighbours (`with_neighbours`: a neighbour may hold a merged evaluation verse's text in one of the editions).
 
     ``kw`` goes to `induce_dictionary`. With a cache the result is stored under a key made of the
     verse pairs actually used and the parameters, so a different exclusion set is a different entry.
+    ``seed`` names the induction run (eflomal cannot be seeded): another value aligns again and is cached apart.
     """
     options = _induction_options(kw)
     if isinstance(exclude_ids, str):
@@ -269,7 +272,8 @@ def induce_from_bible(
             key="exclude_ids",
             expected="e.g. a set of 8-digit BBCCCVVV ids",
         )
-    exclude = set(exclude_ids)
+    evaluation = set(exclude_ids)
+    exclude = with_neighbours(evaluation)
     source_texts, target_texts = bible.texts(source_lang), bible.texts(target_lang)
     shared = set(source_texts) & set(target_texts)
     ids = sorted(shared - exclude)
@@ -279,16 +283,18 @@ def induce_from_bible(
         "source_edition": bible.resolve(source_lang).code,
         "target_edition": bible.resolve(target_lang).code,
         "verses_shared": len(shared),
-        "excluded_ids": len(exclude),
+        "excluded_ids": len(evaluation),
+        "excluded_ids_with_neighbours": len(exclude),
         "excluded_ids_shared": len(shared & exclude),
         "verse_pairs_used": len(ids),
+        "seed": seed,
     }
 
     def build() -> BilingualDictionary:
         if not pairs:
             raise InputError(
                 f"no verses shared by the {source_lang} and {target_lang} editions "
-                f"outside the {len(exclude)} excluded ids",
+                f"outside the {len(exclude)} excluded ids (evaluation verses and their neighbours)",
                 key="exclude_ids",
             )
         found = induce_dictionary(pairs, target_lang, source_lang=source_lang, **options)
@@ -305,5 +311,6 @@ def induce_from_bible(
         "target_lang": get_language(target_lang).code,
         "verses": texts_fingerprint([f"{v}\t{s}\t{t}" for v, (s, t) in zip(ids, pairs, strict=True)]),
         "params": params,
+        "seed": seed,
     }
     return cache.get_or_build("dictionaries", key, lambda tmp: build().save(tmp), BilingualDictionary.load)

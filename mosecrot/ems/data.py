@@ -1,6 +1,8 @@
 """English-centric parallel verse pairs for EMS, with every evaluation verse kept out.
 
-Excluded from training (and from the tokenizer's corpus), by verse id, in every language:
+Excluded from training (and from the tokenizer's corpus), by verse id, in every language, each with its +-1
+neighbours in the same chapter (`mosecrot.text.bible.with_neighbours`: an edition that merges an excluded verse
+into its neighbour would otherwise bring its text in):
 
 - every Taxi1500 verse (train, dev and test: ``data.taxi1500_path`` when that folder exists);
 - the dev and test verses of the bible-genre selections in ``data.bible_genre`` (computed with and
@@ -28,7 +30,7 @@ from mosecrot.ems.config import EMSConfig
 from mosecrot.errors import InputError, rebase_key
 from mosecrot.tasks import task_evaluation_ids
 from mosecrot.tasks.taxi1500 import taxi1500_ids
-from mosecrot.text.bible import Bible, has_text
+from mosecrot.text.bible import NEIGHBOUR_RADIUS, Bible, has_text, with_neighbours
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ def _rank(seed_tag: str, verse_id: str) -> str:
 
 
 def task_exclusions(cfg: EMSConfig, bible: Bible) -> tuple[dict[str, set[str]], dict]:
-    """Verse ids of every task's evaluation data, by source, and a record of what was found."""
+    """Verse ids of every task's evaluation data with their neighbours (`with_neighbours`), by source, and a record
+    of what was found."""
     out: dict[str, set[str]] = {}
     record: dict = {}
     taxi = cfg.data.taxi1500_path
@@ -140,7 +143,8 @@ def task_exclusions(cfg: EMSConfig, bible: Bible) -> tuple[dict[str, set[str]], 
     record["bible_genre"] = [to_dict(s) for s in cfg.data.bible_genre]
     if cfg.data.exclude_ids:
         out["extra"] = set(cfg.data.exclude_ids)
-    return out, record
+    record["neighbour_radius"] = NEIGHBOUR_RADIUS
+    return {source: with_neighbours(ids) for source, ids in out.items()}, record
 
 
 def _language_texts(bible: Bible, cfg: EMSConfig) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -189,7 +193,7 @@ def build_ems_data(cfg: EMSConfig, bible: Bible | None = None) -> EMSData:
             )
         ids = sorted(candidates[:size])
         heldout[lang] = LanguagePairs(lang, ids, [texts[lang][v] for v in ids], [texts[pivot][v] for v in ids])
-    excluded["retrieval"] = set().union(*(set(p.ids) for p in heldout.values()))
+    excluded["retrieval"] = with_neighbours(set().union(*(set(p.ids) for p in heldout.values())))
     banned = task_ids | excluded["retrieval"]
     train: dict[str, LanguagePairs] = {}
     train_tag = f"ems-train:{cfg.train.seed}"

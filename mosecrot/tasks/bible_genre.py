@@ -12,12 +12,16 @@ Selection, designed to be stable:
   task never shares a verse with Taxi1500's evaluation or training data;
 - each verse's split is decided by its own seeded hash, ``sha256(f"{seed}:{verse_id}")``: the hash
   modulo 7 puts it in the train (4/7), dev (1/7) or test (2/7) pool, and the hash ranks it in its
-  pool. Each split takes the ``per_class`` top-ranked verses of each class from its pool.
+  pool. Each split takes the ``per_class`` top-ranked verses of each class from its pool;
+- dev and test are chosen first; the train pool then loses the +-1 neighbours (same book and chapter) of
+  every dev and test verse, so that no edition that merges a verse into its neighbour puts an evaluated
+  verse's text into a training example.
 
 Because a verse's pool and rank depend on nothing but its id and the seed, excluding a verse replaces
-only that verse (by the next-ranked verse of the same pool: the other splits do not move), and a
-larger ``per_class`` only adds verses. (Taking train, dev and test one after another from a single
-ranking would shift a verse across split boundaries whenever an earlier verse is excluded.)
+only that verse (by the next-ranked verse of the same pool: the other evaluation split does not move, and
+train only where the replaced verse's neighbours were), and a larger ``per_class`` only adds verses. (Taking
+train, dev and test one after another from a single ranking would shift a verse across split boundaries
+whenever an earlier verse is excluded.)
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ from datasets import ClassLabel, DatasetDict
 
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
-from mosecrot.tasks.base import SPLITS, TaskData, TaskSpec, bible_texts, coverage_entry, make_split, split_ids
+from mosecrot.tasks.base import (
+    EVALUATION_SPLITS,
+    SPLITS,
+    TaskData,
+    TaskSpec,
+    bible_texts,
+    coverage_entry,
+    make_split,
+    split_ids,
+)
 from mosecrot.tasks.taxi1500 import taxi1500_ids
-from mosecrot.text.bible import Bible, book_of, open_bible
+from mosecrot.text.bible import NEIGHBOUR_RADIUS, Bible, book_of, open_bible, with_neighbours
 
 GENRES = (
     ("law", 1, 5),
@@ -139,10 +152,16 @@ def _select(
         pools.setdefault((genre, _POOL_OF_RESIDUE[int(digest, 16) % 7]), []).append((digest, verse_id))
 
     ids: dict[str, list[str]] = {}
-    for split, n in sizes.items():
+    near_evaluation: set[str] = set()
+    # dev and test first: the train pool then loses their +-1 neighbours (`with_neighbours`), which an edition
+    # that merges verses may fill with an evaluated verse's text; the evaluation splits never move.
+    for split in sorted(sizes, key=lambda s: s == "train"):
+        n = sizes[split]
+        if split == "train":
+            near_evaluation = with_neighbours(v for s in EVALUATION_SPLITS for v in ids.get(s, []))
         chosen: list[str] = []
         for genre in GENRE_LABELS:
-            pool = sorted(pools.get((genre, split), []))
+            pool = sorted(p for p in pools.get((genre, split), []) if p[1] not in near_evaluation)
             if len(pool) < n:
                 raise InputError(
                     f"only {len(pool)} verses of class {genre!r} in the {split} pool "
@@ -152,10 +171,12 @@ def _select(
                 )
             chosen.extend(verse_id for _, verse_id in pool[:n])
         ids[split] = sorted(chosen)
+    ids = {split: ids[split] for split in sizes}
     meta = {
         "seed": seed,
         "per_class": sizes,
         "excluded": {"sources": sources or ["none"], "count": len(excluded)},
+        "train_not_beside": {"splits": list(EVALUATION_SPLITS), "neighbour_radius": NEIGHBOUR_RADIUS},
         "candidates": candidates,
         "bible": bible.fingerprint(),
     }

@@ -36,6 +36,8 @@ BOOK_NUMBER = {code: i + 1 for i, code in enumerate(BOOK_CODES)}
 _VERSE_ID = regex.compile(r"^(\d{2})(\d{3})(\d{3})$")
 _HAS_TEXT = regex.compile(r"[\p{L}\p{N}]")
 _VREF = regex.compile(r"^([1-3A-Z]{3}) (\d+):(\d+)$")
+# Evaluation verses are excluded from training text together with this many verses on each side (`with_neighbours`).
+NEIGHBOUR_RADIUS = 1
 
 
 def make_verse_id(book: int, chapter: int, verse: int) -> str:
@@ -52,6 +54,24 @@ def parse_verse_id(verse_id: str, **where) -> tuple[int, int, int]:
             **where,
         )
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def with_neighbours(verse_ids: Iterable[str], radius: int = NEIGHBOUR_RADIUS) -> set[str]:
+    """``verse_ids`` and the verses up to ``radius`` before and after each, in the same book and chapter: what
+    training on Bible text must leave out around evaluation verses. Editions differ in versification: one merges
+    a verse into its neighbour (verse N empty, its words at the end of N-1) or splits it across two, so excluding
+    only the evaluated id would let a paraphrase of it in through the neighbour. Chapter ends are not looked up
+    (an id past a chapter's last verse simply matches nothing); ids not of the BBCCCVVV form are kept as they
+    are (evaluation data that are not Bible verses)."""
+    out: set[str] = set()
+    for verse_id in verse_ids:
+        out.add(verse_id)
+        m = _VERSE_ID.match(verse_id)
+        if not m:
+            continue
+        book, chapter, verse = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        out.update(make_verse_id(book, chapter, v) for v in range(max(1, verse - radius), min(999, verse + radius) + 1))
+    return out
 
 
 def book_of(verse_id: str) -> int:
@@ -289,7 +309,8 @@ class Bible:
         return self.source.verses(self.resolve(language_or_edition).code)
 
     def monolingual(self, language: str, exclude: Iterable[str] = ()) -> list[str]:
-        """Every verse of every edition of a language, minus excluded verse ids (evaluation data)."""
+        """Every verse of every edition of a language, minus the ``exclude`` ids as given (to keep evaluation data
+        out, pass them through `with_neighbours` first, as `mosecrot.vectors.train_language_vectors` does)."""
         skip = set(exclude)
         out: list[str] = []
         for edition in self.editions_for(language):

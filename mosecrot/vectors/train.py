@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.errors import InputError
-from mosecrot.text.bible import Bible
+from mosecrot.text.bible import Bible, with_neighbours
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors.static import StaticVectors
 
@@ -190,17 +190,21 @@ def train_language_vectors(
     cache: DiskCache | None = None,
     progress: bool = True,
 ) -> StaticVectors:
-    """Vectors trained on every Bible edition of `language` minus `exclude_ids`.
+    """Vectors trained on every Bible edition of `language` minus `exclude_ids` and their neighbours.
 
-    The caller passes the verse ids of its evaluation data, so that no test verse is seen in
-    training; how many verses that removed is recorded in ``meta`` for the run's provenance.
+    The caller passes the verse ids of its evaluation data; they are left out with their +-1 neighbours
+    (`with_neighbours`: an edition that merges an evaluated verse into the next or previous one would otherwise
+    bring its text in), so that no test verse is seen in training; how many ids and verses that removed is
+    recorded in ``meta`` for the run's provenance.
     """
-    exclude = set(exclude_ids)
+    evaluation = set(exclude_ids)
+    exclude = with_neighbours(evaluation)
     texts = bible.monolingual(language, exclude=exclude)
     vectors = train_vectors(texts, language, config, cache=cache, progress=progress)
     vectors.meta.update(
         bible=bible.fingerprint(),
-        n_excluded_ids=len(exclude),
+        n_excluded_ids=len(evaluation),
+        n_excluded_ids_with_neighbours=len(exclude),
         n_excluded_verses=len(bible.monolingual(language)) - len(texts),
     )
     return vectors
