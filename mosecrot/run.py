@@ -62,6 +62,27 @@ def evaluation_items(prepared: Prepared) -> dict[str, Any]:
     return {"num_labels": int(source.features["label"].num_classes), "gold": gold, "fingerprints": fingerprints}
 
 
+def predictions_of(records: list[Record], items: dict[str, Any], split: str = "test") -> dict[str, Any] | None:
+    """One method's per-item ``split`` predictions over its seeds, with the gold labels they are scored against
+    (``{"num_labels", "seeds", "deterministic", "gold": {lang: labels}, "fingerprints": {lang: hash},
+    "predictions": {lang: [one list per seed]}}``): what a sweep logs beside a trial's or a baseline's metrics
+    so its report can give intervals. None without predictions."""
+    runs = [r for r in records if "error" not in r and r.get("predictions")]
+    if not runs or not items.get("gold"):
+        return None
+    prefix = f"{split}."
+    languages = [k[len(prefix) :] for k in items["gold"] if k.startswith(prefix)]
+    languages = [lang for lang in languages if all(item_key(split, lang) in r["predictions"] for r in runs)]
+    return {
+        "num_labels": items["num_labels"],
+        "seeds": [r["seed"] for r in runs],
+        "deterministic": bool(runs[0].get("deterministic")),
+        "gold": {lang: items["gold"][item_key(split, lang)] for lang in languages},
+        "fingerprints": {lang: items["fingerprints"].get(item_key(split, lang)) for lang in languages},
+        "predictions": {lang: [r["predictions"][item_key(split, lang)] for r in runs] for lang in languages},
+    }
+
+
 REFERENCE_KINDS = ("ls", "own_tokenizer")  # every zero-shot method is compared with the first method of each
 
 

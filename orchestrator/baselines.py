@@ -8,6 +8,7 @@ from typing import Any
 from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
+from mosecrot.run import evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
 from orchestrator.search_space import SearchSpace, baseline_methods
 from orchestrator.tracking import BASELINE_TAG, SweepTracker
@@ -46,6 +47,7 @@ def log_baselines(
             prepared, todo, exp.seeds, exp.training, LoopHooks(progress=progress), errors="record", progress=progress
         )
         means = mean_metrics(records)
+        items = evaluation_items(prepared)
         errors = {r["method"]: r["error"] for r in records if "error" in r}
         for method in todo:
             params: dict[str, Any] = method.to_config()
@@ -63,7 +65,13 @@ def log_baselines(
                 continue
             out[method.name] = final_metrics(space, means[method.name])
             tracker.log_baseline(
-                method.name, method.kind, method.supervision, out[method.name], list(exp.seeds), params
+                method.name,
+                method.kind,
+                method.supervision,
+                out[method.name],
+                list(exp.seeds),
+                params,
+                predictions=predictions_of([r for r in records if r["method"] == method.name], items),
             )
     except BaseException:
         status = "FAILED"

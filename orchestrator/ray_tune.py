@@ -475,6 +475,8 @@ class MlflowTrialCallback(Callback):
     def _log(self, trial: Any, status: str, error: str | None = None) -> None:
         seeds = list(self.space.seeds)
         try:
+            # the trial's per-item predictions travel in its final checkpoint (not in Tune's result rows)
+            payload = checkpoint_payload(getattr(trial, "checkpoint", None)) if status == "FINISHED" else None
             self.tracker.log_trial(
                 trial.trial_id,
                 str(trial),
@@ -483,6 +485,7 @@ class MlflowTrialCallback(Callback):
                 status,
                 error=error,
                 seeds=seeds,
+                predictions=(payload or {}).get("predictions"),
             )
         except Exception:  # tracking must not kill the sweep; the trial stays in Tune's results
             log.exception("could not log trial %s to MLflow", trial.trial_id)

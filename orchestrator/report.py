@@ -381,6 +381,8 @@ def sweep_report(
         elif tags.get(KIND_TAG) == "baseline":
             rows.append(_report_row(r, "baseline", languages, prefix, objective))
     rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
+    kinds = {r.info.run_id: r.data.tags.get("method_kind", "") for r in runs}
+    uncertainty = add_row_uncertainty(client, rows, kinds, languages, metric)
     keys = sorted({k for r in finished for k in r.data.params})
     searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
     finished.sort(key=lambda r: -sign * r.data.metrics[objective])
@@ -392,6 +394,7 @@ def sweep_report(
         "languages": languages,
         "rows": rows,
         "trials": trials,
+        "uncertainty": uncertainty,
         "tie": objective_tie_line(finished, objective, mode, parent.data.tags.get("selection_protocol", "")),
         "searched": searched,
         "parent_run_id": parent.info.run_id,
@@ -417,6 +420,69 @@ def _report_row(run, kind: str, languages: list[str], prefix: str, objective: st
     return row
 
 
+def add_row_uncertainty(
+    client: Any, rows: list[dict[str, Any]], kinds: dict[str, str], languages: list[str], metric: str
+) -> dict[str, Any] | None:
+    """Seeds, 95% intervals over test items and paired P(beats LS / the floor) into the report ``rows``, from the
+    ``predictions.json`` each trial and baseline run logged (rows without it, e.g. older sweeps, get none).
+    Only rows scored on the same items (fingerprints) as the first are compared."""
+    import tempfile
+
+    from mosecrot.uncertainty import table_uncertainty
+    from orchestrator.tracking import PREDICTIONS_ARTIFACT
+
+    if not metric.startswith("test_") or metric[len("test_") :] not in ("macro_f1", "accuracy"):
+        return None
+    found: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in rows:
+            try:
+                path = client.download_artifacts(row["run_id"], PREDICTIONS_ARTIFACT, tmp)
+                found[row["run_id"]] = json.loads(Path(path).read_text())
+            except Exception:  # no artifact (an older sweep, a failed upload): the row keeps its plain scores
+                continue
+    if not found:
+        return None
+    first = next(iter(found.values()))
+    gold = {lang: first["gold"][lang] for lang in languages if lang in first.get("gold", {})}
+    predictions, seeds = {}, {}
+    for row in rows:
+        data = found.get(row["run_id"])
+        if data is None:
+            continue
+        same = [
+            lang
+            for lang in gold
+            if lang in data["predictions"] and data["fingerprints"].get(lang) == first["fingerprints"].get(lang)
+        ]
+        per_seed = {
+            lang: data["predictions"][lang][:1] if data["deterministic"] else data["predictions"][lang] for lang in same
+        }
+        predictions[row["run_id"]] = per_seed
+        seeds[row["run_id"]] = "det." if data["deterministic"] else str(len(data["seeds"]))
+    references = [
+        next(
+            r["run_id"]
+            for r in rows
+            if r["kind"] == "baseline" and kinds.get(r["run_id"]) == kind and r["run_id"] in predictions
+        )
+        for kind in ("ls", "own_tokenizer")
+        if any(r["kind"] == "baseline" and kinds.get(r["run_id"]) == kind and r["run_id"] in predictions for r in rows)
+    ]
+    names = {r["run_id"]: r["method"] for r in rows}
+    result = table_uncertainty(gold, predictions, int(first["num_labels"]), references, metric=metric[len("test_") :])
+    for row in rows:
+        rid = row["run_id"]
+        row["seeds"] = seeds.get(rid)
+        mean = result.means.get(rid)
+        row["mean 95% CI"] = format_interval(mean) if mean else None
+        for ref in references:
+            p = (mean or {}).get("p_beats", {}).get(ref)
+            row[f"P(>{names[ref]})"] = None if p is None else f"{p:.2f}"
+        row["intervals"] = {lang: cell["ci"] for lang, cell in result.cells.get(rid, {}).items()}
+    return {**result.settings, "references": [names[r] for r in references]}
+
+
 def objective_tie_line(finished: list, objective: str, mode: str, protocol: str) -> str | None:
     """The warning when several finished trials (MLflow runs) share the best objective, else None."""
     from orchestrator.ties import find_tie, tie_message
@@ -438,7 +504,9 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     langs, rows = report["languages"], report["rows"]
-    cols = ["method", "kind", "supervision", "objective", *langs, "mean", "run_id"]
+    unc = report.get("uncertainty")
+    extra = ["seeds", "mean 95% CI", *[f"P(>{r})" for r in unc["references"]]] if unc else []
+    cols = ["method", "kind", "supervision", "objective", *langs, "mean", *extra, "run_id"]
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))
@@ -451,6 +519,13 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
         "",
         *md_table(cols[:-1], rows),
     ]
+    if unc:
+        md += [
+            "",
+            f"seeds: how many seeds the row averages (`det.`: the seed changes nothing). mean 95% CI: percentile "
+            f"bootstrap over test items ({unc['n_resamples']} resamples, each language resampled). P(>X): share of "
+            "paired resamples in which the row beats baseline X.",
+        ]
     if report.get("tie"):  # the best objective is shared: the "best" trial is a tie-break (orchestrator.ties)
         md[1:1] = ["", f"**{report['tie']}**"]
     trials = report.get("trials", [])

@@ -65,6 +65,7 @@ TUNE_KEYS = frozenset(
 )
 SWEEP_TAG, KIND_TAG, TRIAL_TAG, BASELINE_TAG = "mosecrot.sweep", "kind", "trial_id", "baseline"
 PARENT_TAG = "mlflow.parentRunId"
+PREDICTIONS_ARTIFACT = "predictions.json"  # a child run's per-item test predictions (`mosecrot.run.predictions_of`)
 
 
 # --- URIs ---------------------------------------------------------------------------------------------
@@ -279,8 +280,10 @@ class SweepTracker:
         status: str,
         error: str | None = None,
         seeds: list[int] | None = None,
+        predictions: dict[str, Any] | None = None,
     ) -> str | None:
-        """One child run per trial (skipped when this trial was already logged under the parent).
+        """One child run per trial (skipped when this trial was already logged under the parent); ``predictions``
+        (`mosecrot.run.predictions_of`) is logged as its ``predictions.json``.
 
         A child left RUNNING (the driver died while logging it) is replaced, and so is a FAILED one when
         the trial, resumed, finished: a trial keeps exactly one child run, with its final status."""
@@ -308,7 +311,7 @@ class SweepTracker:
         metrics = metric_values(result)
         if "time_total_s" in result and isinstance(result["time_total_s"], (int, float)):
             metrics["trial_seconds"] = float(result["time_total_s"])
-        return self._child(tags, param_values(params), metrics, status)
+        return self._child(tags, param_values(params), metrics, status, predictions)
 
     def log_baseline(
         self,
@@ -320,6 +323,7 @@ class SweepTracker:
         params: dict[str, Any] | None = None,
         status: str = "FINISHED",
         error: str | None = None,
+        predictions: dict[str, Any] | None = None,
     ) -> str | None:
         if self.logged(BASELINE_TAG, name, finished_only=True):  # a FAILED baseline is tried again
             return None
@@ -337,9 +341,16 @@ class SweepTracker:
             tags["seed"] = str(seeds[0])
         if error:
             tags["error"] = error[-MAX_TAG_VALUE:]
-        return self._child(tags, param_values(params or {}), metric_values(metrics), status)
+        return self._child(tags, param_values(params or {}), metric_values(metrics), status, predictions)
 
-    def _child(self, tags: dict[str, str], params: dict[str, str], metrics: dict[str, float], status: str) -> str:
+    def _child(
+        self,
+        tags: dict[str, str],
+        params: dict[str, str],
+        metrics: dict[str, float],
+        status: str,
+        predictions: dict[str, Any] | None = None,
+    ) -> str:
         assert self.parent_id is not None, "start() the parent run first"
         run = self.client.create_run(
             self.experiment_id,
@@ -352,6 +363,8 @@ class SweepTracker:
         run_id = run.info.run_id
         try:
             self._log(run_id, params=params, metrics=metrics)
+            if predictions:  # per-item predictions and gold labels: the report's intervals
+                self.client.log_dict(run_id, predictions, PREDICTIONS_ARTIFACT)
         except Exception:
             self.client.set_terminated(run_id, status="FAILED")
             raise

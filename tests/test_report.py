@@ -111,3 +111,54 @@ def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(lo
     assert paths["trials_csv"].read_text().splitlines()[0] == f"{K},objective,de,fr,sw,mean,run_id"
     assert paths["csv"].read_text().splitlines()[0].startswith("method,kind,supervision,objective,de,fr,sw,mean")
     assert paths["png"].stat().st_size > 1000
+
+
+def test_sweep_report_gives_intervals_and_win_probabilities_from_logged_predictions(quickstart_space, tmp_path):
+    """Trials and baselines log their per-item test predictions (predictions.json); the report gives each row
+    its seeds, a 95% interval over test items and P(beats LS / the floor) from them."""
+    import numpy as np
+
+    from orchestrator.tracking import SweepTracker
+    from orchestrator.trial import OBJECTIVE
+
+    rng = np.random.default_rng(0)
+    gold = {lang: rng.integers(0, 3, 60).tolist() for lang in ("de", "sw")}
+
+    def payload(accuracy, seeds, deterministic=False):
+        preds = {
+            lang: [
+                [
+                    g if r < accuracy else (g + 1) % 3
+                    for g, r in zip(gl, np.random.default_rng(s).random(60), strict=True)
+                ]
+                for s in seeds
+            ]
+            for lang, gl in gold.items()
+        }
+        return {
+            "num_labels": 3,
+            "seeds": seeds,
+            "deterministic": deterministic,
+            "gold": gold,
+            "fingerprints": {lang: "f" for lang in gold},
+            "predictions": preds,
+        }
+
+    tracker = SweepTracker(quickstart_space, f"sqlite:///{tmp_path}/mlruns.db", sweep_key=str(tmp_path / "s"))
+    tracker.start()
+    scores = {"test_macro_f1.de": 0.5, "test_macro_f1.sw": 0.5, OBJECTIVE: 0.5, "dev_macro_f1.en": 0.5}
+    tracker.log_trial(
+        "t1", "trial_1", {"anchors.count": 10}, scores, "FINISHED", seeds=[0, 1], predictions=payload(0.9, [0, 1])
+    )
+    tracker.log_baseline("ls", "ls", "zero-shot", scores, [0, 1], {"kind": "ls"}, predictions=payload(0.4, [0, 1]))
+    tracker.log_baseline("e5", "frozen_encoder", "zero-shot", scores, [0, 1], predictions=payload(0.95, [0, 1], True))
+    tracker.log_baseline("floor", "own_tokenizer", "zero-shot", scores, [0, 1])  # an older run: no predictions
+    tracker.end("FINISHED")
+    report = sweep_report("quickstart", tracker.uri, languages=["de", "sw"])
+    rows = {r["method"]: r for r in report["rows"]}
+    assert report["uncertainty"]["references"] == ["ls"]  # the floor logged no predictions: not a reference
+    assert rows["mosecrot"]["seeds"] == "2" and rows["e5"]["seeds"] == "det."
+    assert rows["mosecrot"]["P(>ls)"] == "1.00" and rows["mosecrot"]["mean 95% CI"].startswith("[0.")
+    assert rows["floor"]["mean 95% CI"] is None and "P(>ls)" not in {k for k, v in rows["ls"].items() if v}
+    md = write_report(report, tmp_path / "out")["markdown"].read_text()
+    assert "| seeds | mean 95% CI | P(>ls) |" in md and "percentile bootstrap over test items" in md
