@@ -23,6 +23,7 @@ from mosecrot.ems.data import task_exclusions
 from mosecrot.ems.losses import OBJECTIVE_VERSION
 from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
+from mosecrot.text.bible import NEIGHBOUR_RADIUS, with_neighbours
 
 DEFAULT_CONFIG = "cpu"
 _LOADED: dict[str, EMSBundle] = {}
@@ -88,6 +89,7 @@ def encoder_cache_key(cfg: EMSConfig) -> dict[str, Any]:
         "max_steps": cfg.train.max_steps,
         "budget": cfg.train.time_budget_s,
         "objective": OBJECTIVE_VERSION,
+        "exclusion": f"neighbours-{NEIGHBOUR_RADIUS}",  # encoders cached before neighbours were excluded: rebuilt
     }
     if cfg.train.precision != "fp32":  # not in the fingerprint (a checkpoint may resume in another precision)
         key["precision"] = cfg.train.precision
@@ -115,7 +117,9 @@ def resolve_encoder(
                 expected="no ems_set, or an EMS config name to train here",
             )
         bundle = _load(Path(spec))
-        leaked = sorted(needed - bundle.excluded_ids)
+        # evaluation verses with their +-1 neighbours (an edition may merge a verse into one): a checkpoint from
+        # before neighbours were excluded is refused, not trusted
+        leaked = sorted(with_neighbours(needed) - bundle.excluded_ids)
         if leaked:
             raise InputError(
                 f"this EMS checkpoint may have trained on {len(leaked)} of the run's evaluation "
