@@ -12,7 +12,7 @@ from mosecrot.run import evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
 from orchestrator.search_space import SearchSpace, baseline_methods
 from orchestrator.tracking import BASELINE_TAG, SweepTracker
-from orchestrator.trial import final_metrics
+from orchestrator.trial import final_metrics, seeded_preparer
 
 
 def log_baselines(
@@ -44,7 +44,13 @@ def log_baselines(
         if prepared is None or (static and not prepared.static):  # the sweep's data lacks static parts
             prepared = prepare(exp, static=static, progress=progress)
         records = run_methods(
-            prepared, todo, exp.seeds, exp.training, LoopHooks(progress=progress), errors="record", progress=progress
+            seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
+            todo,
+            exp.seeds,
+            exp.training,
+            LoopHooks(progress=progress),
+            errors="record",
+            progress=progress,
         )
         means = mean_metrics(records)
         items = evaluation_items(prepared)

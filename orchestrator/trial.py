@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from mosecrot.cache import DiskCache
-from mosecrot.config import ExperimentConfig
+from mosecrot.config import ExperimentConfig, seeded_data_config
 from mosecrot.configschema import to_dict
 from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import MethodConfig, needs_static
@@ -127,7 +127,12 @@ def run_trial(
     prepared, fingerprints = prepare_trial(exp, method, shared, progress)
     reporter = EpochReporter(space, exp.source_language, sink)
     records = run_methods(
-        prepared, [method], exp.seeds, exp.training, hooks_factory(reporter), cache=DiskCache(exp.cache_dir)
+        seeded_preparer(exp, prepared, needs_static([method]), progress) if exp.seed_scope == "all" else prepared,
+        [method],
+        exp.seeds,
+        exp.training,
+        hooks_factory(reporter),
+        cache=DiskCache(exp.cache_dir),
     )
     metrics: dict[str, Any] = final_metrics(space, mean_metrics(records)[method.name])
     metrics["timing.prepare_s"] = round(prepared.timings.get("total", 0.0), 3)
@@ -144,6 +149,22 @@ def run_trial(
         "history": reporter.history,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def seeded_preparer(
+    exp: ExperimentConfig, first: Prepared, static: bool, progress: bool = False
+) -> Callable[[int], Prepared]:
+    """Under ``seed_scope: all``: each seed's own vectors, dictionary induction and anchors
+    (`mosecrot.config.seeded_data_config`), as `mosecrot run` prepares them; ``first`` (the sweep's resources)
+    serves a seed whose seeded config is the experiment's own (its data seeds are already that seed)."""
+
+    def prepare_seed(seed: int) -> Prepared:
+        seeded = seeded_data_config(exp, seed)
+        if seeded == exp:
+            return first
+        return prepare(seeded, static=static, progress=progress)
+
+    return prepare_seed
 
 
 def prepare_trial(

@@ -59,3 +59,16 @@ def test_seed_scope_all_gives_each_seed_its_own_random_anchors(tmp_path, monkeyp
     for scope, report in runs.items():  # each run says which scope it ran under
         results = json.loads((report.directory / "results.json").read_text())
         assert results["config"]["seed_scope"] == scope
+
+
+def test_sweep_trials_and_baselines_prepare_each_seed_under_seed_scope_all(monkeypatch):
+    """A sweep trial (and a sweep's baselines) under ``seed_scope: all`` prepare every seed from its seeded config,
+    as `mosecrot run` does; the sweep's shared resources serve a seed whose seeded config is the experiment's."""
+    import orchestrator.trial as trial
+
+    cfg = load_experiment("quickstart", ["seed_scope=all", "seeds=[0, 1]"])
+    built = []
+    monkeypatch.setattr(trial, "prepare", lambda c, static, progress: built.append(c) or f"prepared {c.anchors.seed}")
+    prepare_seed = trial.seeded_preparer(cfg, "shared", static=True)
+    assert prepare_seed(0) == "shared" and not built  # seed 0: the experiment's own data seeds
+    assert prepare_seed(1) == "prepared 1" and built[0].vectors.training.seed == 1 and built[0].dictionary.seed == 1
