@@ -79,6 +79,7 @@ SPECS = (
         "ems",
         run_ems,
         EMSOptions,
+        deterministic=True,  # the encoder trains with its own config's seed, the lbfgs classifier ignores it
         summary="EMS sentence encoder trained here (or a checkpoint), logistic regression on English vectors",
     ),
 )
