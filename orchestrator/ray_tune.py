@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +176,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         return worker_hooks(reporter, rank, local)
 
     try:
+        handle = config.get("shared")
+        shared = resolve_shared(handle)
+        expected = (handle.key, handle.fingerprints) if shared is None and isinstance(handle, SharedRef) else None
         payload = run_trial(
-            space, config["params"], hooks, sink=report, progress=False, shared=resolve_shared(config.get("shared"))
+            space, config["params"], hooks, sink=report, progress=False, shared=shared, expected=expected
         )
     finally:
         clock.close()
@@ -205,6 +208,8 @@ class SharedRef:
     trial's `train_loop_config`; wrapped, only the reference travels and each Train worker fetches it."""
 
     ref: Any
+    fingerprints: dict[str, str] = field(default_factory=dict)  # the driver's vectors/dictionaries (resources)
+    key: Any = None  # their `mosecrot.prepare.resource_key`
 
 
 # The sweep's shared resources as this process fetched them, by object ref. A fresh copy per trial would

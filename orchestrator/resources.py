@@ -139,13 +139,20 @@ def _fetch(entries: Any) -> list[PackedEntry]:
 def check_fingerprints(shared: SharedResources | None, used: dict[str, str], same_resources: bool) -> None:
     """Raise `ResourceMismatch` when a trial whose config has the driver's resource key (``same_resources``)
     uses vectors or dictionaries other than the driver's."""
-    if not same_resources or not isinstance(shared, SweepResources):
+    if isinstance(shared, SweepResources):
+        check_expected(shared.fingerprints, used, same_resources)
+
+
+def check_expected(expected: dict[str, str], used: dict[str, str], same_resources: bool) -> None:
+    """`check_fingerprints` against the driver's fingerprints alone (a trial that could not fetch the
+    resources and built its own: they must be the same ones, or the trial fails)."""
+    if not same_resources:
         return
-    differ = [k for k, v in shared.fingerprints.items() if used.get(k) != v]
+    differ = [k for k, v in expected.items() if used.get(k) != v]
     if differ:
         raise ResourceMismatch(
             "this trial's resources differ from the ones the sweep driver prepared: "
-            + ", ".join(f"{k} {used.get(k)} != {shared.fingerprints[k]}" for k in differ)
+            + ", ".join(f"{k} {used.get(k)} != {expected[k]}" for k in differ)
         )
 
 
@@ -159,6 +166,7 @@ __all__ = [
     "ResourceMismatch",
     "SweepResources",
     "adopt",
+    "check_expected",
     "check_fingerprints",
     "fingerprint_metrics",
     "resource_fingerprints",

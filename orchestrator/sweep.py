@@ -328,7 +328,11 @@ def run_sweep(
         # (numpy arrays zero-copy) and build only their anchors, instead of reloading them from disk. The cache
         # entries they came from go beside them: a node that lacks one installs the driver's (never rebuilds).
         with phases("object_store_put"):
-            shared_ref = SharedRef(ray.put(portable_shared(prepared, used_entries, ray.put)))
+            portable = portable_shared(prepared, used_entries, ray.put)
+            # the fingerprints travel with the reference too: a trial that cannot fetch the resources still
+            # checks that what it builds itself is what the driver prepared (never a silent substitute)
+            fingerprints = getattr(portable, "fingerprints", None) or {}
+            shared_ref = SharedRef(ray.put(portable), fingerprints=dict(fingerprints), key=portable.key)
         del prepared
         trainable = make_trainable(
             space, paths.storage_path, train_max_failures, driver_resources, worker_resources, shared=shared_ref

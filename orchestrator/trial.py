@@ -41,7 +41,7 @@ from mosecrot.metrics import language_means, metric_key
 from mosecrot.prepare import Prepared, SharedResources, prepare, resource_key
 from mosecrot.run import evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
-from orchestrator.resources import adopt, check_fingerprints, fingerprint_metrics, resource_fingerprints
+from orchestrator.resources import adopt, check_expected, check_fingerprints, fingerprint_metrics, resource_fingerprints
 from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
 
 OBJECTIVE = "objective"  # the Tune/Optuna metric: mean of the objective keys
@@ -118,13 +118,15 @@ def run_trial(
     sink: Callable[[dict[str, float]], None] | None = None,
     progress: bool = False,
     shared: SharedResources | None = None,
+    expected: tuple[Any, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Prepare (the sweep's `shared` resources, else from the disk cache), run the method for every seed,
-    average. Returns a payload with ``metrics`` (final, averaged + objective), ``per_seed``, ``params``,
-    ``history`` and ``seconds``."""
+    """Prepare (the sweep's `shared` resources, else from the disk cache, checked against ``expected``: the
+    driver's resource key and fingerprints), run the method for every seed, average. Returns a payload with
+    ``metrics`` (final, averaged + objective), ``per_seed``, ``predictions``, ``params``, ``history`` and
+    ``seconds``."""
     t0 = time.perf_counter()
     exp, method = trial_configs(space, params)
-    prepared, fingerprints = prepare_trial(exp, method, shared, progress)
+    prepared, fingerprints = prepare_trial(exp, method, shared, progress, expected)
     reporter = EpochReporter(space, exp.source_language, sink)
     records = run_methods(
         seeded_preparer(exp, prepared, needs_static([method]), progress) if exp.seed_scope == "all" else prepared,
@@ -168,17 +170,25 @@ def seeded_preparer(
 
 
 def prepare_trial(
-    exp: ExperimentConfig, method: MethodConfig, shared: SharedResources | None, progress: bool = False
+    exp: ExperimentConfig,
+    method: MethodConfig,
+    shared: SharedResources | None,
+    progress: bool = False,
+    expected: tuple[Any, dict[str, str]] | None = None,
 ) -> tuple[Prepared, dict[str, str]]:
     """A trial's preparation from the sweep's `shared` resources: the driver's cache entries this node lacks are
     installed first (`orchestrator.resources.adopt`: never rebuilt here), and the vectors and dictionaries the
     trial uses are checked against the driver's by fingerprint when its config has the driver's resource key
     (`ResourceMismatch` otherwise). Returns the preparation and its fingerprints (vectors, dictionaries,
-    anchors)."""
+    anchors). Without `shared` (it could not be fetched), what the trial built is checked against
+    ``expected`` (the driver's resource key and fingerprints) the same way."""
     adopt(shared, DiskCache(exp.cache_dir))
     prepared = prepare(exp, static=needs_static([method]), progress=progress, shared=shared)
     fingerprints = resource_fingerprints(prepared)
-    check_fingerprints(shared, fingerprints, shared is not None and shared.key == resource_key(exp))
+    if shared is not None:
+        check_fingerprints(shared, fingerprints, shared.key == resource_key(exp))
+    elif expected is not None:
+        check_expected(expected[1], fingerprints, expected[0] == resource_key(exp))
     return prepared, fingerprints
 
 

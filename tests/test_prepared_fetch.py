@@ -84,6 +84,12 @@ def test_a_trial_without_the_driver_cache_uses_the_driver_resources(tmp_path, mo
     tampered.fingerprints["vectors.de"] = "0" * 16
     with pytest.raises(ResourceMismatch, match="vectors.de"):
         prepare_trial(exp, method, tampered)
+    # the resources could not be fetched at all: the trial builds its own, and they must be the driver's
+    # (the fingerprints travel with the reference), or it fails rather than train on different ones
+    _, own = prepare_trial(exp, method, None, expected=(tampered.key, driver_fp))
+    assert {k: own[k] for k in driver_fp} == driver_fp
+    with pytest.raises(ResourceMismatch, match="vectors.de"):
+        prepare_trial(exp, method, None, expected=(tampered.key, tampered.fingerprints))
 
 
 def test_trial_fingerprints_become_tags_of_its_mlflow_run(quickstart_space, tmp_path):
