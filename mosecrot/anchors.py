@@ -6,12 +6,17 @@ Eligibility (the paper's rule, made exact):
 2. the target word is in the static vocabulary (stored rows; subword-only words do not count);
 3. one translation per target word: pairs are scanned in dictionary order (MUSE lists translations
    roughly by frequency, induced dictionaries by alignment score) and the first pair of each target
-   word wins; with ``one_to_one`` (default) the first pair of each English word wins too, so no two
-   anchors share an English embedding row (duplicate columns would double-weight one embedding).
+   word wins; with ``one_to_one`` (default) the first pair of each English *PLM token id* wins too, so
+   no two anchors share an English embedding row (duplicate columns would double-weight one
+   embedding). Deduplicating on the token id, not the English string, matters for uncased models:
+   MiniLM lower-cases and strips accents, so "café" and "cafe" are one row and only the first of the
+   two in dictionary order becomes an anchor.
 
-Then ``count`` anchors are chosen by a named strategy (``ANCHOR_STRATEGIES``). A count larger than
-what is available is clamped (``on_shortfall="clamp"``, recorded as ``clamped`` in the anchor set's
-meta and in every result) or refused (``on_shortfall="error"``).
+Then ``count`` anchors are chosen by a named strategy (``ANCHOR_STRATEGIES``): ``frequent`` and
+``random`` keep ``count`` of them; ``all`` keeps every one and takes only ``count: all`` (a number
+with ``all`` is an error, `check_count`, never silently ignored). A count larger than what is
+available is clamped (``on_shortfall="clamp"``, recorded as ``clamped`` in the anchor set's meta and
+in every result) or refused (``on_shortfall="error"``).
 
 Scopes:
 - ``pair`` (the paper): one anchor set per language pair.
@@ -85,13 +90,14 @@ def eligible_pairs(
             "(same language, same lower-casing and tokenisation)",
         )
     seen_t: set[str] = set()
-    seen_s: set[str] = set()
+    seen_rows: set[int] = set()  # PLM token ids: spellings the tokenizer merges are one row
     out = []
     for s, t in in_both:
-        if t in seen_t or (one_to_one and s in seen_s):
+        row = source_token_ids[s]
+        if t in seen_t or (one_to_one and row in seen_rows):
             continue
         seen_t.add(t)
-        seen_s.add(s)
+        seen_rows.add(row)
         out.append((s, t))
     return out
 
@@ -120,11 +126,30 @@ ANCHOR_STRATEGIES: dict[str, Callable[[list, int, int, Callable], list]] = {
 }
 
 
+def check_count(count: int | str | None, strategy: str, prefix: str = "anchors") -> None:
+    """A known strategy, and a count it uses: a positive integer with ``frequent`` / ``random``, ``all`` (or
+    None) with any strategy. ``strategy: all`` keeps every anchor, so a number there is refused rather than
+    silently ignored. Runs when a config is loaded (`mosecrot.data_config.AnchorConfig`) and again when anchors
+    are chosen."""
+    if strategy not in ANCHOR_STRATEGIES:
+        raise unknown_choice("anchor strategy", strategy, list(ANCHOR_STRATEGIES), key=f"{prefix}.strategy")
+    if count is None or count == "all":
+        return
+    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+        raise InputError(f"bad anchor count {count!r}", key=f"{prefix}.count", expected="a positive integer or 'all'")
+    if strategy == "all":
+        raise InputError(
+            f"{prefix}.count={count} with {prefix}.strategy 'all', which keeps every anchor and would ignore the count",
+            key=f"{prefix}.count",
+            expected=f"{prefix}.strategy: frequent (the {count} most frequent anchors) or random (a seeded sample "
+            f"of {count}) to keep {count} anchors, or {prefix}.count: all",
+        )
+
+
 def _resolve_count(count: int | str | None, available: int, on_shortfall: str, where: str) -> tuple[int, bool]:
     if count is None or count == "all":
         return available, False
-    if not isinstance(count, int) or count <= 0:
-        raise InputError(f"bad anchor count {count!r}", key="anchors.count", expected="a positive integer or 'all'")
+    assert isinstance(count, int)  # check_count let through only positive ints besides "all"
     if count > available:
         if on_shortfall == "error":
             raise InputError(
@@ -140,8 +165,7 @@ def _resolve_count(count: int | str | None, available: int, on_shortfall: str, w
 def choose(
     cands: list, count: int | str | None, strategy: str, seed: int, freq: Callable, on_shortfall: str, where: str
 ) -> tuple[list, dict]:
-    if strategy not in ANCHOR_STRATEGIES:
-        raise unknown_choice("anchor strategy", strategy, list(ANCHOR_STRATEGIES), key="anchors.strategy")
+    check_count(count, strategy)
     n, clamped = _resolve_count(count, len(cands), on_shortfall, where)
     chosen = ANCHOR_STRATEGIES[strategy](cands, n, seed, freq)
     meta = {"requested": count, "available": len(cands), "kept": len(chosen), "clamped": clamped}
@@ -197,41 +221,50 @@ def build_union_anchors(
 ) -> UnionAnchors:
     """Shared English anchors over several languages (``eligible`` from `eligible_pairs` per language).
 
-    Candidates are all English words eligible in at least one language, ordered by how many
-    languages can translate them (most first), then by ``source_frequency`` (English corpus
-    frequency), then alphabetically, so the list is deterministic. ``frequent`` takes the head of
-    that order; ``random`` samples it with ``seed``.
+    Candidates are PLM rows (token ids) eligible in at least one language, each named by its English
+    spelling that comes first in the order below (spellings the tokenizer merges, "café"/"cafe" in an
+    uncased model, are one candidate with their frequencies summed), ordered by how many languages can
+    translate them (most first), then by ``source_frequency`` (English corpus frequency), then
+    alphabetically, so the list is deterministic. ``frequent`` takes the head of that order; ``random``
+    samples it with ``seed``.
     """
-    langs_of: dict[str, int] = {}
-    for pairs in eligible.values():
-        for s, _ in pairs:
-            langs_of[s] = langs_of.get(s, 0) + 1
     freq = (lambda w: source_frequency(w) or 0) if source_frequency else (lambda w: 0)
-    ordered = sorted(langs_of, key=lambda w: (-langs_of[w], -freq(w), w))
-    chosen, meta = choose(
-        ordered, count, strategy, seed, lambda w: langs_of[w] * 10**12 + freq(w), on_shortfall, "union"
+    spellings: dict[int, set[str]] = {}
+    langs_of: dict[int, int] = {}
+    for pairs in eligible.values():
+        rows = set()
+        for s, _ in pairs:
+            spellings.setdefault(source_token_ids[s], set()).add(s)
+            rows.add(source_token_ids[s])
+        for row in rows:
+            langs_of[row] = langs_of.get(row, 0) + 1
+    name = {row: min(words, key=lambda w: (-freq(w), w)) for row, words in spellings.items()}
+    row_freq = {row: sum(freq(w) for w in words) for row, words in spellings.items()}
+    ordered_rows = sorted(langs_of, key=lambda r: (-langs_of[r], -row_freq[r], name[r]))
+    chosen_rows, meta = choose(
+        ordered_rows, count, strategy, seed, lambda r: langs_of[r] * 10**12 + row_freq[r], on_shortfall, "union"
     )
-    position = {w: i for i, w in enumerate(chosen)}
+    position = {row: i for i, row in enumerate(chosen_rows)}
     per_language = {}
     for lang, pairs in eligible.items():
-        kept = [(s, t) for s, t in pairs if s in position]
+        kept = [(s, t) for s, t in pairs if source_token_ids[s] in position]
         per_language[lang] = AnchorSet(
             language=lang,
             pairs=kept,
             source_token_ids=[source_token_ids[s] for s, _ in kept],
-            source_positions=[position[s] for s, _ in kept],
+            source_positions=[position[source_token_ids[s]] for s, _ in kept],
             scope="union",
             strategy=strategy,
             meta={
                 "eligible": len(pairs),
                 "kept": len(kept),
-                "union_size": len(chosen),
+                "union_size": len(chosen_rows),
                 **{k: meta[k] for k in ("requested", "clamped")},
             },
         )
     return UnionAnchors(
-        source_words=chosen,
-        source_token_ids=[source_token_ids[w] for w in chosen],
+        source_words=[name[r] for r in chosen_rows],
+        source_token_ids=list(chosen_rows),
         per_language=per_language,
         meta={**meta, "languages": sorted(eligible)},
     )

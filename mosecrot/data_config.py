@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mosecrot.anchors import ANCHOR_STRATEGIES
+from mosecrot.anchors import check_count
 from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.languages import get_language
@@ -125,10 +125,7 @@ class AnchorConfig:
     on_shortfall: Literal["clamp", "error"] = "clamp"
 
     def validate(self, prefix: str = "anchors") -> None:
-        if self.strategy not in ANCHOR_STRATEGIES:
-            raise unknown_choice("anchor strategy", self.strategy, list(ANCHOR_STRATEGIES), key=f"{prefix}.strategy")
-        if isinstance(self.count, int) and self.count <= 0:
-            raise InputError(f"bad anchor count {self.count}", key=f"{prefix}.count", expected="> 0 or 'all'")
+        check_count(self.count, self.strategy, prefix)  # a number with strategy all is refused, not ignored
 
 
 @dataclass

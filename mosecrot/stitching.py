@@ -4,7 +4,8 @@
   its most similar anchors, similarities measured in the PLM's own embedding space.
 - ``F_t`` (target words): the same, with similarities measured in the target *static* space against
   the target side of the anchors, so target words land in the PLM's embedding space without any
-  learned projection.
+  learned projection. Neighbourhood terms (CSLS's r_a) are computed over the whole static vocabulary,
+  as F_s's are over the whole PLM vocabulary: a word's row never depends on the evaluation texts.
 - The target text is read by a word-level tokenizer (``tokenizers`` WordLevel) whose vocabulary is
   the PLM's special tokens followed by the target words; special tokens keep their PLM rows.
 
@@ -13,6 +14,7 @@ The paper's open points are options here (`StitchConfig`), defaults paper-faithf
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +48,13 @@ class StitchConfig:
     # Target words without a stored static vector: subword vector (fastText), [UNK], or dropped.
     oov: Literal["subword", "unk", "skip"] = "subword"
     relative: RelativeConfig = field(default_factory=RelativeConfig)
+
+    def validate(self, prefix: str = "stitch") -> None:
+        """Checks across options, when a config is loaded: "standard" weighting with similarities that can be
+        negative needs ``relative.negatives`` (`RelativeConfig.check_negatives`), the default relative
+        config (cosine, standard) included."""
+        self.relative.validate(prefix=f"{prefix}.relative")
+        self.relative.check_negatives(f"{prefix}.relative")
 
 
 def special_token_ids(tokenizer) -> list[int]:
@@ -171,12 +180,27 @@ def target_mapping(
     special_rows: torch.Tensor,
     config: RelativeConfig,
 ) -> torch.Tensor:
-    """F_t: rows for the target vocabulary (special tokens first, copied from the model)."""
+    """F_t: rows for the target vocabulary (special tokens first, copied from the model).
+
+    Neighbourhood terms (CSLS's r_a) run over every stored row of ``vectors``, not over the vocabulary of the
+    evaluation texts, so a word's row is the same whatever other words are evaluated."""
     anchor_static = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float32)
     mapped = build_mapping(
-        torch.from_numpy(vocab.vectors), torch.from_numpy(anchor_static), english_rows.detach().float(), config
+        torch.from_numpy(vocab.vectors),
+        torch.from_numpy(anchor_static),
+        english_rows.detach().float(),
+        config,
+        neighbourhood=_read_only_tensor(vectors.matrix),
     )
     return torch.cat([special_rows.detach().float(), mapped], dim=0)
+
+
+def _read_only_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over ``array`` without a copy; vectors shared through Ray's object store are read-only, which
+    is fine for a matrix that is only read (torch warns about it all the same)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def swap_input_embeddings(

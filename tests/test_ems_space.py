@@ -124,7 +124,7 @@ def test_bad_ems_values_fail_at_load_by_parameter():
 def test_ems_keys_need_an_ems_method_and_a_single_setting(tmp_path):
     path = _space_file(
         tmp_path,
-        method={"name": "mosecrot", "kind": "mosecrot"},
+        method={"name": "mosecrot", "kind": "mosecrot", "stitch": {"relative": {"negatives": "clip"}}},
         space={TEMP: {"type": "float", "low": 0.05, "high": 0.2}},
     )
     with pytest.raises(InputError, match=f"key 'space.{TEMP}'.*kind ems"):

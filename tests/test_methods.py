@@ -39,7 +39,7 @@ def test_a_method_config_holds_its_kinds_options_with_their_defaults():
     lr, e5 = method_config("lr", "lr"), method_config("e5", "frozen_encoder")
     assert lr.options.classifier_c == 1.0 and e5.options.classifier_c == [0.1, 1.0, 10.0, 100.0]
     assert to_dict(lr) == {"name": "lr", "kind": "lr", "classifier_c": 1.0}  # nothing it does not read
-    rr = method_config("rr", "mosecrot", stitch={"relative": {"k": 10}})
+    rr = method_config("rr", "mosecrot", stitch={"relative": {"k": 10, "weighting": "softmax"}})
     assert rr.options.stitch.relative.k == 10
     assert MethodConfig.from_config(to_dict(rr)) == rr  # the resolved form reads back
     assert needs_static(default_methods()) and not needs_static([e5])

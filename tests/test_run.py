@@ -45,7 +45,7 @@ def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch,
     assert by_method["rr-standard"]["metrics"]["anchors.de"] > 0
     # union anchors: one English fine-tuning per RR variant serves both languages; the model with its
     # original embeddings is shared by rr-original, LS and the own-tokenizer floor; one for the path.
-    assert len(calls) == 3 + 1 + 1
+    assert len(calls) == 5 + 1 + 1  # five RR variants: standard, softmax and sparsemax at tau 0.1 and 1
 
     root = cache_dir()  # F_s, F_t, token ids and e5 vectors are cached on disk for the next run
     for namespace in ("f_s", "f_t", "tokenised", "e5", "vectors"):

@@ -228,7 +228,7 @@ BASE = {
     "name": "x",
     "experiment": "quickstart",
     "fixed": {"training.epochs": 1},
-    "method": {"name": "mosecrot", "kind": "mosecrot"},
+    "method": {"name": "mosecrot", "kind": "mosecrot", "stitch": {"relative": {"negatives": "clip"}}},
     "space": {
         "anchors.count": {"type": "int", "low": 500, "high": 3000, "log": True},
         W: {"type": "categorical", "choices": ["standard", "softmax", "sparsemax"]},

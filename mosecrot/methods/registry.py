@@ -149,19 +149,26 @@ def needs_static(methods: list[MethodConfig]) -> bool:
 
 
 def default_methods() -> list[MethodConfig]:
-    """What an experiment without ``methods:`` runs: RR standard / softmax (tau 0.1) / sparsemax (tau 0.1) at
-    k = 50, the ``source_side: original`` variant, LS, the own-tokenizer floor, frozen e5 and LR."""
+    """What an experiment without ``methods:`` runs: RR at k = 50 with cosine similarity, labelled by weighting:
 
-    def rr(weighting: str, **relative: Any) -> MethodConfig:
-        return method_config(
-            f"rr-{weighting}", "mosecrot", stitch={"relative": {"weighting": weighting, "k": 50, **relative}}
-        )
+    - ``rr-standard``: similarities normalised to sum 1, negative ones clipped to 0 (``negatives: clip``);
+    - ``rr-softmax``, ``rr-sparsemax``: tau = 0.1, this project's choice (the paper gives no temperature);
+    - ``rr-softmax-tau1``, ``rr-sparsemax-tau1``: tau = 1, softmax / sparsemax over the raw similarities, the
+      paper's literal reading;
+
+    then the ``source_side: original`` variant (F_t with the standard weighting, clipped), LS, the
+    own-tokenizer floor, frozen e5 and LR."""
+
+    def rr(name: str, weighting: str, **relative: Any) -> MethodConfig:
+        return method_config(name, "mosecrot", stitch={"relative": {"weighting": weighting, "k": 50, **relative}})
 
     return [
-        rr("standard"),
-        rr("softmax", tau=0.1),
-        rr("sparsemax", tau=0.1),
-        method_config("rr-original", "mosecrot", stitch={"source_side": "original"}),
+        rr("rr-standard", "standard", negatives="clip"),
+        rr("rr-softmax", "softmax", tau=0.1),
+        rr("rr-sparsemax", "sparsemax", tau=0.1),
+        rr("rr-softmax-tau1", "softmax", tau=1.0),
+        rr("rr-sparsemax-tau1", "sparsemax", tau=1.0),
+        method_config("rr-original", "mosecrot", stitch={"source_side": "original", "relative": {"negatives": "clip"}}),
         method_config("ls", "ls"),
         method_config("own-tokenizer", "own_tokenizer"),
         method_config("frozen-e5", "frozen_encoder"),

@@ -4,15 +4,21 @@ vectors, swapped in after English fine-tuning.
 - ``mosecrot``: relative-representation stitching (MoSECroT). F_s replaces the English embeddings before
   fine-tuning (``source_side: relative``), F_t (target words, word-level tokenizer) is swapped in at
   evaluation; the paper's open points are options of `StitchConfig`.
-- ``ls``: a least-squares map from the static space to the PLM's embedding space, fitted on the anchors.
+- ``ls``: a least-squares map from the static space to the PLM's embedding space, fitted on the anchors; it
+  takes only the stitching options it reads (`LSStitchConfig`).
+
+In ``pair`` scope ``mosecrot`` fine-tunes English once per target language (F_s depends on that language's
+anchors); each fine-tuning's English scores are recorded under ``{split}_{metric}.en-{lang}`` (e.g.
+``dev_macro_f1.en-de``) and ``dev_macro_f1.en`` is their mean, which the english-dev sweep objective reads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -23,7 +29,7 @@ from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import MethodSpec
-from mosecrot.metrics import SCORED_SPLITS, metric_prefix
+from mosecrot.metrics import SCORED_SPLITS
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
 from mosecrot.stitching import (
@@ -47,6 +53,30 @@ class StitchedOptions:
 
     stitch: StitchConfig = field(default_factory=StitchConfig)
 
+    def validate(self, prefix: str = "methods") -> None:
+        # Also when ``stitch:`` is absent: the default relative config (cosine, standard) needs ``negatives``.
+        self.stitch.validate(f"{prefix}.stitch")
+
+
+@dataclass
+class LSStitchConfig:
+    """The stitching options LS reads (the rest of `StitchConfig` would be ignored, so LS does not take it)."""
+
+    # Which English anchor rows W is fitted to: the embedding rows before or after fine-tuning.
+    target_anchor_rows: Literal["original", "finetuned"] = "original"
+    # Target words without a stored static vector: subword vector (fastText), [UNK], or dropped.
+    oov: Literal["subword", "unk", "skip"] = "subword"
+
+
+@dataclass
+class LSOptions:
+    """LS's options (``stitch: {target_anchor_rows, oov}``)."""
+
+    stitch: LSStitchConfig = field(default_factory=LSStitchConfig)
+
+
+TargetSide = StitchConfig | LSStitchConfig  # what target-side swapping reads: target_anchor_rows and oov
+
 
 def _digest(array: torch.Tensor | np.ndarray) -> str:
     """Content hash of a matrix (the cache key of whatever was computed from it)."""
@@ -55,7 +85,12 @@ def _digest(array: torch.Tensor | np.ndarray) -> str:
 
 
 def _relative_key(rel: RelativeConfig) -> dict[str, Any]:
-    return {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}  # chunking never changes the result
+    """The relative config as a cache key: only what changes the result. Chunking never does; ``negatives``
+    only with standard weighting, and clip is what None does (keys of entries made before the option stay)."""
+    key = {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}
+    if rel.weighting != "standard" or rel.negatives in (None, "clip"):
+        key.pop("negatives")
+    return key
 
 
 def cached_source_mapping(
@@ -83,7 +118,8 @@ def cached_target_mapping(
     english_rows: torch.Tensor,
     rel: RelativeConfig,
 ) -> torch.Tensor:
-    """F_t rows of the target words, cached by words, their vectors, the anchors, the English rows and config."""
+    """F_t rows of the target words, cached by words, their vectors, the anchors, the English rows and config
+    (and, for CSLS, the whole static vocabulary its r_a term is computed over)."""
     key = {
         "language": vocab.language,
         "words": texts_fingerprint(vocab.words),
@@ -92,6 +128,8 @@ def cached_target_mapping(
         "english_rows": _digest(english_rows),
         "relative": _relative_key(rel),
     }
+    if rel.similarity == "csls":
+        key["neighbourhood"] = _digest(vectors.matrix)
 
     def build(d):
         rows = target_mapping(vocab, vectors, anchors, english_rows, torch.empty(0, english_rows.shape[1]), rel)
@@ -111,7 +149,7 @@ def with_target_embeddings(
     model: PreTrainedModel,
     lang: str,
     rows_fn: Callable[[TargetVocabulary], torch.Tensor],
-    stitch: StitchConfig,
+    stitch: TargetSide,
     tokenizer: Any,
 ) -> dict[str, float]:
     """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones."""
@@ -135,7 +173,7 @@ def with_target_embeddings(
 
 
 def _anchor_rows(
-    stitch: StitchConfig, original: torch.Tensor, model: PreTrainedModel, anchors: AnchorSet
+    stitch: TargetSide, original: torch.Tensor, model: PreTrainedModel, anchors: AnchorSet
 ) -> torch.Tensor:
     base = (
         original
@@ -155,8 +193,10 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
     trainable = st.embeddings == "trainable"
     union = ctx.prepared.union
     # Languages that share one English model: all (original side or union anchors), else one per language.
-    groups = [ctx.targets] if st.source_side == "original" or union is not None else [[lang] for lang in ctx.targets]
+    per_language = st.source_side == "relative" and union is None
+    groups = [[lang] for lang in ctx.targets] if per_language else [ctx.targets]
     metrics: dict[str, float] = {}
+    english: list[tuple[str, dict[str, float]]] = []
     for langs in groups:
         if st.source_side == "relative":
             ids = union.source_token_ids if union is not None else ctx.prepared.anchors[langs[0]].source_token_ids
@@ -165,8 +205,7 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
             model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
         else:
             model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
-        if not any(k.startswith(metric_prefix("dev", "macro_f1")) for k in metrics):
-            metrics.update(ctx.english_metrics(model, model_name, tokenizer, ft))
+        english.append((langs[0], ctx.english_metrics(model, model_name, tokenizer, ft)))
         for lang in langs:
             anchors = ctx.prepared.anchors[lang]
             eng_rows = _anchor_rows(st, original, model, anchors)
@@ -181,7 +220,23 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
 
             metrics.update(with_target_embeddings(ctx, model, lang, target_rows, st, tokenizer))
             metrics[f"anchors.{lang}"] = len(anchors)
+    metrics.update(english_over_groups(english, per_language))
     return metrics
+
+
+def english_over_groups(groups: list[tuple[str, dict[str, float]]], per_language: bool) -> dict[str, float]:
+    """English metrics of one or more fine-tunings (``(language, metrics)`` per group): each metric is the mean
+    over the groups, so ``dev_macro_f1.en`` scores every language's model; with ``per_language`` (pair scope)
+    each group's per-language keys are kept as well, ``dev_macro_f1.en`` -> ``dev_macro_f1.en-de``."""
+    if len(groups) == 1:
+        out = dict(groups[0][1])
+    else:
+        first = groups[0][1]
+        out = {k: statistics.fmean(float(m[k]) for _, m in groups) for k in first if all(k in m for _, m in groups)}
+    if per_language:
+        for lang, m in groups:
+            out.update({f"{k}-{lang}": float(v) for k, v in m.items() if "." in k})  # {split}_{metric}.en keys
+    return out
 
 
 def least_squares_map(static_rows: np.ndarray, plm_rows: np.ndarray) -> np.ndarray:
@@ -196,7 +251,7 @@ def least_squares_map(static_rows: np.ndarray, plm_rows: np.ndarray) -> np.ndarr
     return w.astype(np.float32)
 
 
-def run_ls(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[str, float]:
+def run_ls(ctx: RunContext, options: LSOptions, seed: int) -> dict[str, float]:
     """LS: least-squares map W (static -> PLM space) on the anchors, ``min ||A_t W - A_s||``, then swap."""
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
@@ -227,7 +282,7 @@ SPECS = (
     MethodSpec(
         "ls",
         run_ls,
-        StitchedOptions,
+        LSOptions,
         reads_static=True,
         summary="least-squares map from the static space to the PLM's embeddings, then swap",
     ),

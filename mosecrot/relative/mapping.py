@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mosecrot.errors import InputError, rebase_key
-from mosecrot.relative.similarity import get_similarity, iter_chunks
+from mosecrot.errors import InputError, rebase_key, unknown_choice
+from mosecrot.relative.similarity import NON_NEGATIVE_SIMILARITIES, get_similarity, iter_chunks
 from mosecrot.relative.sparsify import check_k, get_sparsifier
-from mosecrot.relative.weighting import check_tau, get_weighting
+from mosecrot.relative.weighting import NEGATIVES, check_tau, get_weighting
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,13 @@ Matrix = Tensor | np.ndarray
 
 @dataclass
 class RelativeConfig:
-    """How relative representations become a mapping; defaults are the paper's (cosine, top-50, standard)."""
+    """How relative representations become a mapping; defaults are the paper's (cosine, top-50, standard).
+
+    ``negatives`` (read by "standard" weighting only): ``clip`` or ``shift`` negative similarities
+    (`mosecrot.relative.weighting.standard`). None is "not chosen": a config that uses standard weighting
+    with a similarity that can be negative is refused when it is loaded (`check_negatives`); from Python,
+    None behaves as clip.
+    """
 
     similarity: str = "cosine"  # a SIMILARITIES name
     sparsify: str = "topk"  # a SPARSIFIERS name
@@ -40,6 +46,7 @@ class RelativeConfig:
     threshold: float = 0.0  # threshold: keep similarities >= this
     weighting: str = "standard"  # a WEIGHTINGS name
     tau: float = 1.0  # temperature of softmax / sparsemax / entmax15 (sim / tau)
+    negatives: str | None = None  # standard weighting: clip | shift negative similarities (None: not chosen)
     csls_k: int = 10  # csls: neighbourhood size K of the hubness terms
     chunk_size: int = 2048  # query rows per block: memory ~ chunk_size x n_anchors floats
 
@@ -62,6 +69,8 @@ class RelativeConfig:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise InputError(f"threshold must be a finite number, got {t!r}", key="relative.threshold")
         check_tau(self.tau)
+        if self.negatives is not None and self.negatives not in NEGATIVES:
+            raise unknown_choice("negatives", self.negatives, NEGATIVES, key="relative.negatives")
         _check_positive_int(self.csls_k, "relative.csls_k")
         if self.similarity == "csls" and n_anchors is not None and self.csls_k > n_anchors:
             raise InputError(
@@ -70,6 +79,20 @@ class RelativeConfig:
                 expected=f"csls_k <= {n_anchors}",
             )
         _check_positive_int(self.chunk_size, "relative.chunk_size")
+
+    def check_negatives(self, prefix: str = "relative") -> None:
+        """Refuse "standard" weighting over similarities that can be negative unless ``negatives`` says what
+        happens to them (run when a config is loaded; ``prefix``: the dotted key of this config)."""
+        if self.weighting != "standard" or self.negatives is not None or self.similarity in NON_NEGATIVE_SIMILARITIES:
+            return
+        raise InputError(
+            f"standard weighting (the default) normalises similarities to sum 1, but {self.similarity} similarities "
+            "can be negative and the weights cannot",
+            key=f"{prefix}.weighting",
+            expected=f"{prefix}.negatives: clip (negative similarities get weight 0, the behaviour before this "
+            "option) or shift (a row's similarities minus its most negative kept one); or a similarity that is "
+            "never negative (euclidean); or weighting softmax / sparsemax / entmax15",
+        )
 
 
 def _check_positive_int(value: object, key: str) -> None:
@@ -132,11 +155,15 @@ def compute_mapping(
     config: RelativeConfig | None = None,
     *,
     device: str | torch.device | None = None,
+    neighbourhood: Matrix | None = None,
 ) -> MappingResult:
     """Map every row of ``space`` (n x d) to PLM width D, with diagnostics.
 
     ``anchor_rows`` (m x d) are the anchors' rows *in the same space* (they define similarity);
     ``anchor_targets`` (m x D) are the anchors' English PLM embeddings (what gets averaged).
+    ``neighbourhood`` (N x d, default ``space``): the rows a similarity's neighbourhood terms are computed
+    over (CSLS's r_a), e.g. the whole static vocabulary when ``space`` is only the words being evaluated, so
+    that no row depends on which other rows are mapped with it.
     The result lives on ``device`` (default CPU); ``space`` is moved there one chunk at a time.
     """
     cfg = config or RelativeConfig()
@@ -144,6 +171,13 @@ def compute_mapping(
     rows = _as_matrix(anchor_rows, "relative.anchor_rows")
     targets = _as_matrix(anchor_targets, "relative.anchor_targets")
     _check_inputs(space_t, rows, targets)
+    neigh_t = space_t if neighbourhood is None else _as_matrix(neighbourhood, "relative.neighbourhood")
+    if neigh_t.shape[1] != rows.shape[1]:
+        raise InputError(
+            f"neighbourhood has dimension {neigh_t.shape[1]} but anchor rows have {rows.shape[1]}",
+            key="relative.neighbourhood",
+            expected="rows of the same space as the anchors",
+        )
     cfg.validate(rows.shape[0])
     dev = torch.device(device) if device is not None else torch.device("cpu")
     prepare = get_similarity(cfg.similarity)
@@ -157,7 +191,7 @@ def compute_mapping(
     with torch.inference_mode():
         rows = rows.to(device=dev, dtype=torch.float32)
         targets = targets.to(device=dev, dtype=torch.float32)
-        block = prepare(space_t, rows, chunk_size=cfg.chunk_size, csls_k=cfg.csls_k, device=dev)
+        block = prepare(neigh_t, rows, chunk_size=cfg.chunk_size, csls_k=cfg.csls_k, device=dev)
         for start, chunk in iter_chunks(space_t, cfg.chunk_size, dev):
             if not bool(torch.isfinite(chunk).all()):
                 bad = start + int((~torch.isfinite(chunk)).any(1).nonzero()[0])
@@ -195,6 +229,9 @@ def build_mapping(
     config: RelativeConfig | None = None,
     *,
     device: str | torch.device | None = None,
+    neighbourhood: Matrix | None = None,
 ) -> Tensor:
     """The mapping matrix F (n x D, float32) for every row of ``space``; see ``compute_mapping``."""
-    return compute_mapping(space, anchor_rows, anchor_targets, config, device=device).matrix
+    return compute_mapping(
+        space, anchor_rows, anchor_targets, config, device=device, neighbourhood=neighbourhood
+    ).matrix

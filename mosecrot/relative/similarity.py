@@ -6,8 +6,12 @@ CSLS's hubness term r_a, ...) that returns a *block* function mapping one chunk 
 chunks are normalised inside the block function, never up front, so no n x d copy of the space
 is ever made; the caller decides the chunk size, which bounds memory.
 
+``space`` is what the neighbourhood terms are computed over: the rows being mapped by default, the
+full static vocabulary for target words (`mosecrot.relative.compute_mapping`'s ``neighbourhood``), so
+a word's row never depends on which other words are mapped with it.
+
 Adding a similarity: write ``prepare_x(space, anchors, *, chunk_size, csls_k, device)`` and add
-one line to ``SIMILARITIES``.
+one line to ``SIMILARITIES`` (and to ``NON_NEGATIVE_SIMILARITIES`` if it is never negative).
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ def prepare_euclidean(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k
 def prepare_csls(space: Tensor, anchors: Tensor, *, chunk_size: int, csls_k: int, device: torch.device) -> BlockFn:
     """CSLS (Conneau et al. 2018): ``2 cos(x, a) - r_a - r_x``, penalising hub anchors.
 
-    ``r_a`` = mean cosine of anchor a to its K nearest items of the query space (all n rows,
-    the anchor's own row included when it is one of them; K = min(csls_k, n)), found in one extra
+    ``r_a`` = mean cosine of anchor a to its K nearest items of ``space`` (all n rows of the
+    neighbourhood space: the whole PLM vocabulary for F_s, the whole static vocabulary for F_t; the
+    anchor's own row included when it is one of them; K = min(csls_k, n)), found in one extra
     chunked pass that keeps a running top-K per anchor. ``r_x`` = mean cosine of x to its K
     nearest anchors, computed per chunk. r_x does not change a row's ranking but shifts its values,
     which matters for "standard" weighting.
@@ -99,6 +104,11 @@ SIMILARITIES: dict[str, Callable[..., BlockFn]] = {
     "euclidean": prepare_euclidean,
     "csls": prepare_csls,
 }
+
+
+NON_NEGATIVE_SIMILARITIES = frozenset({"euclidean"})
+"""Similarities that are never negative; every other one (cosine, dot, csls, a plugin's) may be, so "standard"
+weighting needs ``relative.negatives`` with it."""
 
 
 def get_similarity(name: str) -> Callable[..., BlockFn]:

@@ -23,6 +23,11 @@ class WeightingParams(Protocol):
     """What a weighting reads of `mosecrot.relative.RelativeConfig`."""
 
     tau: float
+    negatives: str | None
+
+
+NEGATIVES = ("clip", "shift")
+"""How "standard" weighting treats negative similarities (``relative.negatives``; see `standard`)."""
 
 
 # entmax-family outputs are exactly 0 below max - 1 (sparsemax) or max - 2 (entmax-1.5); dropped
@@ -36,13 +41,25 @@ def check_tau(tau: float) -> None:
         raise InputError(f"tau must be > 0, got {tau!r}", key="relative.tau", expected="a positive number")
 
 
-def standard(values: Tensor) -> Tensor:
-    """Similarities normalised to sum 1 (the paper's "standard").
+def standard(values: Tensor, negatives: str = "clip") -> Tensor:
+    """Similarities normalised to sum 1 (the paper's "standard"); weights must not be negative, so
+    ``negatives`` says what happens to negative similarities (the paper does not say):
 
-    Negative similarities are clipped to 0 first, so no weight is negative and a mix of signs
-    cannot cancel into a near-zero denominator. A row whose kept similarities are all <= 0 gets
-    uniform weights over its kept entries: the anchors were still its best, just not positively.
+    - ``clip``: set to 0, so such anchors get no weight and a mix of signs cannot cancel into a
+      near-zero denominator. With CSLS (often <= 0) or k = all, clipping decides most weights.
+    - ``shift``: a row whose smallest kept similarity is negative is shifted up by that amount first
+      (``s - min(row)``), so its least similar kept anchor gets weight 0 and the others keep their
+      differences; rows without a negative similarity are unchanged (the same weights as clip).
+
+    A row whose (clipped or shifted) similarities are all 0 gets uniform weights over its kept
+    entries: the anchors were still its best, just not positively. Configs must choose ``negatives``
+    whenever the similarity can be negative (`mosecrot.relative.RelativeConfig.check_negatives`).
     """
+    if negatives not in NEGATIVES:
+        raise InputError(f"unknown negatives {negatives!r}", key="relative.negatives", expected=" or ".join(NEGATIVES))
+    if negatives == "shift":
+        row_min = torch.where(torch.isfinite(values), values, torch.inf).amin(1, keepdim=True)
+        values = values - row_min.clamp(max=0)  # dropped entries stay -inf
     pos = values.clamp(min=0)  # dropped entries (-inf) become 0 too
     total = pos.sum(1, keepdim=True)
     tiny = torch.finfo(values.dtype).tiny
@@ -78,7 +95,7 @@ def entmax15(values: Tensor, tau: float = 1.0) -> Tensor:
 
 
 WEIGHTINGS: dict[str, Callable[[Tensor, WeightingParams], Tensor]] = {
-    "standard": lambda values, cfg: standard(values),
+    "standard": lambda values, cfg: standard(values, cfg.negatives or "clip"),
     "softmax": lambda values, cfg: softmax(values, cfg.tau),
     "sparsemax": lambda values, cfg: sparsemax(values, cfg.tau),
     "entmax15": lambda values, cfg: entmax15(values, cfg.tau),
