@@ -67,7 +67,8 @@ def test_shipped_ems_space_loads_and_validates():
     # the fixed training budget is small and reaches the config every trial trains
     _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, "method.centering": "language"})
     cfg = ems_training_config(method.options.ems, method.options.ems_set)
-    assert cfg.train.time_budget_s <= 600 and cfg.languages == ["de", "fr", "sw"]
+    # budgeted by steps, never by wall time (a busy node would train fewer steps)
+    assert cfg.train.max_steps <= 1000 and cfg.train.time_budget_s is None and cfg.languages == ["de", "fr", "sw"]
     assert method.options.centering == "language"  # a classifier setting, sampled beside the training ones
 
 
@@ -158,7 +159,7 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
     assert exp.methods == [method] and method.kind == "ems"
     assert method.options.ems_set == {
         "languages": ["de", "fr", "sw"],
-        "train.time_budget_s": 300,
+        "train.max_steps": 700,
         "train.checkpoint_every": 100000,
         "loss.contrastive_weight": 1.0,
         "loss.xtr_weight": 0.0,
@@ -183,7 +184,7 @@ def test_trial_configs_apply_the_overrides_to_the_ems_config_that_is_trained(mon
     (cfg,) = trained
     assert (cfg.loss.contrastive_weight, cfg.loss.xtr_weight, cfg.loss.temperature) == (1.0, 0.0, 0.05)
     assert (cfg.model.layers, cfg.model.d_model, cfg.model.heads) == (3, 384, 4)  # heads from the cpu preset
-    assert cfg.train.learning_rate == 5e-4 and cfg.train.time_budget_s == 300
+    assert cfg.train.learning_rate == 5e-4 and cfg.train.max_steps == 700
     assert cfg.languages == ["de", "fr", "sw"]
     assert cfg.tokenizer.vocab_size == 16000 and cfg.train.batch_size == 128  # the rest is cpu.yaml
     assert keys == [encoder_cache_key(cfg)]
@@ -211,9 +212,9 @@ def test_the_encoder_cache_key_includes_every_override():
 
 
 def test_a_later_override_wins():
-    space = load_search_space("ems", ["method.ems_set.train.time_budget_s=20"])
+    space = load_search_space("ems", ["method.ems_set.train.max_steps=20"])
     _, method = trial_configs(space, {CON: 0.0, LAYERS: 1, DMODEL: 128, LR: 3e-4, CENTER: "none"})
-    assert ems_training_config(method.options.ems, method.options.ems_set).train.time_budget_s == 20
+    assert ems_training_config(method.options.ems, method.options.ems_set).train.max_steps == 20
 
 
 # --- both loss weights 0 ------------------------------------------------------------------------------
