@@ -157,6 +157,7 @@ def test_pair_scope_records_english_dev_per_language_and_their_mean(monkeypatch)
 
     def english_metrics(model, model_name, tokenizer, ft):
         score = dev[model.ids]
+        ctx.predictions["test.en"] = list(model.ids)  # what RunContext.english_metrics keeps of English test
         return {"dev_macro_f1.en": score, "dev_loss.en": 1 - score, "best_epoch": 2 * score}
 
     ctx = SimpleNamespace(
@@ -166,6 +167,7 @@ def test_pair_scope_records_english_dev_per_language_and_their_mean(monkeypatch)
         original_embeddings=lambda name: torch.zeros(4, 2),
         english_model=english_model,
         english_metrics=english_metrics,
+        predictions={},
     )
     monkeypatch.setattr(stitched_mod, "load_tokenizer", lambda name: None)
     monkeypatch.setattr(stitched_mod, "special_token_ids", lambda tok: [])
@@ -178,6 +180,8 @@ def test_pair_scope_records_english_dev_per_language_and_their_mean(monkeypatch)
     assert metrics["dev_macro_f1.en"] == pytest.approx(0.5)  # the mean the english-dev objective reads
     assert metrics["dev_macro_f1.en-de"] == pytest.approx(0.4) and metrics["dev_macro_f1.en-es"] == pytest.approx(0.6)
     assert metrics["dev_loss.en"] == pytest.approx(0.5) and metrics["best_epoch"] == pytest.approx(1.0)
+    # each fine-tuning's English test predictions are kept under its own key, none overwritten
+    assert ctx.predictions == {"test.en-de": [1], "test.en-es": [2]}
 
 
 # --- 7. dead options -------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import MethodSpec
-from mosecrot.metrics import SCORED_SPLITS
+from mosecrot.metrics import SCORED_SPLITS, item_key
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
 from mosecrot.stitching import (
@@ -206,6 +206,8 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
         else:
             model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
         english.append((langs[0], ctx.english_metrics(model, model_name, tokenizer, ft)))
+        if per_language and item_key("test", "en") in ctx.predictions:  # each model's English test items, kept
+            ctx.predictions[item_key("test", f"en-{langs[0]}")] = ctx.predictions.pop(item_key("test", "en"))
         for lang in langs:
             anchors = ctx.prepared.anchors[lang]
             eng_rows = _anchor_rows(st, original, model, anchors)
