@@ -261,7 +261,9 @@ def _print_report(report: dict, trials: bool = False) -> None:
             for r in records
         ]
 
-    columns = ["method", "kind", "supervision", "objective", *report["languages"], "mean"]
+    unc = report.get("uncertainty")
+    extra = ["seeds", "mean 95% CI", *[f"P(>{r})" for r in unc["references"]]] if unc else []
+    columns = ["method", "kind", "supervision", "objective", *report["languages"], "mean", *extra]
     console.print(
         _table(
             f"{report['experiment']}: {report['metric']} (best trial per method by objective, beside the baselines)",
@@ -270,6 +272,14 @@ def _print_report(report: dict, trials: bool = False) -> None:
             left=("method", "kind", "supervision"),
         )
     )
+    if unc:
+        console.print(
+            f"mean 95% CI: percentile bootstrap over test items ({unc['n_resamples']} resamples); P(>X): share of "
+            "paired resamples in which the row beats baseline X; seeds: det. = the seed changes nothing.",
+            highlight=False,
+        )
+    if report.get("tie"):
+        console.print(f"WARNING {report['tie']}", highlight=False, markup=False)
     if trials and report.get("trials"):
         columns = trial_columns(report)[:-1]
         console.print(

@@ -113,7 +113,7 @@ def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(lo
     assert paths["png"].stat().st_size > 1000
 
 
-def test_sweep_report_gives_intervals_and_win_probabilities_from_logged_predictions(quickstart_space, tmp_path):
+def test_sweep_report_gives_intervals_and_win_probabilities_from_logged_predictions(quickstart_space, tmp_path, capsys):
     """Trials and baselines log their per-item test predictions (predictions.json); the report gives each row
     its seeds, a 95% interval over test items and P(beats LS / the floor) from them."""
     import numpy as np
@@ -162,3 +162,6 @@ def test_sweep_report_gives_intervals_and_win_probabilities_from_logged_predicti
     assert rows["floor"]["mean 95% CI"] is None and "P(>ls)" not in {k for k, v in rows["ls"].items() if v}
     md = write_report(report, tmp_path / "out")["markdown"].read_text()
     assert "| seeds | mean 95% CI | P(>ls) |" in md and "percentile bootstrap over test items" in md
+    assert main(["report", "quickstart", "--tracking-uri", tracker.uri, "--output-dir", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "P(>ls)" in out and "mean 95% CI" in out
