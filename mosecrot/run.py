@@ -83,6 +83,13 @@ def predictions_of(records: list[Record], items: dict[str, Any], split: str = "t
     }
 
 
+def method_predictions(records: list[Record], prepared: Prepared) -> dict[str, Any] | None:
+    """`predictions_of` one method's records on ``prepared``'s test items; None when they kept no predictions."""
+    if not any(r.get("predictions") for r in records):
+        return None
+    return predictions_of(records, evaluation_items(prepared))
+
+
 REFERENCE_KINDS = ("ls", "own_tokenizer")  # every zero-shot method is compared with the first method of each
 
 

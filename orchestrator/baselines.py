@@ -8,7 +8,7 @@ from typing import Any
 from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
-from mosecrot.run import evaluation_items, predictions_of
+from mosecrot.run import method_predictions
 from mosecrot.training import LoopHooks
 from orchestrator.search_space import SearchSpace, baseline_methods
 from orchestrator.tracking import BASELINE_TAG, SweepTracker
@@ -53,7 +53,6 @@ def log_baselines(
             progress=progress,
         )
         means = mean_metrics(records)
-        items = evaluation_items(prepared)
         errors = {r["method"]: r["error"] for r in records if "error" in r}
         for method in todo:
             params: dict[str, Any] = method.to_config()
@@ -77,7 +76,7 @@ def log_baselines(
                 out[method.name],
                 list(exp.seeds),
                 params,
-                predictions=predictions_of([r for r in records if r["method"] == method.name], items),
+                predictions=method_predictions([r for r in records if r["method"] == method.name], prepared),
             )
     except BaseException:
         status = "FAILED"

@@ -39,7 +39,7 @@ from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import MethodConfig, needs_static
 from mosecrot.metrics import language_means, metric_key
 from mosecrot.prepare import Prepared, SharedResources, prepare, resource_key
-from mosecrot.run import evaluation_items, predictions_of
+from mosecrot.run import method_predictions
 from mosecrot.training import LoopHooks
 from orchestrator.resources import adopt, check_expected, check_fingerprints, fingerprint_metrics, resource_fingerprints
 from orchestrator.search_space import SearchSpace, objective_value, report_value, trial_configs
@@ -147,7 +147,7 @@ def run_trial(
         "fingerprints": fingerprints,
         "metrics": metrics,
         "per_seed": [r["metrics"] for r in records],
-        "predictions": predictions_of(records, evaluation_items(prepared)),
+        "predictions": method_predictions(records, prepared),
         "history": reporter.history,
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -31,7 +31,7 @@ def _with_resources(space, **kw):
 def _fake_run_trial(rank: int | None = None, epochs: int = 2):
     """A stand-in for `run_trial` that reports ``epochs`` epochs through the hooks it is given."""
 
-    def run(space, params, hooks_factory, sink=None, progress=False, shared=None):
+    def run(space, params, hooks_factory, sink=None, progress=False, shared=None, expected=None):
         reporter = EpochReporter(space, "en", sink)
         hooks = hooks_factory(reporter)
         if rank is None:  # local mode: one process, no DDP
