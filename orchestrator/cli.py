@@ -83,9 +83,12 @@ def print_table(table, title: str) -> None:
     """A merged results table (`orchestrator.report`): rows methods, columns languages and means."""
     from orchestrator.report import explanation, header, row_cells
 
-    columns = header(table)
-    rows = [dict(zip(columns, row_cells(table, row), strict=True)) for row in table.rows]
+    compact = len(table.languages) > 4  # a dozen languages stay one line per method in a terminal
+    columns = header(table, compact)
+    rows = [dict(zip(columns, row_cells(table, row, compact), strict=True)) for row in table.rows]
     console.print(_table(title, rows, columns, left=("method", "supervision")))
+    if compact:
+        console.print("Language cells: means over seeds; their spread and intervals are in report.md.", highlight=False)
     for line in explanation(table):
         console.print(line, highlight=False)
 

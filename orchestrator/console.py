@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -16,9 +17,10 @@ def table(
     title: str, rows: Iterable[dict], columns: list[str], left: tuple[str, ...] = ("language", "text", "dictionary")
 ) -> Table:
     """Rows of dicts as a table: ``left`` columns left-aligned, the rest (numbers) right-aligned."""
-    out = Table(title=title)
+    # no vertical rules, one space between columns: wide tables keep their columns
+    out = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for col in columns:
-        out.add_column(col, justify="left" if col in left else "right")
+        out.add_column(col, justify="left" if col in left else "right", no_wrap=col in left)
     for row in rows:
         cells = []
         for col in columns:

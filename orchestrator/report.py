@@ -148,29 +148,48 @@ def _common_mean(row: Row, languages: list[str]) -> dict | float | None:
     return seed_summary(per_seed, deterministic)
 
 
-def format_cell(value: dict | float | None, digits: int = 3) -> str:
+def _number(value: float, digits: int, compact: bool) -> str:
+    """``0.365``, or ``.365`` in compact form (terminal tables with many languages)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if compact and text.startswith("0.") else text
+
+
+def format_cell(value: dict | float | None, digits: int = 3, compact: bool = False, spread: bool = True) -> str:
     """``0.365 ± 0.012`` (mean ± sample std over seeds); ``0.365 (det.)`` for a method the seed does not change,
-    ``0.365 (n=1)`` for one seed: never a "± 0.000" that reads as "no variance"."""
+    ``0.365 (n=1)`` for one seed: never a "± 0.000" that reads as "no variance". ``compact`` (``.365±.012``,
+    and the det./n=1 note moves to the row label, `row_note`) keeps 12 languages on one terminal line;
+    ``spread=False`` prints the mean alone (per-language spread and intervals are in report.md)."""
     if value is None:
         return "–"
     if isinstance(value, dict):
-        mean = f"{value['mean']:.{digits}f}"
-        if value.get("deterministic"):
-            return f"{mean} (det.)"
+        mean = _number(value["mean"], digits, compact)
+        if compact and (value.get("std") is None or not spread):
+            return mean
         if value.get("std") is None:
-            return f"{mean} (n={value.get('n', 1)})"
-        return f"{mean} ± {value['std']:.{digits}f}"
+            return f"{mean} (det.)" if value.get("deterministic") else f"{mean} (n={value.get('n', 1)})"
+        return f"{mean}±{_number(value['std'], digits, True)}" if compact else f"{mean} ± {value['std']:.{digits}f}"
     return f"{value:.2f}"
 
 
-def format_interval(value: dict | float | None, digits: int = 2) -> str:
+def row_note(row: Row) -> str:
+    """`` (det.)`` or `` (n=1)`` when the row's cells have no spread, for compact tables."""
+    cells = [v for v in [row.average, *row.cells.values()] if isinstance(v, dict)]
+    if cells and all(c.get("std") is None for c in cells):
+        return " (det.)" if all(c.get("deterministic") for c in cells) else " (n=1)"
+    return ""
+
+
+def format_interval(value: dict | float | None, digits: int = 2, compact: bool = False) -> str:
     ci = value.get("ci") if isinstance(value, dict) else None
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "–"
+    if not ci:
+        return "–"
+    low, high = (_number(v, digits, compact) for v in ci)
+    return f"[{low},{high}]" if compact else f"[{low}, {high}]"
 
 
-def format_probability(value: dict | float | None, reference: str) -> str:
+def format_probability(value: dict | float | None, reference: str, compact: bool = False) -> str:
     p = (value.get("p_beats") or {}).get(reference) if isinstance(value, dict) else None
-    return "–" if p is None else f"{p:.2f}"
+    return "–" if p is None else _number(p, 2, compact)
 
 
 def value_columns(table: MergedTable) -> list[str]:
@@ -186,19 +205,30 @@ def cell_value(table: MergedTable, row: Row, column: str) -> dict | float | None
     return row.cells.get(column)
 
 
-def header(table: MergedTable) -> list[str]:
+def header(table: MergedTable, compact: bool = False) -> list[str]:
     """Method, supervision, the value columns, then the mean's 95% interval over test items and its paired
-    probability of beating each reference (LS, the floor)."""
-    return ["method", "supervision", *value_columns(table), "mean 95% CI", *[f"P(>{r})" for r in table.references]]
-
-
-def row_cells(table: MergedTable, row: Row) -> list[str]:
+    probability of beating each reference (LS, the floor). ``compact``: no supervision column (`row_cells`
+    notes target-supervised rows in their label; paper rows say "paper")."""
     return [
-        row.label,
-        row.supervision,
-        *[format_cell(cell_value(table, row, c)) for c in value_columns(table)],
-        format_interval(row.average),
-        *[format_probability(row.average, ref) for ref in table.references],
+        "method",
+        *([] if compact else ["supervision"]),
+        *value_columns(table),
+        "mean 95% CI",
+        *[f"P(>{r})" for r in table.references],
+    ]
+
+
+def row_cells(table: MergedTable, row: Row, compact: bool = False) -> list[str]:
+    """One row's text cells; ``compact`` for terminals (see `format_cell`, `header`)."""
+    target = " [target-supervised]" if row.supervision == "target-supervised" else ""
+    return [
+        *([row.label + row_note(row) + target] if compact else [row.label, row.supervision]),
+        *[
+            format_cell(cell_value(table, row, c), compact=compact, spread=not compact or c not in table.languages)
+            for c in value_columns(table)
+        ],
+        format_interval(row.average, compact=compact),
+        *[format_probability(row.average, ref, compact) for ref in table.references],
     ]
 
 
