@@ -91,8 +91,10 @@ def test_which_methods_need_static_resources():
     assert not needs_static([method_config(k, k) for k in ("ems", "frozen_encoder", "own_tokenizer")])
     static = {kind for kind, spec in METHODS.items() if spec.reads_static}
     assert static == {"mosecrot", "ls", "lr"}
+    clip = {"stitch": {"relative": {"negatives": "clip"}}}  # a bare mosecrot method must choose (standard weighting)
     for kind in static:
-        assert needs_static([method_config("e5", "frozen_encoder"), method_config(kind, kind)]), kind
+        method = method_config(kind, kind, **(clip if kind == "mosecrot" else {}))
+        assert needs_static([method_config("e5", "frozen_encoder"), method]), kind
 
 
 def test_summarize_means_stds_and_language_average():
