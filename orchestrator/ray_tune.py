@@ -480,8 +480,7 @@ class MlflowTrialCallback(Callback):
     def _log(self, trial: Any, status: str, error: str | None = None) -> None:
         seeds = list(self.space.seeds)
         try:
-            # the trial's per-item predictions travel in its final checkpoint (not in Tune's result rows)
-            payload = checkpoint_payload(getattr(trial, "checkpoint", None)) if status == "FINISHED" else None
+            payload = trial_predictions(trial) if status == "FINISHED" else None
             self.tracker.log_trial(
                 trial.trial_id,
                 str(trial),
@@ -500,6 +499,16 @@ class MlflowTrialCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._log(trial, "FAILED", error=trial_error_text(trial) or "trial raised (see the Tune trial directory)")
+
+
+def trial_predictions(trial: Any) -> dict[str, Any] | None:
+    """The trial's final payload (its per-item predictions travel in its last checkpoint, not in Tune's result
+    rows); None when it cannot be read: the trial is then logged without them, never not at all."""
+    try:
+        return checkpoint_payload(trial.checkpoint)
+    except Exception as err:
+        log.warning("could not read trial %s's checkpoint for its predictions: %s", trial.trial_id, err)
+        return None
 
 
 def trial_error_text(trial: Any) -> str | None:

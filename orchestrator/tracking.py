@@ -363,11 +363,14 @@ class SweepTracker:
         run_id = run.info.run_id
         try:
             self._log(run_id, params=params, metrics=metrics)
-            if predictions:  # per-item predictions and gold labels: the report's intervals
-                self.client.log_dict(run_id, predictions, PREDICTIONS_ARTIFACT)
         except Exception:
             self.client.set_terminated(run_id, status="FAILED")
             raise
+        if predictions:  # per-item predictions and gold labels, for the report's intervals: optional
+            try:
+                self.client.log_dict(run_id, predictions, PREDICTIONS_ARTIFACT)
+            except Exception as err:  # an artifact store problem must not turn a finished run into a failed one
+                log.warning("could not log %s of run %s: %s", PREDICTIONS_ARTIFACT, run_id, err)
         self.client.set_terminated(run_id, status=status)
         return run_id
 
