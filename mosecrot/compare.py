@@ -16,7 +16,7 @@ import numpy as np
 
 from mosecrot.errors import InputError
 from mosecrot.metrics import item_key
-from mosecrot.uncertainty import CONFIDENCE, N_RESAMPLES, draws, interval, seed_mean_resampled, win_probability
+from mosecrot.uncertainty import CONFIDENCE, N_RESAMPLES, comparison_row, draws, seed_mean_resampled
 
 
 def parse_side(spec: str, flag: str) -> tuple[Path, str]:
@@ -110,22 +110,11 @@ def compare_runs(
         point_a[lang] = float(seed_mean_resampled(gold, pa, full, num_labels, metric)[0])
         point_b[lang] = float(seed_mean_resampled(gold, pb, full, num_labels, metric)[0])
 
-    def row(sa: np.ndarray, sb: np.ndarray, va: float, vb: float, n_items: int) -> dict[str, Any]:
-        return {
-            "a": va,
-            "a_ci": interval(sa),
-            "b": vb,
-            "b_ci": interval(sb),
-            "difference": va - vb,
-            "difference_ci": interval(sa - sb),
-            "p_a_beats_b": win_probability(sa, sb),
-            "n_items": n_items,
-        }
-
     rows = {
-        lang: row(dist_a[lang], dist_b[lang], point_a[lang], point_b[lang], len(a["gold"][lang])) for lang in common
+        lang: comparison_row(dist_a[lang], dist_b[lang], point_a[lang], point_b[lang], len(a["gold"][lang]))
+        for lang in common
     }
-    rows["mean"] = row(
+    rows["mean"] = comparison_row(
         np.mean([dist_a[lang] for lang in common], axis=0),
         np.mean([dist_b[lang] for lang in common], axis=0),
         float(np.mean([point_a[lang] for lang in common])),

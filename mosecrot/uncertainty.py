@@ -171,10 +171,28 @@ def paired_comparison(
     sb = seed_mean_resampled(g, [np.asarray(p) for p in b], idx, num_labels, metric)
     point_a = float(seed_mean_resampled(g, [np.asarray(p) for p in a], full, num_labels, metric)[0])
     point_b = float(seed_mean_resampled(g, [np.asarray(p) for p in b], full, num_labels, metric)[0])
+    row = comparison_row(sa, sb, point_a, point_b, len(g), confidence)
     return {
         "n_items": len(g),
-        "a": {"score": point_a, "ci": interval(sa, confidence), "seeds": len(a)},
-        "b": {"score": point_b, "ci": interval(sb, confidence), "seeds": len(b)},
-        "difference": {"value": point_a - point_b, "ci": interval(sa - sb, confidence)},
+        "a": {"score": point_a, "ci": row["a_ci"], "seeds": len(a)},
+        "b": {"score": point_b, "ci": row["b_ci"], "seeds": len(b)},
+        "difference": {"value": row["difference"], "ci": row["difference_ci"]},
+        "p_a_beats_b": row["p_a_beats_b"],
+    }
+
+
+def comparison_row(
+    sa: np.ndarray, sb: np.ndarray, a: float, b: float, n_items: int, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
+    """A against B from their paired bootstrap distributions ``sa``, ``sb`` and full-data scores ``a``, ``b``:
+    both scores with intervals, the difference with its interval and P(A > B)."""
+    return {
+        "a": a,
+        "a_ci": interval(sa, confidence),
+        "b": b,
+        "b_ci": interval(sb, confidence),
+        "difference": a - b,
+        "difference_ci": interval(sa - sb, confidence),
         "p_a_beats_b": win_probability(sa, sb),
+        "n_items": n_items,
     }

@@ -458,6 +458,7 @@ def add_row_uncertainty(
     Only rows scored on the same items (fingerprints) as the first are compared."""
     import tempfile
 
+    from mosecrot.run import REFERENCE_KINDS
     from mosecrot.uncertainty import table_uncertainty
     from orchestrator.tracking import PREDICTIONS_ARTIFACT
 
@@ -490,15 +491,11 @@ def add_row_uncertainty(
         }
         predictions[row["run_id"]] = per_seed
         seeds[row["run_id"]] = "det." if data["deterministic"] else str(len(data["seeds"]))
-    references = [
-        next(
-            r["run_id"]
-            for r in rows
-            if r["kind"] == "baseline" and kinds.get(r["run_id"]) == kind and r["run_id"] in predictions
-        )
-        for kind in ("ls", "own_tokenizer")
-        if any(r["kind"] == "baseline" and kinds.get(r["run_id"]) == kind and r["run_id"] in predictions for r in rows)
-    ]
+    first_of_kind: dict[str, str] = {}  # the first baseline of each kind that logged predictions
+    for r in rows:
+        if r["kind"] == "baseline" and r["run_id"] in predictions:
+            first_of_kind.setdefault(kinds.get(r["run_id"], ""), r["run_id"])
+    references = [first_of_kind[k] for k in REFERENCE_KINDS if k in first_of_kind]
     names = {r["run_id"]: r["method"] for r in rows}
     result = table_uncertainty(gold, predictions, int(first["num_labels"]), references, metric=metric[len("test_") :])
     for row in rows:

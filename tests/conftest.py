@@ -7,10 +7,13 @@ Markers (declared in pyproject.toml): ``shared_data`` (needs ../shared/data or $
 
 import importlib.util
 import os
+import random
+from pathlib import Path
 
 import pytest
 
 from mosecrot.paths import data_dir
+from mosecrot.text.bible import BOOK_CODES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -154,3 +157,34 @@ def logged_sweep(quickstart_space, tmp_path):
     }
     tracker.end("FINISHED", {"best_objective": 0.9})
     return tracker, ids, params
+
+
+# --- a synthetic eBible folder (EMS tests) -------------------------------------------------------------
+
+WORDS = (
+    "god king land house water people spoke went came said lord city son day man earth heaven light "
+    "fire bread gold stone sea tree mountain field temple law word hand heart voice night"
+).split()
+
+
+def _cipher(word: str, lang: str) -> str:
+    return word[::-1] + "en" if lang == "deu" else "le" + word + "é"
+
+
+@pytest.fixture(scope="module")
+def ebible(tmp_path_factory) -> Path:
+    """An eBible folder: 66 books x 2 chapters x 6 verses of synthetic English and two ciphers of it."""
+    root = tmp_path_factory.mktemp("ebible")
+    refs, eng = [], []
+    rng = random.Random(0)
+    for book in BOOK_CODES:
+        for chapter in (1, 2):
+            for verse in range(1, 7):
+                refs.append(f"{book} {chapter}:{verse}")
+                eng.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))))
+    (root / "vref.txt").write_text("\n".join(refs) + "\n")
+    (root / "eng-syn.txt").write_text("\n".join(eng) + "\n")
+    for lang in ("deu", "fra"):
+        lines = [" ".join(_cipher(w, lang) for w in s.split()) for s in eng]
+        (root / f"{lang}-syn.txt").write_text("\n".join(lines) + "\n")
+    return root

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,37 +44,10 @@ from mosecrot.ems.train import EMSHooks, train_ems
 from mosecrot.errors import InputError
 from mosecrot.paths import data_dir
 from mosecrot.tasks import task_evaluation_ids
-from mosecrot.text.bible import BOOK_CODES, make_verse_id, with_neighbours
+from mosecrot.text.bible import make_verse_id, with_neighbours
 from mosecrot.training import TrainingConfig
 
-WORDS = (
-    "god king land house water people spoke went came said lord city son day man earth heaven light "
-    "fire bread gold stone sea tree mountain field temple law word hand heart voice night"
-).split()
 TINY_MODEL = {"preset": "tiny", "max_positions": 32, "dropout": 0.0, "language_dim": 8, "projection_dim": 16}
-
-
-def _cipher(word: str, lang: str) -> str:
-    return word[::-1] + "en" if lang == "deu" else "le" + word + "é"
-
-
-@pytest.fixture(scope="module")
-def ebible(tmp_path_factory) -> Path:
-    """An eBible folder: 66 books x 2 chapters x 6 verses of synthetic English and two ciphers of it."""
-    root = tmp_path_factory.mktemp("ebible")
-    refs, eng = [], []
-    rng = random.Random(0)
-    for book in BOOK_CODES:
-        for chapter in (1, 2):
-            for verse in range(1, 7):
-                refs.append(f"{book} {chapter}:{verse}")
-                eng.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))))
-    (root / "vref.txt").write_text("\n".join(refs) + "\n")
-    (root / "eng-syn.txt").write_text("\n".join(eng) + "\n")
-    for lang in ("deu", "fra"):
-        lines = [" ".join(_cipher(w, lang) for w in s.split()) for s in eng]
-        (root / f"{lang}-syn.txt").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def tiny_config(ebible: Path, **over) -> object:

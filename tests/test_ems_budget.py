@@ -4,7 +4,6 @@ explicit opt-in whose hit is recorded in the checkpoint and flags the method's r
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
@@ -15,9 +14,6 @@ from mosecrot.config import EXPERIMENTS_DIR
 from mosecrot.ems.checkpoint import load_checkpoint
 from mosecrot.ems.config import EMSTrainConfig, ems_config_from_dict, load_ems_config
 from mosecrot.ems.train import EMSHooks, train_ems
-from mosecrot.text.bible import BOOK_CODES
-
-WORDS = "god king land house water people spoke went came said lord city son day man earth heaven light".split()
 
 
 def _experiment_presets() -> list[str]:
@@ -39,23 +35,6 @@ def test_presets_used_by_experiments_budget_by_steps_without_a_time_stop(name):
 
 def test_no_time_stop_by_default():
     assert EMSTrainConfig().time_budget_s is None
-
-
-@pytest.fixture(scope="module")
-def ebible(tmp_path_factory) -> Path:
-    """An eBible folder: 66 books x 2 chapters x 6 verses of synthetic English and a cipher of it."""
-    root = tmp_path_factory.mktemp("ebible")
-    refs, eng = [], []
-    rng = random.Random(0)
-    for book in BOOK_CODES:
-        for chapter in (1, 2):
-            for verse in range(1, 7):
-                refs.append(f"{book} {chapter}:{verse}")
-                eng.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))))
-    (root / "vref.txt").write_text("\n".join(refs) + "\n")
-    (root / "eng-syn.txt").write_text("\n".join(eng) + "\n")
-    (root / "deu-syn.txt").write_text("\n".join(" ".join(w[::-1] + "en" for w in s.split()) for s in eng) + "\n")
-    return root
 
 
 def _tiny(ebible: Path, **train):

@@ -121,6 +121,14 @@ def fit_predict(
     return scores
 
 
+def fit_in_run(
+    ctx: RunContext, x: np.ndarray, y: Any, evals: Evals, c: float | list[float], seed: int, select: tuple[str, str]
+) -> dict[str, float]:
+    """`fit_predict` with the run's label count, its predictions kept in ``ctx`` (the record's per-item
+    predictions)."""
+    return fit_predict(x, y, evals, c, seed, select, num_labels=ctx.num_labels, predictions=ctx.predictions)
+
+
 def centred_evals(
     ctx: RunContext,
     options: SentenceProbeOptions,
@@ -161,16 +169,7 @@ def probe_english(
         for s in ctx.scored_splits(lang):
             evals[(s, lang)] = (encode(task.splits[s]["text"]), task.splits[s]["label"])
     evals = centred_evals(ctx, options, encode, evals, exclude)
-    return fit_predict(
-        x,
-        src.splits["train"]["label"],
-        evals,
-        options.classifier_c,
-        seed,
-        select=("dev", en),
-        num_labels=ctx.num_labels,
-        predictions=ctx.predictions,
-    )
+    return fit_in_run(ctx, x, src.splits["train"]["label"], evals, options.classifier_c, seed, ("dev", en))
 
 
 def e5_vectors(ctx: RunContext, texts: list[str]) -> np.ndarray:
@@ -221,18 +220,8 @@ def run_lr(ctx: RunContext, options: ClassifierOptions, seed: int) -> dict[str, 
             (s, lang): (averaged_static(task.splits[s]["text"], lang, vectors, lower), task.splits[s]["label"])
             for s in ctx.scored_splits(lang)
         }
-        metrics.update(
-            fit_predict(
-                x,
-                task.splits["train"]["label"],
-                evals,
-                options.classifier_c,
-                seed,
-                select=("dev", lang),
-                num_labels=ctx.num_labels,
-                predictions=ctx.predictions,
-            )
-        )  # target-supervised: its own dev
+        y = task.splits["train"]["label"]
+        metrics.update(fit_in_run(ctx, x, y, evals, options.classifier_c, seed, ("dev", lang)))  # its own dev
         metrics[f"classifier_c.{lang}"] = metrics.pop("classifier_c")
     return metrics
 
