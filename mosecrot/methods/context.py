@@ -22,7 +22,7 @@ from mosecrot.configschema import to_dict
 from mosecrot.data_config import DataConfig
 from mosecrot.errors import InputError
 from mosecrot.metrics import classification_scores, item_key, metric_key, split_metrics
-from mosecrot.plm import load_tokenizer, resolve_model
+from mosecrot.plm import OFFLINE_MODELS, load_tokenizer, resolve_model
 from mosecrot.prepare import Prepared
 from mosecrot.stitching import swap_input_embeddings
 from mosecrot.tasks import TaskData
@@ -175,7 +175,9 @@ def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> PreTrain
     except OSError as err:
         raise InputError(
             f"could not load model {model_name!r}: {str(err).splitlines()[0]}",
-            expected="an offline name (minilm), a local directory or a hub id with hub access",
+            expected="an offline name ("
+            + ", ".join(OFFLINE_MODELS)
+            + "), a local directory or a hub id with hub access",
         ) from err
 
 

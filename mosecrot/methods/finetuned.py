@@ -2,8 +2,8 @@
 
 - ``own_tokenizer``: the English model reads target text through its English WordPiece: the floor every
   transfer method must beat;
-- ``multilingual_plm``: a multilingual encoder (``model:``, a hub id or a local path) fine-tuned on
-  English: the paper's mBERT row.
+- ``multilingual_plm``: a multilingual encoder (``model:``: ``multilingual-e5-small`` offline, a hub id or a
+  local path) fine-tuned on English: the paper's mBERT row.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class MultilingualOptions(ModelOptions):
             raise InputError(
                 "the multilingual_plm method needs a model",
                 key=f"{prefix}.model",
-                expected="a hub id (bert-base-multilingual-cased) or a local path",
+                expected="multilingual-e5-small (offline), a hub id (bert-base-multilingual-cased) or a local path",
             )
 
 
