@@ -55,6 +55,8 @@ class EMSDataConfig:
     retrieval_seed: int = 0
     max_pairs_per_language: int | None = None  # null: every remaining verse pair
     taxi1500_path: str | None = "${data_dir}/taxi1500"  # all its verses are excluded when present
+    # Tatoeba test pairs (LASER layout) for `mosecrot ems eval --benchmark tatoeba`; evaluation only
+    tatoeba_path: str | None = "${data_dir}/tatoeba"
     bible_genre: list[BibleGenreExclusion] = field(default_factory=lambda: [BibleGenreExclusion()])
     exclude_ids: list[str] = field(default_factory=list)  # more verse ids to keep out of training
     length_pool: int = 8  # batches of similar-length pairs from a random pool of length_pool x batch; 1 = off
@@ -211,7 +213,8 @@ class EMSConfig:
 
     def data_key(self) -> dict:
         """What decides the training pairs (and so the tokenizer corpus)."""
-        return {"languages": self.all_languages, "bible": to_dict(self.bible), "data": to_dict(self.data)}
+        data = {k: v for k, v in to_dict(self.data).items() if k != "tatoeba_path"}  # evaluation only
+        return {"languages": self.all_languages, "bible": to_dict(self.bible), "data": data}
 
     def fingerprint(self) -> str:
         """Everything but the optimisation budget and bookkeeping: a checkpoint resumes only into a
