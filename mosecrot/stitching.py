@@ -18,7 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from transformers import PreTrainedTokenizerFast
 
 from mosecrot.anchors import AnchorSet
 from mosecrot.errors import InputError
+from mosecrot.plm import single_token_ids
 from mosecrot.relative import RelativeConfig, build_mapping
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors import StaticVectors
@@ -47,6 +48,10 @@ class StitchConfig:
     target_anchor_rows: Literal["original", "finetuned"] = "original"
     # Target words without a stored static vector: subword vector (fastText), [UNK], or dropped.
     oov: Literal["subword", "unk", "skip"] = "subword"
+    # Hybrid tokenisation at test time (`HYBRID`): "off", or which target words the PLM's own tokenizer reads
+    # with the model's own rows, in the same sequence as the stitched words ("oov": words without a stored
+    # vector, ``oov`` then unused; "oov+shared": also words that are whole tokens of the PLM vocabulary).
+    hybrid: Literal["off", "oov", "oov+shared"] = "off"
     relative: RelativeConfig = field(default_factory=RelativeConfig)
 
     def validate(self, prefix: str = "stitch") -> None:
@@ -55,6 +60,15 @@ class StitchConfig:
         config (cosine, standard) included."""
         self.relative.validate(prefix=f"{prefix}.relative")
         self.relative.check_negatives(f"{prefix}.relative")
+        check_hybrid(self.hybrid, f"{prefix}.hybrid")
+
+
+HYBRID = ("off", "oov", "oov+shared")
+
+
+def check_hybrid(value: object, key: str) -> None:
+    if value not in HYBRID:
+        raise InputError(f"unknown hybrid tokenisation {value!r}", key=key, expected=" | ".join(HYBRID))
 
 
 def special_token_ids(tokenizer) -> list[int]:
@@ -76,7 +90,9 @@ def source_mapping(
 class TargetVocabulary:
     """Target words with their static vectors, and the word-level tokenizer over them.
 
-    Ids ``0 .. S-1`` are the PLM's special tokens (same strings), ids ``S ..`` the words.
+    Ids ``0 .. S-1`` are the PLM's special tokens (same strings), ids ``S .. S+W-1`` the words. With hybrid
+    tokenisation (``plm_tokenizer`` set) every other word is read by the PLM's tokenizer and its pieces get
+    ids ``S + W + plm_id``: the embedding matrix then ends with the model's own rows (`plm_offset`).
     """
 
     language: str
@@ -88,16 +104,48 @@ class TargetVocabulary:
     lowercase: bool
     oov: str
     stats: dict
+    plm_tokenizer: Any = None  # hybrid: the PLM's tokenizer, which reads the words without a stitched row
+    hybrid: str = "off"
+
+    @property
+    def plm_offset(self) -> int:
+        """Id of PLM token 0 in hybrid input ids (special tokens, then the words, then the PLM vocabulary)."""
+        return len(self.special_tokens) + len(self.words)
 
     def encode(self, texts: list[str], max_length: int) -> list[list[int]]:
         """Word-tokenise with the language's tokenizer, then map words to ids ([CLS] ... [SEP])."""
         split = get_tokenizer(self.language, self.lowercase)
         words = [split(t) for t in texts]
+        if self.plm_tokenizer is not None:
+            return self._encode_hybrid(words, max_length)
         if self.oov == "skip":
             vocab = self.tokenizer.get_vocab()
             words = [[w for w in ws if w in vocab] for ws in words]
         enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
         return enc["input_ids"]
+
+    def _encode_hybrid(self, texts: list[list[str]], max_length: int) -> list[list[int]]:
+        """Stitched words by their own id, every other word as the PLM's pieces (one sequence per text)."""
+        index = {w: i + len(self.special_tokens) for i, w in enumerate(self.words)}
+        fallback = sorted({w for ws in texts for w in ws if w not in index})
+        pieces = dict(zip(fallback, _plm_pieces(self.plm_tokenizer, fallback), strict=True))
+        vocab = self.tokenizer.get_vocab()
+        cls, sep = vocab[self.tokenizer.cls_token], vocab[self.tokenizer.sep_token]
+        offset = self.plm_offset
+        out = []
+        for ws in texts:
+            ids: list[int] = []
+            for w in ws:
+                ids.extend([index[w]] if w in index else [offset + p for p in pieces[w]])
+            out.append([cls, *ids[: max_length - 2], sep])
+        return out
+
+
+def _plm_pieces(tokenizer: Any, words: list[str]) -> list[list[int]]:
+    """The PLM's token ids of each word, read on its own (no special tokens)."""
+    if not words:
+        return []
+    return tokenizer(words, add_special_tokens=False)["input_ids"]
 
 
 def build_target_vocabulary(
@@ -107,14 +155,22 @@ def build_target_vocabulary(
     plm_tokenizer,
     oov: str = "subword",
     lowercase: bool = True,
+    hybrid: str = "off",
 ) -> TargetVocabulary:
-    """Every word of ``texts`` that gets a vector under the OOV policy, plus the PLM's special tokens."""
+    """Every word of ``texts`` that gets a vector under the OOV policy, plus the PLM's special tokens. With
+    ``hybrid`` on, only words with a stored vector (and, for "oov+shared", that are not whole PLM tokens) get
+    a stitched row; the rest are read by the PLM's tokenizer (`TargetVocabulary.encode`)."""
+    check_hybrid(hybrid, "stitch.hybrid")
     split = get_tokenizer(language, lowercase)
     counts: Counter = Counter()
     for text in texts:
         counts.update(split(text))
-    words, rows, n_sub, n_oov = [], [], 0, 0
+    shared = set(single_token_ids(plm_tokenizer, list(counts))) if hybrid == "oov+shared" else set()
+    words, rows, n_sub, n_oov, n_plm = [], [], 0, 0, 0
     for word in sorted(counts):  # sorted: a deterministic vocabulary
+        if hybrid != "off" and (word not in vectors or word in shared):
+            n_plm += counts[word]
+            continue
         if word in vectors:
             words.append(word)
             rows.append(vectors.matrix[vectors.index[word]])
@@ -126,7 +182,7 @@ def build_target_vocabulary(
             n_sub += counts[word]
         else:
             n_oov += counts[word]
-    if not words:
+    if not words and hybrid == "off":
         raise InputError(
             f"no word of the {language} texts has a static vector",
             key="vectors",
@@ -158,17 +214,20 @@ def build_target_vocabulary(
         "tokens": total,
         "subword_token_share": n_sub / total if total else 0.0,
         "oov_token_share": n_oov / total if total else 0.0,
+        "plm_token_share": n_plm / total if total else 0.0,
     }
     return TargetVocabulary(
         language,
         words,
-        np.stack(rows).astype(np.float32),
+        np.stack(rows).astype(np.float32) if rows else np.zeros((0, vectors.dim), np.float32),
         specials,
         special_token_ids(plm_tokenizer),
         fast,
         lowercase,
         oov,
         stats,
+        plm_tokenizer=plm_tokenizer if hybrid != "off" else None,
+        hybrid=hybrid,
     )
 
 

@@ -32,7 +32,7 @@ def test_every_kind_describes_itself_once():
         assert spec.kind == kind and callable(spec.run) and spec.summary, kind
         assert spec.supervision in (ZERO_SHOT, TARGET_SUPERVISED)
     assert [k for k, s in METHODS.items() if s.supervision == TARGET_SUPERVISED] == ["lr"]
-    assert {k for k, s in METHODS.items() if s.reads_static} == {"mosecrot", "ls", "lr"}
+    assert {k for k, s in METHODS.items() if s.reads_static} == {"mosecrot", "ls", "aligned", "lr"}
 
 
 def test_a_method_config_holds_its_kinds_options_with_their_defaults():

@@ -16,10 +16,10 @@ from typing import Any
 
 from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
 from mosecrot.errors import InputError, unknown_choice
-from mosecrot.methods import ems, finetuned, probes, stitched
+from mosecrot.methods import aligned, ems, finetuned, probes, stitched
 from mosecrot.methods.spec import MethodSpec
 
-FAMILIES = (stitched, finetuned, probes, ems)
+FAMILIES = (stitched, aligned, finetuned, probes, ems)
 METHODS: dict[str, MethodSpec] = {spec.kind: spec for family in FAMILIES for spec in family.SPECS}
 PLUGINS_ENV = "MOSECROT_PLUGINS"
 _plugins_loaded: set[str] = set()

@@ -18,7 +18,7 @@ import hashlib
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from mosecrot.stitching import (
     StitchConfig,
     TargetVocabulary,
     build_target_vocabulary,
+    check_hybrid,
     source_mapping,
     special_token_ids,
     swap_input_embeddings,
@@ -66,6 +67,11 @@ class LSStitchConfig:
     target_anchor_rows: Literal["original", "finetuned"] = "original"
     # Target words without a stored static vector: subword vector (fastText), [UNK], or dropped.
     oov: Literal["subword", "unk", "skip"] = "subword"
+    # Hybrid tokenisation at test time: off | oov | oov+shared (see `mosecrot.stitching.StitchConfig`).
+    hybrid: Literal["off", "oov", "oov+shared"] = "off"
+
+    def validate(self, prefix: str = "stitch") -> None:
+        check_hybrid(self.hybrid, f"{prefix}.hybrid")
 
 
 @dataclass
@@ -74,8 +80,21 @@ class LSOptions:
 
     stitch: LSStitchConfig = field(default_factory=LSStitchConfig)
 
+    def validate(self, prefix: str = "methods") -> None:
+        self.stitch.validate(f"{prefix}.stitch")
 
-TargetSide = StitchConfig | LSStitchConfig  # what target-side swapping reads: target_anchor_rows and oov
+
+class TargetSide(Protocol):
+    """What target-side swapping reads of a method's stitching options."""
+
+    @property
+    def target_anchor_rows(self) -> str: ...  # original | finetuned: which English rows rows are built from
+
+    @property
+    def oov(self) -> str: ...
+
+    @property
+    def hybrid(self) -> str: ...
 
 
 def _digest(array: torch.Tensor | np.ndarray) -> str:
@@ -90,6 +109,9 @@ def _relative_key(rel: RelativeConfig) -> dict[str, Any]:
     key = {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}
     if rel.weighting != "standard" or rel.negatives in (None, "clip"):
         key.pop("negatives")
+    for name, default in (("center", False), ("remove_pcs", 0)):  # keys of entries made before these options
+        if key.get(name) == default:
+            key.pop(name)
     return key
 
 
@@ -155,11 +177,20 @@ def with_target_embeddings(
     """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones."""
     vectors = ctx.prepared.vectors[lang]
     vocab = build_target_vocabulary(
-        lang, _target_texts(ctx, lang), vectors, tokenizer, stitch.oov, ctx.config.vectors.training.lowercase
+        lang,
+        _target_texts(ctx, lang),
+        vectors,
+        tokenizer,
+        stitch.oov,
+        ctx.config.vectors.training.lowercase,
+        hybrid=stitch.hybrid,
     )
     english = cast(torch.nn.Embedding, model.get_input_embeddings())
     specials = english.weight[vocab.plm_special_ids]
-    matrix = torch.cat([specials.detach().float(), rows_fn(vocab)], dim=0)
+    parts = [specials.detach().float(), rows_fn(vocab)]
+    if vocab.plm_tokenizer is not None:  # hybrid: the PLM's pieces read with the model's own rows
+        parts.append(english.weight.detach().float())
+    matrix = torch.cat(parts, dim=0)
     swap_input_embeddings(model, matrix, trainable=False, padding_idx=vocab.tokenizer.pad_token_id)
     try:
         out = ctx.evaluate_language(
@@ -169,6 +200,8 @@ def with_target_embeddings(
         model.set_input_embeddings(english)
         model.config.vocab_size = english.weight.shape[0]
     out[f"oov_token_share.{lang}"] = vocab.stats["oov_token_share"]
+    if vocab.plm_tokenizer is not None:
+        out[f"plm_token_share.{lang}"] = vocab.stats["plm_token_share"]
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,6 +49,11 @@ class RelativeConfig:
     tau: float = 1.0  # temperature of softmax / sparsemax / entmax15 (sim / tau)
     negatives: str | None = None  # standard weighting: clip | shift negative similarities (None: not chosen)
     csls_k: int = 10  # csls: neighbourhood size K of the hubness terms
+    # Repaired geometry (Mu & Viswanath 2018, "all-but-the-top"): before similarities, subtract each space's
+    # mean (computed over its whole vocabulary: the neighbourhood rows) and project out its top principal
+    # components. Static and PLM input spaces are anisotropic; a few common directions dominate cosines.
+    center: bool = False
+    remove_pcs: int = 0  # how many top principal components to remove (implies centring)
     chunk_size: int = 2048  # query rows per block: memory ~ chunk_size x n_anchors floats
 
     def validate(self, n_anchors: int | None = None, *, prefix: str | None = None) -> None:
@@ -79,6 +85,11 @@ class RelativeConfig:
                 expected=f"csls_k <= {n_anchors}",
             )
         _check_positive_int(self.chunk_size, "relative.chunk_size")
+        if not isinstance(self.center, bool):
+            raise InputError(f"expected true or false, got {self.center!r}", key="relative.center")
+        r = self.remove_pcs
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise InputError(f"expected an integer >= 0, got {r!r}", key="relative.remove_pcs")
 
     def check_negatives(self, prefix: str = "relative") -> None:
         """Refuse "standard" weighting over similarities that can be negative unless ``negatives`` says what
@@ -179,6 +190,9 @@ def compute_mapping(
             expected="rows of the same space as the anchors",
         )
     cfg.validate(rows.shape[0])
+    repair = geometry_repair(neigh_t, cfg)
+    if repair is not None:
+        rows, neigh_t = repair(rows.float()), repair(neigh_t.float())
     dev = torch.device(device) if device is not None else torch.device("cpu")
     prepare = get_similarity(cfg.similarity)
     sparsify = get_sparsifier(cfg.sparsify)
@@ -196,6 +210,8 @@ def compute_mapping(
             if not bool(torch.isfinite(chunk).all()):
                 bad = start + int((~torch.isfinite(chunk)).any(1).nonzero()[0])
                 raise InputError(f"row {bad} contains NaN or infinite values", key="relative.space")
+            if repair is not None:
+                chunk = repair(chunk)
             selection = sparsify(block(chunk), cfg)
             weights = weigh(selection.values, cfg)
             if selection.index is None:
@@ -220,6 +236,31 @@ def compute_mapping(
     )
     log.info("relative mapping %s: %s", cfg, diagnostics)
     return MappingResult(out, diagnostics)
+
+
+def geometry_repair(reference: Tensor, cfg: RelativeConfig) -> Callable[[Tensor], Tensor] | None:
+    """``x -> (x - mean) - (x - mean) U U^T`` with the mean and the top ``remove_pcs`` principal directions U of
+    ``reference`` (the whole space); None when the config asks for neither centring nor removal."""
+    if not cfg.center and not cfg.remove_pcs:
+        return None
+    ref = reference.float()
+    mean = ref.mean(0)
+    if cfg.remove_pcs:
+        # Exact: the eigenvectors of the d x d covariance (d is a few hundred; no randomised PCA needed).
+        centred = ref - mean
+        _, vectors = torch.linalg.eigh(centred.double().T @ centred.double())
+        u = vectors[:, -min(cfg.remove_pcs, ref.shape[1]) :].flip(1).float().contiguous()
+    else:
+        u = None
+
+    def apply(x: Tensor) -> Tensor:
+        y = x.float() - mean.to(x.device)
+        if u is not None:
+            uu = u.to(x.device)
+            y = y - (y @ uu) @ uu.T
+        return y
+
+    return apply
 
 
 def build_mapping(
