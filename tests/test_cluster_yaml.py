@@ -392,3 +392,142 @@ def test_a_broken_text_breaks_a_documentation_rule(name):
     rule, mutate = TEXT_BREAKS[name]
     violations = rule_violations(load_cluster(), mutate(CLUSTER.read_text()))
     assert any(v.startswith(rule) for v in violations), (name, violations)
+
+
+# --- the dress rehearsal: cluster_rehearsal.yaml keeps cluster.yaml's node types ---------------------------
+#
+# tests/test_cluster_rehearsal.py runs a sweep on Ray's fake multi-node autoscaler with cluster_rehearsal.yaml
+# (docs/cluster.md, "Dress rehearsal"). It rehearses cluster.yaml only while the two files have the same node
+# types: the head's resources, each worker type's name, resources (GPU -> the custom resource fake_gpu) and
+# min_workers; the rehearsal caps each type at 2 nodes (the one-GPU type launches 2) and idles them out within a
+# minute.
+
+REHEARSAL = ROOT / "cluster_rehearsal.yaml"
+FAKE_HEAD_TYPE = "ray.head.default"  # the fake provider gives the head node this type, whatever the file says
+FAKE_GPU = "fake_gpu"
+REHEARSAL_MAX_NODES = 2
+FAKE_PROVIDER_FLAGS = ("use_node_id_as_ip", "disable_node_updaters", "disable_launch_config_check", "launch_multiple")
+
+
+def load_rehearsal() -> dict:
+    return yaml.safe_load(REHEARSAL.read_text())
+
+
+def rehearsal_drift(cluster: dict, rehearsal: dict) -> list[str]:
+    """Every way the rehearsal file differs from cluster.yaml's node types or from a fake cluster that runs on
+    one machine, as ``"rule-id: what is wrong"``; empty when the two are in step."""
+    bad: list[str] = []
+    provider = rehearsal.get("provider") or {}
+    if provider.get("type") != "fake_multinode":
+        bad.append(f"provider: type {provider.get('type')!r}, not fake_multinode")
+    for flag in FAKE_PROVIDER_FLAGS:
+        if provider.get(flag) is not True:
+            bad.append(f"provider: {flag} is not true")
+
+    c_types, r_types = cluster.get("available_node_types") or {}, rehearsal.get("available_node_types") or {}
+    c_head = c_types.get(cluster.get("head_node_type")) or {}
+    if rehearsal.get("head_node_type") != FAKE_HEAD_TYPE:
+        bad.append(f"head: head_node_type {rehearsal.get('head_node_type')!r}, the fake provider's is {FAKE_HEAD_TYPE}")
+    r_head = r_types.get(FAKE_HEAD_TYPE) or {}
+    if r_head.get("resources") != c_head.get("resources"):
+        bad.append(f"head: resources {r_head.get('resources')} differ from cluster.yaml's {c_head.get('resources')}")
+    if r_head.get("max_workers", 0) != 0:
+        bad.append("head: the head type has max_workers > 0")
+
+    c_workers = {n: t for n, t in c_types.items() if n != cluster.get("head_node_type")}
+    r_workers = {n: t for n, t in r_types.items() if n != FAKE_HEAD_TYPE}
+    if set(c_workers) != set(r_workers):
+        bad.append(
+            f"types: only in cluster.yaml {sorted(set(c_workers) - set(r_workers))}, "
+            f"only in the rehearsal {sorted(set(r_workers) - set(c_workers))}"
+        )
+    for name in sorted(set(c_workers) & set(r_workers)):
+        c, r = c_workers[name], r_workers[name]
+        expected = {(FAKE_GPU if k == "GPU" else k): v for k, v in (c.get("resources") or {}).items()}
+        if r.get("resources") != expected:
+            bad.append(f"resources: {name} offers {r.get('resources')}, cluster.yaml's as {FAKE_GPU}: {expected}")
+        if r.get("min_workers") != c.get("min_workers"):
+            bad.append(
+                f"scaling: {name} has min_workers {r.get('min_workers')!r}, cluster.yaml {c.get('min_workers')!r}"
+            )
+        cap = min(c.get("max_workers", REHEARSAL_MAX_NODES), REHEARSAL_MAX_NODES)
+        if not 0 <= r.get("max_workers", -1) <= cap:
+            bad.append(f"scaling: {name} has max_workers {r.get('max_workers')!r} (0 to {cap} on one machine)")
+    # The type one-GPU trials need (the rehearsal's test submits those) must be launchable, up to 2 nodes.
+    one_gpu = [n for n, t in r_workers.items() if (t.get("resources") or {}).get(FAKE_GPU) == 1]
+    if not any(r_workers[n].get("max_workers", 0) == REHEARSAL_MAX_NODES for n in one_gpu):
+        bad.append(f"scaling: no one-{FAKE_GPU} worker type the autoscaler may launch {REHEARSAL_MAX_NODES} of")
+    if not 1 <= rehearsal.get("max_workers", 0) <= REHEARSAL_MAX_NODES:
+        bad.append(f"scaling: max_workers {rehearsal.get('max_workers')!r} (1 to {REHEARSAL_MAX_NODES})")
+    idle = rehearsal.get("idle_timeout_minutes")
+    if not isinstance(idle, int | float) or not 0 < idle <= 1 or idle >= cluster.get("idle_timeout_minutes", 0):
+        bad.append(f"idle: idle_timeout_minutes {idle!r} (a test waits for it: more than 0, at most 1)")
+    for section, cmd in all_commands(rehearsal):
+        bad.append(f"commands: {section} runs {cmd[:60]!r} (fake nodes run no commands)")
+    return bad
+
+
+def test_rehearsal_matches_rays_schema():
+    jsonschema.validate(load_rehearsal(), ray_schema())
+
+
+def test_rehearsal_keeps_cluster_yamls_node_types():
+    assert rehearsal_drift(load_cluster(), load_rehearsal()) == []
+
+
+def _add_gpu_8x(c: dict) -> None:
+    c["available_node_types"]["gpu_8x_a100"] = {
+        "min_workers": 0,
+        "max_workers": 1,
+        "resources": {"CPU": 96, "GPU": 8},
+        "node_config": {"InstanceType": "p4d.24xlarge"},
+    }
+
+
+# (file to break, rule the break must trip, mutation)
+DRIFTS = {
+    "a GPU type added to cluster.yaml only": ("cluster", "types:", _add_gpu_8x),
+    "a GPU type's GPU count changed in cluster.yaml": (
+        "cluster",
+        "resources:",
+        _set("available_node_types.gpu_4x_a10g.resources.GPU", 8),
+    ),
+    "the head's trial_driver changed in cluster.yaml": (
+        "cluster",
+        "head:",
+        _set("available_node_types.head_cpu.resources.trial_driver", 32),
+    ),
+    "the rehearsal asks for real GPUs": (
+        "rehearsal",
+        "resources:",
+        _set("available_node_types.gpu_1x_a10g.resources", {"CPU": 4, "GPU": 1}),
+    ),
+    "a rehearsal worker type kept up": (
+        "rehearsal",
+        "scaling:",
+        _set("available_node_types.gpu_1x_a10g.min_workers", 1),
+    ),
+    "the one-GPU rehearsal type never launched": (
+        "rehearsal",
+        "scaling:",
+        _set("available_node_types.gpu_1x_a10g.max_workers", 0),
+    ),
+    "a rehearsal type allowed more than 2 nodes": (
+        "rehearsal",
+        "scaling:",
+        _set("available_node_types.gpu_4x_a10g.max_workers", 3),
+    ),
+    "the rehearsal's idle timeout as long as the cluster's": ("rehearsal", "idle:", _set("idle_timeout_minutes", 10)),
+    "a setup command in the rehearsal": ("rehearsal", "commands:", _append("setup_commands", "pip install -e .")),
+    "the rehearsal on AWS": ("rehearsal", "provider:", _set("provider.type", "aws")),
+    "the rehearsal's head named like cluster.yaml's": ("rehearsal", "head:", _set("head_node_type", "head_cpu")),
+}
+
+
+@pytest.mark.parametrize("name", list(DRIFTS))
+def test_a_drifted_copy_breaks_the_rehearsal_rules(name):
+    which, rule, mutate = DRIFTS[name]
+    cluster, rehearsal = load_cluster(), load_rehearsal()
+    mutate(cluster if which == "cluster" else rehearsal)
+    drift = rehearsal_drift(cluster, rehearsal)
+    assert any(v.startswith(rule) for v in drift), (name, drift)
