@@ -247,11 +247,35 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``dotted.key=value`` overrides (values parsed as YAML), as the CLI's ``--set`` does."""
     data = dict(data)
     for item in overrides:
-        if "=" not in item:
-            raise InputError(f"bad override {item!r}", expected="KEY=VALUE, e.g. anchors.count=500")
-        dotted, raw = item.split("=", 1)
-        data = apply_settings(data, {dotted.strip(): load_yaml_text(raw) if raw != "" else None})
+        dotted, value = parse_override(item)
+        data = apply_settings(data, {dotted: value})
     return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """One ``--set KEY=VALUE`` as (dotted key, YAML value), or an InputError that names the override itself
+    (never the config file it would have changed): no ``=``, an empty or malformed key, a value that is not YAML."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InputError(
+            f"bad override {item!r}: " + ("no '='" if not sep else "empty key before '='"),
+            key="--set",
+            expected="KEY=VALUE, e.g. anchors.count=500",
+        )
+    if any(not part.strip() for part in key.split(".")):
+        raise InputError(f"bad override {item!r}: empty part in key {key!r}", key="--set", expected="a dotted key")
+    if raw == "":
+        return key, None
+    try:
+        return key, load_yaml_text(raw)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise InputError(
+            f"bad override {item!r}: the value of {key} is not valid YAML ({problem})",
+            key="--set",
+            expected="a YAML value such as 500 or [1, 2]",
+        ) from None
 
 
 def apply_settings(data: dict, settings: dict[str, Any]) -> dict:

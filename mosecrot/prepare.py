@@ -24,14 +24,16 @@ from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.configschema import to_dict
 from mosecrot.data_config import DataConfig
 from mosecrot.dictionaries import BilingualDictionary, freedict_path, load_dictionary
-from mosecrot.errors import InputError
+from mosecrot.errors import InputError, rebase_key
 from mosecrot.languages import get_language
 from mosecrot.plm import load_tokenizer, single_token_ids, tokenizer_fingerprint
+from mosecrot.preflight import check_splits
 from mosecrot.provenance import environment
 from mosecrot.tasks import TaskData, TaskSpec, get_task
 from mosecrot.text.bible import Bible, with_neighbours
 from mosecrot.text.tokenize import get_tokenizer, is_word
 from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
+from mosecrot.vectors.sources import FILE_KINDS, check_source, load_source_vectors, source_label
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 def _uses_bible(cfg: DataConfig, static: bool = True) -> bool:
     return (
         get_task(cfg.task.name).reads_bible
-        or (static and cfg.vectors.kind == "train")
+        or (static and any(cfg.vectors.kind_for(lang) == "train" for lang in cfg.target_languages))
         or (static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages))
     )
 
@@ -52,7 +54,7 @@ def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
     for lang in cfg.target_languages:
         get_language(lang)
         if bible is not None:
-            bible.default_edition(lang)  # unknown language/edition fails here
+            _check_edition(cfg, bible, lang)
     if spec.check is not None:
         spec.check(cfg.task.loader_kwargs())
     if static:
@@ -61,20 +63,41 @@ def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
     return bible
 
 
+def _check_edition(cfg: DataConfig, bible: Bible, lang: str) -> None:
+    """The language's edition exists in the Bible source: an unknown edition names ``bible.editions.<lang>``, a
+    language the source lacks names ``target_languages`` (both with the source)."""
+    try:
+        bible.default_edition(lang)
+    except InputError as err:
+        if err.key is not None:
+            raise
+        key = f"bible.editions.{lang}" if lang in cfg.bible.editions else "target_languages"
+        raise InputError(
+            f"{err.message} (bible.source {cfg.bible.source}" + (f", {cfg.bible.path})" if cfg.bible.path else ")"),
+            path=err.path,
+            key=key,
+            expected=err.expected,
+        ) from None
+
+
 def _preflight_static(cfg: DataConfig) -> None:
     """The vector and dictionary sources exist (only for runs with a method that reads them)."""
-    if cfg.vectors.kind == "files":
-        for lang in cfg.target_languages:
+    for lang in cfg.target_languages:
+        kind = cfg.vectors.kind_for(lang)
+        if kind in FILE_KINDS:
             if lang not in cfg.vectors.files:
                 raise InputError(
-                    f"no static vectors for target language {lang!r}",
+                    f"no static vectors for target language {lang!r} (vectors kind {kind})",
                     key="vectors.files",
-                    expected="a path for every target language",
+                    expected="a path for every target language"
+                    + (" (spacy: an installed model package)" if kind == "spacy" else ""),
                 )
-            if not Path(cfg.vectors.files[lang]).exists():
+            if kind == "files" and not Path(cfg.vectors.files[lang]).exists():
                 raise InputError(
                     "static vector file not found", path=cfg.vectors.files[lang], key=f"vectors.files.{lang}"
                 )
+        if kind not in ("train", "files"):
+            check_source(kind, cfg.vectors.files.get(lang), cfg.vectors, key=f"vectors.files.{lang}")
     for lang in cfg.target_languages:
         kind = cfg.dictionary.kind_for(lang)
         if kind == "muse":
@@ -252,6 +275,7 @@ def load_resources(
     spec = get_task(cfg.task.name)
     t = time.perf_counter()
     tasks = {lang: _load_task(spec, cfg, lang, bible) for lang in cfg.languages}
+    check_splits(tasks, cfg.task.name, cfg.source_language)  # before vectors: an empty split fails here
     source_labels = tasks[cfg.source_language].splits["train"].features["label"].names
     for lang in cfg.target_languages:
         names = tasks[lang].splits["test"].features["label"].names
@@ -267,8 +291,11 @@ def load_resources(
     t = time.perf_counter()
     vectors: dict[str, StaticVectors] = {}
     for lang in cfg.target_languages:
-        if cfg.vectors.kind == "files":
+        kind = cfg.vectors.kind_for(lang)
+        if kind == "files":
             vectors[lang] = load_vectors(cfg.vectors.files[lang])
+        elif kind != "train":
+            vectors[lang] = load_source_vectors(kind, cfg.vectors.files.get(lang), cfg.vectors, cache=cache)
         else:
             assert bible is not None  # vectors.kind "train" reads the Bible (_uses_bible): preflight opened it
             vectors[lang] = train_language_vectors(
@@ -302,7 +329,14 @@ def _load_task(spec: TaskSpec, cfg: DataConfig, lang: str, bible: Bible | None) 
     options = cfg.task.loader_kwargs()
     if spec.reads_bible:
         options.update(bible=bible, edition=cfg.bible.editions.get(lang))
-    return spec.load(lang, **options)
+    try:
+        return spec.load(lang, **options)
+    except InputError as err:  # the loader names its own option: the error names the experiment's key
+        if err.key == "edition":
+            raise rebase_key(err, "edition", f"bible.editions.{lang}") from None
+        if err.key and not err.key.startswith(("task", "bible", "-")):
+            raise rebase_key(err, err.key, "task." + err.key) from None
+        raise
 
 
 def _build_anchors(
@@ -385,6 +419,7 @@ def _build_anchors(
         row = _language_row(lang, task)
         if lang in vectors:
             row.update(
+                vectors=source_label(cfg.vectors.kind_for(lang), cfg.vectors.files.get(lang), cfg.vectors),
                 vocab=len(vectors[lang]),
                 dictionary=dictionaries[lang].origin if lang in dictionaries else "",
                 dict_pairs=len(dictionaries[lang]),

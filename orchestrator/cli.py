@@ -14,8 +14,33 @@ from mosecrot.errors import InputError
 from orchestrator.console import console
 from orchestrator.console import table as _table
 from orchestrator.ems_cli import add_ems_commands
+from orchestrator.preflight import check_store_exists, check_writable_dir
 
 INSPECT_WORDS = ("god", "water", "king", "love", "house")
+
+
+def preflight_experiment(cfg, output_dir: str | None, command: str) -> None:
+    """Before `prepare`/`run` do any work: the output directory is writable (``--output-dir``, else the
+    config's ``output_dir``) and the methods' options fit the anchors (`mosecrot.preflight`)."""
+    from mosecrot.preflight import check_methods_against_anchors
+
+    check_writable_dir(output_dir or cfg.output_dir, "--output-dir" if output_dir else "output_dir")
+    check_methods_against_anchors(cfg)
+
+
+def _interrupted(args: argparse.Namespace, stop) -> int:
+    """A sweep stopped by a signal: one line, the MLflow parent run KILLED, and the command that continues it."""
+    flags = [f"--storage-path {args.storage_path}" if args.storage_path else ""]
+    flags += [f"--tracking-uri {args.tracking_uri}" if args.tracking_uri else ""]
+    flags += [f"--address {args.address}" if args.address else ""]
+    flags += [f"--set {s!r}" for s in args.set]
+    cmd = " ".join(["mosecrot sweep", args.space, "--resume", *[f for f in flags if f]])
+    console.print(
+        f"interrupted ({stop.signal_name}): the sweep's MLflow parent run is marked KILLED; continue it with: {cmd}",
+        highlight=False,
+        markup=False,
+    )
+    return 143 if stop.signal_name == "SIGTERM" else 130
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -24,6 +49,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from mosecrot.prepare import prepare, write_report
 
     cfg = load_experiment(args.experiment, args.set)
+    preflight_experiment(cfg, args.output_dir, "prepare")
     prepared = prepare(cfg, static=needs_static(cfg.methods or default_methods()), progress=not args.no_progress)
     columns = [
         "language",
@@ -99,6 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mosecrot.tasks import get_task
 
     cfg = load_experiment(args.experiment, args.set)
+    preflight_experiment(cfg, args.output_dir, "run")
     report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
     assert report.directory is not None  # run_experiment always writes a run directory
     paper = get_task(cfg.task.name).reference or None
@@ -181,22 +208,27 @@ def _space(args: argparse.Namespace):
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.report import sweep_report, write_report
-    from orchestrator.sweep import resource_map, run_sweep, summary_lines
+    from orchestrator.sweep import SweepInterrupted, resource_map, run_sweep, summary_lines
     from orchestrator.tracking import resolve_tracking_uri
 
     space = _space(args)
     driver = resource_map(args.driver_resources, "--driver-resources")
-    results = run_sweep(
-        space,
-        tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path,
-        resume=args.resume,
-        address=args.address,
-        baselines=not args.no_baselines,
-        progress=not args.no_progress,
-        driver_resources=driver,
-        dashboard=args.dashboard,
-    )
+    if not args.no_report:
+        check_writable_dir(Path(args.output_dir or "runs") / "sweeps" / space.name, "--output-dir")
+    try:
+        results = run_sweep(
+            space,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            resume=args.resume,
+            address=args.address,
+            baselines=not args.no_baselines,
+            progress=not args.no_progress,
+            driver_resources=driver,
+            dashboard=args.dashboard,
+        )
+    except SweepInterrupted as stop:
+        return _interrupted(args, stop)
     import ray
 
     if ray.is_initialized():  # now: the workers' last log lines arrive here, not in the middle of the report
@@ -297,6 +329,7 @@ def _print_report(report: dict, trials: bool = False) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from orchestrator.report import sweep_report, write_report
+    from orchestrator.tracking import resolve_tracking_uri
 
     name, mode, langs = args.sweep, "max", None
     args.space = args.sweep
@@ -306,6 +339,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except InputError:
         if args.set:
             raise
+    check_store_exists(resolve_tracking_uri(args.tracking_uri))  # a missing sweep creates no store
+    check_writable_dir(Path(args.output_dir or "runs") / "sweeps" / name, "--output-dir")
     report = sweep_report(name, args.tracking_uri, mode=mode, languages=langs)
     _print_report(report, trials=args.trials)
     paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
@@ -491,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         console.print(f"[red]error:[/] {err}", highlight=False)
         return 2
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]", highlight=False)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ Programmatic use (the documented entry; the CLI's ``mosecrot sweep`` calls the s
 
 What a sweep does, in order:
 
-1. checks the MLflow store (an unreachable server fails here, in seconds) and whether the Tune experiment
-   ``STORAGE/NAME`` exists: a new sweep refuses to overwrite one, ``resume=True`` requires one;
+1. checks the MLflow store (an unreachable server fails here, in seconds), that a local storage path is a
+   writable directory, that a Ray cluster answers at ``address`` (a socket probe: ``ray.init`` would retry for
+   minutes), that one trial's workers fit on some node (embedded Ray: this machine; else trials would wait
+   forever), all in `orchestrator.preflight`, and whether the Tune experiment ``STORAGE/NAME`` exists: a new
+   sweep refuses to overwrite one, ``resume=True`` requires one;
 2. starts (or on resume reopens) the parent MLflow run;
 3. prepares the base experiment once in the driver for the tuned method (task splits and, when the method
    reads them, static vectors, dictionaries and anchors go to the disk cache), puts its `SharedResources`
@@ -28,6 +31,10 @@ What a sweep does, in order:
    trials are kept, not rerun). The Ray pieces (trainable, searcher, scheduler, callback) are in
    `orchestrator.ray_tune`;
 5. logs one child run per trial as each trial ends (FINISHED or FAILED), and ends the parent run.
+
+A concurrency below the space's ``resources.max_concurrent_trials`` is announced (stderr and the log). SIGINT or
+SIGTERM stops the sweep (Tune saves its state), marks the parent run KILLED and raises `SweepInterrupted`
+(a KeyboardInterrupt); ``resume=True`` continues it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import json
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +61,14 @@ from mosecrot.errors import InputError
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
 from orchestrator.baselines import log_baselines
+from orchestrator.preflight import (
+    check_ray_address,
+    check_trials_fit,
+    check_writable_dir,
+    embedded_nodes,
+    live_nodes,
+    ray_address,
+)
 from orchestrator.ray_tune import (
     MlflowTrialCallback,
     SharedRef,
@@ -175,6 +191,83 @@ def max_concurrent_trials(space: SearchSpace, cluster: dict[str, float]) -> int:
     return max(1, min(caps)) if caps else 1
 
 
+def clamp_notice(space: SearchSpace, concurrency: int, cluster: dict[str, float]) -> str | None:
+    """The announcement when `max_concurrent_trials` runs fewer trials at once than the space asks for."""
+    asked = space.resources.max_concurrent_trials
+    if asked is None or concurrency >= asked:
+        return None
+    res = space.resources
+    if space.num_trials and concurrency == space.num_trials:
+        why = f"num_trials is {space.num_trials}"
+    elif res.gpus_per_worker > 0:
+        why = (
+            f"the cluster has {cluster.get('GPU', 0):g} GPUs and a trial takes "
+            f"{res.processes_per_trial * res.gpus_per_worker:g}"
+        )
+    else:
+        why = (
+            f"the cluster has {cluster.get('CPU', 0):g} CPUs and a trial takes "
+            f"{res.processes_per_trial * res.cpus_per_worker:g}"
+        )
+    return f"resources.max_concurrent_trials={asked} clamped to {concurrency}: {why}"
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT or SIGTERM: its MLflow parent run is KILLED; ``--resume`` continues it."""
+
+    def __init__(self, signal_name: str, experiment_path: str) -> None:
+        super().__init__(f"{signal_name}: sweep stopped; resume it with --resume ({experiment_path})")
+        self.signal_name = signal_name
+        self.experiment_path = experiment_path
+
+
+class _Signals:
+    """While a sweep runs in the main thread: SIGTERM acts as SIGINT (Tune stops gracefully and saves its state;
+    outside Tune a KeyboardInterrupt), and which signal came is remembered."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._saved[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signal.Signals(signum).name
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def interrupt_tune(self) -> None:
+        """Inside ``tuner.fit``: Tune's own SIGINT handler (installed by fit) stops the sweep gracefully; SIGTERM
+        is forwarded to it."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def forward(signum: int, frame: Any) -> None:
+            self.received = self.received or "SIGTERM"
+            signal.raise_signal(signal.SIGINT)
+
+        signal.signal(signal.SIGTERM, forward)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def unfinished_trials(results: Any) -> int:
+    """Trials Tune left neither TERMINATED nor ERROR: a fit that a signal stopped (Tune's SIGINT handler ends
+    ``fit`` normally, with the running trials saved for a restore)."""
+    try:
+        trials = results._experiment_analysis.trials
+    except AttributeError:
+        return 0
+    return sum(1 for t in trials or [] if getattr(t, "status", "TERMINATED") not in ("TERMINATED", "ERROR"))
+
+
 def prepare_sweep(space: SearchSpace, progress: bool = False) -> Prepared:
     """The sweep's data, once, for its tuned method: a sweep of sentence encoders alone prepares the task
     splits only, never static vectors (the baselines that read them prepare their own)."""
@@ -286,6 +379,15 @@ def run_sweep(
     driver_resources = driver_resources or resources_from_env(DRIVER_RESOURCES_ENV)
     worker_resources = worker_resources or resources_from_env(WORKER_RESOURCES_ENV)
     paths = sweep_paths(space, storage_path)
+    if not is_uri(paths.storage_path):
+        check_writable_dir(paths.storage_path, "--storage-path")
+    # Ray next: a cluster that does not answer, or trials no node can hold, fail here in seconds (ray.init would
+    # retry an unreachable address for minutes; an unplaceable trial would wait forever)
+    check_ray_address(address)
+    if ray.is_initialized():
+        check_trials_fit(space, live_nodes(), driver_resources, worker_resources, where="the connected Ray cluster")
+    elif ray_address(address) is None:
+        check_trials_fit(space, embedded_nodes(num_cpus), driver_resources, worker_resources)
     mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
     if mode == "start":
         _check_new_study(space, paths)
@@ -305,15 +407,64 @@ def run_sweep(
     # While Ray starts (seconds of waiting on its processes), threads create the MLflow parent run (a new SQLite
     # store builds its schema) and prepare the sweep's data once (from the cache: seconds of loading). A store
     # that fails stops the sweep before any trial; cache entries are complete or absent, whenever it stops.
+    signals = _Signals().__enter__()
+    try:
+        return _run_sweep(
+            space,
+            paths,
+            mode,
+            uri,
+            resume,
+            address,
+            phases,
+            signals,
+            start_tracker,
+            baselines=baselines,
+            progress=progress,
+            tune_max_failures=tune_max_failures,
+            train_max_failures=train_max_failures,
+            driver_resources=driver_resources,
+            worker_resources=worker_resources,
+            num_cpus=num_cpus,
+            callbacks=callbacks,
+            dashboard=dashboard,
+        )
+    finally:
+        signals.__exit__()
+
+
+def _run_sweep(
+    space: SearchSpace,
+    paths: SweepPaths,
+    mode: str,
+    uri: str,
+    resume: bool,
+    address: str | None,
+    phases: PhaseClock,
+    signals: _Signals,
+    start_tracker: Callable[[], SweepTracker],
+    *,
+    baselines: bool,
+    progress: bool,
+    tune_max_failures: int,
+    train_max_failures: int,
+    driver_resources: dict[str, float] | None,
+    worker_resources: dict[str, float] | None,
+    num_cpus: int | None,
+    callbacks: list | None,
+    dashboard: bool,
+) -> tune.ResultGrid:
     tracker_result = in_background(phases.timed("mlflow_start", start_tracker), "mlflow-start")
     prepared_result = in_background(phases.timed("prepare", lambda: prepare_sweep_recorded(space, progress)), "prepare")
     try:
         with phases("ray_init"):
             ensure_ray(address, num_cpus, dashboard=dashboard)
         tracker = tracker_result()
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(BaseException):  # no parent run left RUNNING
-            tracker_result().end("FAILED")
+            tracker_result().end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        if isinstance(err, KeyboardInterrupt):
+            raise SweepInterrupted(signals.received or "SIGINT", paths.experiment_path) from None
         raise
     status = "FAILED"
     try:
@@ -344,7 +495,12 @@ def run_sweep(
         else:
             tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
         with phases("tune"):
+            signals.interrupt_tune()
             results = tuner.fit()
+        if signals.received or unfinished_trials(results):
+            status = "KILLED"
+            tracker.end("KILLED", {"unfinished_trials": float(unfinished_trials(results))})
+            raise SweepInterrupted(signals.received or "SIGINT", paths.experiment_path)
         metrics = {}
         trials = [results[i] for i in range(len(results))]  # ResultGrid has __getitem__, no __iter__
         ok = [r for r in trials if r.error is None and r.metrics and OBJECTIVE in r.metrics]
@@ -363,8 +519,14 @@ def run_sweep(
         tracker.end("FINISHED", metrics)
         status = "FINISHED"
         return results
+    except KeyboardInterrupt:
+        if status != "KILLED":
+            status = "KILLED"
+            tracker.end("KILLED")
+            raise SweepInterrupted(signals.received or "SIGINT", paths.experiment_path) from None
+        raise
     finally:
-        if status != "FINISHED":
+        if status not in ("FINISHED", "KILLED"):
             tracker.end("FAILED")
 
 
@@ -391,7 +553,11 @@ def _new_tuner(
 ) -> tune.Tuner:
     assert tracker.parent_id is not None
     search_alg, param_space = make_searcher(space, paths.optuna_storage, paths.study_name)
-    concurrency = max_concurrent_trials(space, ray.cluster_resources())
+    cluster = ray.cluster_resources()
+    concurrency = max_concurrent_trials(space, cluster)
+    notice = clamp_notice(space, concurrency, cluster)
+    if notice:
+        log.warning("sweep %s: %s", space.name, notice)  # stderr even where logging is not configured
     num_samples = 1 if space.searcher.kind == "grid" else int(space.num_trials or 1)
     callback = MlflowTrialCallback(space, uri, tracker.sweep_key, tracker.parent_id)
     return tune.Tuner(

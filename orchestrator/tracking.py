@@ -81,6 +81,17 @@ def resolve_tracking_uri(flag: str | None = None, cwd: str | Path | None = None)
     return "sqlite:///" + str((Path(cwd) if cwd else Path.cwd()).resolve() / DEFAULT_DB)
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a ``sqlite:///DIR/NAME.db`` store, in
+    ``DIR/NAME-artifacts/EXPERIMENT`` (MLflow's default would be ``./mlruns`` of whatever directory the command
+    ran in, shared between stores). None (the server's or store's default) for other URIs."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment) or "experiment"
+    return (db.parent / f"{db.stem}-artifacts" / safe).as_uri()
+
+
 def ui_command(uri: str) -> str:
     """The command that opens the MLflow UI on the store `uri` (a server URI is already a UI)."""
     if uri.startswith(("http://", "https://")):
@@ -203,7 +214,11 @@ class SweepTracker:
                 self.client.restore_experiment(exp.experiment_id)
             return exp.experiment_id
         try:
-            return self.client.create_experiment(self.space.name, tags={"mosecrot.search_space": self.space.file or ""})
+            return self.client.create_experiment(
+                self.space.name,
+                artifact_location=artifact_location(self.uri, self.space.name),
+                tags={"mosecrot.search_space": self.space.file or ""},
+            )
         except Exception:  # created concurrently by another driver
             exp = self.client.get_experiment_by_name(self.space.name)
             if exp is None:

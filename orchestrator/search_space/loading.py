@@ -16,8 +16,8 @@ from mosecrot.configschema import (
     field_type,
     from_dict,
     interpolate,
-    load_yaml_text,
     named_config_path,
+    parse_override,
     read_yaml,
     unwrap_optional,
 )
@@ -47,6 +47,8 @@ def load_search_space(path_or_name: str | Path, overrides: list[str] | None = No
     """Read, override (``KEY=VALUE``, as the CLI's ``--set``) and fully validate a sweep spec."""
     path = search_space_path(path_or_name)
     file = _display(path)
+    for item in overrides or []:  # a malformed --set names the override, not the file
+        parse_override(item)
     try:
         data = _apply_overrides(read_yaml(path), overrides or [])
         space = from_dict(SearchSpace, data)  # no file: errors keep their key, located below
@@ -71,12 +73,11 @@ def _apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Like `apply_overrides`, except that ``fixed.X`` and ``space.P.attr`` keep dotted X and P whole."""
     data = dict(data)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        head, _, rest = key.strip().partition(".")
-        if not sep or head not in ("fixed", "space") or not rest:
+        key, value = parse_override(item)
+        head, _, rest = key.partition(".")
+        if head not in ("fixed", "space") or not rest:
             data = apply_overrides(data, [item])
             continue
-        value = load_yaml_text(raw) if raw != "" else None
         section = dict(data.get(head) or {})
         if head == "fixed":
             section[rest] = value

@@ -8,6 +8,7 @@ failing trial, for the sweep's failure path).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from mosecrot.errors import InputError
@@ -23,6 +24,7 @@ class InjectedFault(RuntimeError):
 class ToyOptions:
     score: float = 0.5  # the macro-F1 and accuracy of every scored split
     fail: bool = False  # raise InjectedFault instead of scoring
+    sleep: float = 0.0  # seconds to wait first (a trial that is still running when a test signals the sweep)
 
     def validate(self, prefix: str = "methods") -> None:
         if not 0.0 <= self.score <= 1.0:
@@ -30,6 +32,8 @@ class ToyOptions:
 
 
 def run_toy(ctx: RunContext, options: ToyOptions, seed: int) -> dict[str, float]:
+    if options.sleep > 0:
+        time.sleep(options.sleep)
     if options.fail:
         raise InjectedFault(f"injected fault: a toy method with fail: true (seed {seed})")
     metrics: dict[str, float] = {}
