@@ -3,8 +3,10 @@ logged as a ``kind=baseline`` MLflow child run with the metric keys of the trial
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from mosecrot.configschema import to_dict
 from mosecrot.loop import mean_metrics, run_methods
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
@@ -43,6 +45,14 @@ def log_baselines(
         static = needs_static(todo)
         if prepared is None or (static and not prepared.static):  # the sweep's data lacks static parts
             prepared = prepare(exp, static=static, progress=progress)
+        spans: dict[str, tuple[float, float]] = {}  # method -> (start, end), epoch seconds, over its seeds
+
+        def timed(record: dict[str, Any]) -> None:
+            end = time.time()
+            start = end - float(record.get("seconds") or 0.0)
+            first, _ = spans.get(record["method"], (start, end))
+            spans[record["method"]] = (min(first, start), end)
+
         records = run_methods(
             seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
             todo,
@@ -51,11 +61,14 @@ def log_baselines(
             LoopHooks(progress=progress),
             errors="record",
             progress=progress,
+            on_record=timed,
         )
         means = mean_metrics(records)
         errors = {r["method"]: r["error"] for r in records if "error" in r}
         for method in todo:
             params: dict[str, Any] = method.to_config()
+            started, ended = spans.get(method.name, (None, None))
+            config = {"method": params, "experiment": to_dict(exp)}
             if method.name in errors:
                 tracker.log_baseline(
                     method.name,
@@ -66,6 +79,9 @@ def log_baselines(
                     params,
                     status="FAILED",
                     error=errors[method.name],
+                    started_at=started,
+                    ended_at=ended,
+                    config=config,
                 )
                 continue
             out[method.name] = final_metrics(space, means[method.name])
@@ -77,6 +93,9 @@ def log_baselines(
                 list(exp.seeds),
                 params,
                 predictions=method_predictions([r for r in records if r["method"] == method.name], prepared),
+                started_at=started,
+                ended_at=ended,
+                config=config,
             )
     except BaseException:
         status = "FAILED"

@@ -43,15 +43,17 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 from torch.utils.data import DataLoader
 
+from mosecrot.configschema import to_dict
 from mosecrot.prepare import SharedResources
 from mosecrot.training import LoopHooks, distributed_loader
-from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler
+from orchestrator.search_space import SearchSpace, define_by_run, grid_points, optuna_sampler, trial_configs
 from orchestrator.trial import (
     FIRST_STEP_LINE,
     GRID_KEY,
     OBJECTIVE,
     EpochReporter,
     FirstStepClock,
+    SystemSampler,
     checkpoint_payload,
     run_trial,
     system_metrics,
@@ -61,6 +63,7 @@ from orchestrator.trial import (
 )
 
 log = logging.getLogger(__name__)
+SYSTEM_SAMPLING_S = 5.0  # = orchestrator.tracking.SYSTEM_SAMPLING_S (not imported: it would import MLflow here)
 
 # Env vars the driver hands to every Ray worker (caches, data and method plugins must resolve the same
 # everywhere). S3-compatible storage (MinIO, moto, Ceph) is reached through the AWS SDKs' standard endpoint
@@ -171,6 +174,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             print(FIRST_STEP_LINE.format(trial_id=config.get("trial_id"), seconds=at - started_at), flush=True)
 
     clock = FirstStepClock(announce)
+    sampler = SystemSampler(SYSTEM_SAMPLING_S).start() if rank == 0 else None
 
     def hooks(reporter: EpochReporter) -> LoopHooks:
         return worker_hooks(reporter, rank, local)
@@ -184,6 +188,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
     finally:
         clock.close()
+        samples = sampler.stop() if sampler is not None else []
     metrics = {
         **payload["metrics"],
         **timing_metrics(config.get("started_at"), worker_at, clock.at),
@@ -191,7 +196,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     }
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
-            write_payload(tmp, {**payload, "metrics": metrics})
+            write_payload(tmp, {**payload, "metrics": metrics, "system": samples})
             report(metrics, checkpoint=checkpoint_class.from_directory(tmp))
     else:
         report(metrics)
@@ -460,11 +465,16 @@ class MlflowTrialCallback(Callback):
     def __init__(self, space: SearchSpace, tracking_uri: str, sweep_key: str, parent_id: str) -> None:
         self.space, self.tracking_uri, self.sweep_key, self.parent_id = space, tracking_uri, sweep_key, parent_id
         self._tracker: Any = None
+        self._epochs: dict[str, list[dict[str, Any]]] = {}  # per-epoch reports of running trials
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tracker"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_epochs", {})  # a callback pickled before per-epoch logging
 
     @property
     def tracker(self) -> Any:
@@ -479,26 +489,46 @@ class MlflowTrialCallback(Callback):
 
     def _log(self, trial: Any, status: str, error: str | None = None) -> None:
         seeds = list(self.space.seeds)
+        epochs = self._epochs.pop(trial.trial_id, [])
         try:
-            payload = trial_predictions(trial) if status == "FINISHED" else None
+            payload = (trial_predictions(trial) if status == "FINISHED" else None) or {}
+            params = trial_params(trial.config)
             self.tracker.log_trial(
                 trial.trial_id,
-                str(trial),
-                trial_params(trial.config),
+                None,  # named by its configuration
+                params,
                 trial.last_result,
                 status,
                 error=error,
                 seeds=seeds,
-                predictions=(payload or {}).get("predictions"),
+                predictions=payload.get("predictions"),
+                epochs=epochs,
+                system=payload.get("system"),
+                config=resolved_trial_config(self.space, params),
             )
         except Exception:  # tracking must not kill the sweep; the trial stays in Tune's results
             log.exception("could not log trial %s to MLflow", trial.trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        """Keep the trial's per-epoch reports (logged with their steps when it ends)."""
+        if "report_mean" not in result:
+            self._epochs.setdefault(trial.trial_id, []).append(dict(result))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._log(trial, "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._log(trial, "FAILED", error=trial_error_text(trial) or "trial raised (see the Tune trial directory)")
+
+
+def resolved_trial_config(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The trial's experiment and method as they ran (``config.resolved.yaml`` of its MLflow run)."""
+    try:
+        exp, method = trial_configs(space, params)
+        return {"params": params, "method": method.to_config(), "experiment": to_dict(exp)}
+    except Exception as err:  # a config that does not build failed the trial already
+        log.info("no resolved config for params %s: %s", params, err)
+        return None
 
 
 def trial_predictions(trial: Any) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ Ray is not imported here (the Tune callback that feeds `SweepTracker` lives in `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -66,6 +67,12 @@ TUNE_KEYS = frozenset(
 SWEEP_TAG, KIND_TAG, TRIAL_TAG, BASELINE_TAG = "mosecrot.sweep", "kind", "trial_id", "baseline"
 PARENT_TAG = "mlflow.parentRunId"
 PREDICTIONS_ARTIFACT = "predictions.json"  # a child run's per-item test predictions (`mosecrot.run.predictions_of`)
+CONFIG_ARTIFACT = "config.resolved.yaml"  # a child run's experiment and method as they ran
+SYSTEM_SAMPLING_S = 5.0  # seconds between system-metric samples (driver and trials' rank 0)
+SYSTEM_PREFIX = "system/"  # MLflow's system-metrics keys (its UI's System metrics tab shows these)
+# Short names of search keys in run names (`config_name`); others are named by their last dotted part.
+SHORT_KEYS = {"anchors.count": "n"}
+_BARE_WORDS = {"all", "none", "null", "true", "false", "auto"}
 
 
 # --- URIs ---------------------------------------------------------------------------------------------
@@ -92,11 +99,25 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return (db.parent / f"{db.stem}-artifacts" / safe).as_uri()
 
 
-def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on the store `uri` (a server URI is already a UI)."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri} (the MLflow server's UI)"
-    return f"mlflow ui --backend-store-uri {uri}"
+UI_VIEW_KEY = "mosecrot"  # the shared view state (`publish_view`) that the UI link opens
+UI_VIEW_TAG = "mlflow.sharedViewState." + UI_VIEW_KEY  # an experiment tag the MLflow UI reads
+
+
+def ui_command(uri: str | None = None, sweep: str | None = None, flag: str | None = None) -> str:
+    """The one command that opens a sweep's runs in the MLflow UI: ``mosecrot ui [SWEEP] [--tracking-uri URI]``
+    (``flag``: the --tracking-uri the user gave, repeated so the UI reads the same store)."""
+    return " ".join(["mosecrot ui", *([sweep] if sweep else []), *([f"--tracking-uri {flag}"] if flag else [])])
+
+
+def ui_url(base: str, experiment_id: str | None = None, view: bool = True) -> str:
+    """The MLflow UI address of an experiment's runs in model-training mode: MLflow 3 opens an experiment in
+    GenAI mode (traces, empty for a sweep) unless ``workflowType=machine_learning``; ``view``: with the sweep's
+    shared view state (`publish_view`: its columns, sort and pinned baselines)."""
+    base = base.rstrip("/")
+    if experiment_id is None:
+        return base + "/#/experiments?workflowType=machine_learning"
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={UI_VIEW_KEY}" if view else "")
+    return f"{base}/#/experiments/{experiment_id}?{query}"
 
 
 def check_tracking(uri: str, timeout: float = 5.0) -> None:
@@ -187,6 +208,31 @@ def trial_tags(space: SearchSpace, seeds: list[int] | None = None) -> dict[str, 
     return tags
 
 
+def config_name(params: dict[str, Any]) -> str:
+    """A trial's run name from its searched configuration: ``softmax topk k=10 tau=0.05 n=2471``: categorical
+    words bare, numbers as ``name=value`` (2 significant digits for floats), by the keys' last dotted part."""
+    words, numbers = [], []
+    for key, value in params.items():
+        short = SHORT_KEYS.get(key, str(key).rsplit(".", 1)[-1])
+        if isinstance(value, str) and value.lower() not in _BARE_WORDS:
+            words.append(value)
+        elif isinstance(value, float):
+            numbers.append(f"{short}={value:.2g}")
+        else:
+            numbers.append(f"{short}={value}")
+    return " ".join(words + numbers) or "trial"
+
+
+def baseline_name(name: str) -> str:
+    return f"baseline: {name}"
+
+
+def method_params(method: dict[str, Any]) -> dict[str, Any]:
+    """A method's MLflow params in the key space of search keys (``method.kind``, ``method.stitch.oov``): the
+    options of its own kind only, so a trial and a baseline share the keys they have in common."""
+    return {f"method.{k}": v for k, v in flatten(method).items()}
+
+
 # --- the tracker -----------------------------------------------------------------------------------------
 
 
@@ -206,6 +252,7 @@ class SweepTracker:
         self.sweep_key = sweep_key or space.name
         self.experiment_id = self._experiment()
         self.parent_id: str | None = None
+        self._monitor: Any = None  # MLflow's system-metrics monitor of the parent run (this driver process)
 
     def _experiment(self) -> str:
         exp = self.client.get_experiment_by_name(self.space.name)
@@ -235,6 +282,7 @@ class SweepTracker:
             if found:
                 self.parent_id = found[0].info.run_id
                 self.client.update_run(self.parent_id, status="RUNNING")
+                self._monitor_system(resume=True)
                 return self.parent_id
         all_tags = {
             SWEEP_TAG: self.sweep_key,
@@ -259,7 +307,23 @@ class SweepTracker:
                 "scheduler": self.space.scheduler.kind,
             },
         )
+        self._monitor_system()
         return self.parent_id
+
+    def _monitor_system(self, resume: bool = False) -> None:
+        """MLflow's system-metrics logging of the sweep driver into the parent run (the System metrics tab)."""
+        if os.environ.get("MOSECROT_SYSTEM_METRICS", "1") == "0" or self.parent_id is None:
+            return
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self._monitor = SystemMetricsMonitor(
+                self.parent_id, sampling_interval=SYSTEM_SAMPLING_S, resume_logging=resume, tracking_uri=self.uri
+            )
+            self._monitor.start()
+        except Exception as err:  # psutil missing, an old MLflow: the sweep runs without them
+            log.info("no system metrics for the sweep run: %s", err)
+            self._monitor = None
 
     def annotate(self, tags: dict[str, str], text: str | None = None, artifact: str = "notes.txt") -> None:
         """Tags (and a text artifact) on the parent run, e.g. the objective-tie warning of `orchestrator.ties`."""
@@ -273,6 +337,10 @@ class SweepTracker:
     def end(self, status: str = "FINISHED", metrics: dict[str, float] | None = None) -> None:
         if self.parent_id is None:
             return
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.finish()
+            self._monitor = None
         if metrics:
             self._log(self.parent_id, metrics=metrics)
         self.client.set_terminated(self.parent_id, status=status)
@@ -289,16 +357,30 @@ class SweepTracker:
     def log_trial(
         self,
         trial_id: str,
-        name: str,
+        name: str | None,
         params: dict[str, Any],
         result: dict[str, Any] | None,
         status: str,
         error: str | None = None,
         seeds: list[int] | None = None,
         predictions: dict[str, Any] | None = None,
+        *,
+        epochs: list[dict[str, Any]] | None = None,
+        system: list[dict[str, Any]] | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        config: dict[str, Any] | None = None,
     ) -> str | None:
-        """One child run per trial (skipped when this trial was already logged under the parent); ``predictions``
-        (`mosecrot.run.predictions_of`) is logged as its ``predictions.json``.
+        """One child run per trial (skipped when this trial was already logged under the parent), named by its
+        configuration (`config_name` when ``name`` is None). ``params``: the sampled params; the run's params are
+        the method's (``method.name``, ``method.kind``, its fixed options) and the sampled ones.
+
+        The run spans the trial's real training time (``started_at``/``ended_at``, epoch seconds; from the
+        result's ``timing.started_at`` / ``time_total_s`` when not given); ``epochs``: its per-epoch reports
+        (Tune results, logged with ``step`` = epoch and their own timestamps), the final metrics at the last
+        epoch's step; ``system``: rank 0's samples (`orchestrator.trial.SystemSampler`) as MLflow system metrics
+        (``system/...``); ``predictions`` (`mosecrot.run.predictions_of`) as ``predictions.json``, ``config``
+        (the resolved experiment and method) as ``config.resolved.yaml``.
 
         A child left RUNNING (the driver died while logging it) is replaced, and so is a FAILED one when
         the trial, resumed, finished: a trial keeps exactly one child run, with its final status."""
@@ -314,7 +396,14 @@ class SweepTracker:
             for r in earlier:  # a stale RUNNING record, or FAILED superseded by FINISHED
                 self.client.delete_run(r.info.run_id)
         result = result or {}
-        tags = {KIND_TAG: "trial", TRIAL_TAG: trial_id, "mlflow.runName": name, **trial_tags(self.space, seeds)}
+        method = self.space.method_data()
+        fixed_method = {k: v for k, v in method.items() if k not in ("name", "kind")}
+        tags = {
+            KIND_TAG: "trial",
+            TRIAL_TAG: trial_id,
+            "mlflow.runName": name or config_name(params),
+            **trial_tags(self.space, seeds),
+        }
         if status == "FINISHED" and "report_mean" not in result:
             tags["stopped_early"] = "true"  # ASHA stopped it: English dev only, no target scores
         if error:
@@ -324,9 +413,33 @@ class SweepTracker:
             {sanitize_key(k): v for k, v in result.items() if k.startswith("fingerprint.") and isinstance(v, str)}
         )
         metrics = metric_values(result)
-        if "time_total_s" in result and isinstance(result["time_total_s"], (int, float)):
-            metrics["trial_seconds"] = float(result["time_total_s"])
-        return self._child(tags, param_values(params), metrics, status, predictions)
+        total = result.get("time_total_s")
+        if isinstance(total, (int, float)):
+            metrics["trial_seconds"] = float(total)
+        ended = ended_at or _number(result.get("timestamp"))
+        started = started_at or _number(result.get("timing.started_at"))
+        if started is None and ended is not None and isinstance(total, (int, float)):
+            started = ended - float(total)
+        series = [
+            (int(e.get("epoch") or e.get("training_iteration") or i + 1), _number(e.get("timestamp")), metric_values(e))
+            for i, e in enumerate(epochs or [])
+            if "report_mean" not in e  # the final report is logged as the final metrics
+        ]
+        step = max((s for s, _, _ in series), default=0)
+        series += system_series(system or [])
+        all_params = {**method_params({"name": method["name"], "kind": method["kind"], **fixed_method}), **params}
+        artifacts = {CONFIG_ARTIFACT: config} if config else {}
+        return self._child(
+            tags,
+            param_values(all_params),
+            metrics,
+            status,
+            predictions,
+            series=series,
+            step=step,
+            times=(started, ended),
+            artifacts=artifacts,
+        )
 
     def log_baseline(
         self,
@@ -339,7 +452,13 @@ class SweepTracker:
         status: str = "FINISHED",
         error: str | None = None,
         predictions: dict[str, Any] | None = None,
+        *,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        config: dict[str, Any] | None = None,
     ) -> str | None:
+        """A ``kind=baseline`` child run named ``baseline: NAME``; ``params``: the method's config (`MethodConfig.
+        to_config`), logged as ``method.*`` params like a trial's; ``started_at``/``ended_at``: when it ran."""
         if self.logged(BASELINE_TAG, name, finished_only=True):  # a FAILED baseline is tried again
             return None
         tags = {
@@ -350,13 +469,21 @@ class SweepTracker:
             "supervision": supervision,
             "selection_protocol": self.space.objective.protocol,
             "seeds": ",".join(map(str, seeds)),
-            "mlflow.runName": f"baseline {name}",
+            "mlflow.runName": baseline_name(name),
         }
         if len(seeds) == 1:
             tags["seed"] = str(seeds[0])
         if error:
             tags["error"] = error[-MAX_TAG_VALUE:]
-        return self._child(tags, param_values(params or {}), metric_values(metrics), status, predictions)
+        return self._child(
+            tags,
+            param_values(method_params(params or {"name": name, "kind": kind})),
+            metric_values(metrics),
+            status,
+            predictions,
+            times=(started_at, ended_at),
+            artifacts={CONFIG_ARTIFACT: config} if config else {},
+        )
 
     def _child(
         self,
@@ -365,10 +492,17 @@ class SweepTracker:
         metrics: dict[str, float],
         status: str,
         predictions: dict[str, Any] | None = None,
+        *,
+        series: list[tuple[int, float | None, dict[str, float]]] | None = None,
+        step: int = 0,
+        times: tuple[float | None, float | None] = (None, None),
+        artifacts: dict[str, Any] | None = None,
     ) -> str:
         assert self.parent_id is not None, "start() the parent run first"
+        started, ended = times
         run = self.client.create_run(
             self.experiment_id,
+            start_time=None if started is None else int(started * 1000),
             tags={
                 PARENT_TAG: self.parent_id,
                 SWEEP_TAG: self.sweep_key,
@@ -376,25 +510,45 @@ class SweepTracker:
             },
         )
         run_id = run.info.run_id
+        end_ms = None if ended is None else int(ended * 1000)
         try:
-            self._log(run_id, params=params, metrics=metrics)
+            self._log(run_id, params=params, metrics=metrics, step=step, timestamp=end_ms, series=series)
         except Exception:
-            self.client.set_terminated(run_id, status="FAILED")
+            self.client.set_terminated(run_id, status="FAILED", end_time=end_ms)
             raise
-        if predictions:  # per-item predictions and gold labels, for the report's intervals: optional
-            try:
-                self.client.log_dict(run_id, predictions, PREDICTIONS_ARTIFACT)
-            except Exception as err:  # an artifact store problem must not turn a finished run into a failed one
-                log.warning("could not log %s of run %s: %s", PREDICTIONS_ARTIFACT, run_id, err)
-        self.client.set_terminated(run_id, status=status)
+        for name, content in {
+            **(artifacts or {}),
+            **({PREDICTIONS_ARTIFACT: predictions} if predictions else {}),
+        }.items():
+            try:  # optional: an artifact store problem must not turn a finished run into a failed one
+                if name.endswith(".yaml"):
+                    self.client.log_text(run_id, yaml.safe_dump(content, sort_keys=False, allow_unicode=True), name)
+                else:
+                    self.client.log_dict(run_id, content, name)
+            except Exception as err:
+                log.warning("could not log %s of run %s: %s", name, run_id, err)
+        self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
 
-    def _log(self, run_id: str, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None) -> None:
+    def _log(
+        self,
+        run_id: str,
+        params: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        timestamp: int | None = None,
+        series: list[tuple[int, float | None, dict[str, float]]] | None = None,
+    ) -> None:
         from mlflow.entities import Metric, Param
 
-        now = int(time.time() * 1000)
+        now = timestamp or int(time.time() * 1000)
         ps = [Param(k, v) for k, v in (params or {}).items()]
-        ms = [Metric(k, v, now, 0) for k, v in (metrics or {}).items()]
+        ms = [
+            Metric(k, v, int(at * 1000) if at else now, s)
+            for s, at, values in (series or [])
+            for k, v in values.items()
+        ]
+        ms += [Metric(k, v, now, step) for k, v in (metrics or {}).items()]
         for i in range(0, max(len(ps), 1), 100):  # MLflow: at most 100 params per batch
             chunk = ps[i : i + 100]
             if chunk:
@@ -408,6 +562,57 @@ class SweepTracker:
     def children(self) -> list:
         assert self.parent_id is not None
         return self._runs(f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
+
+
+def system_series(samples: list[dict[str, Any]]) -> list[tuple[int, float | None, dict[str, float]]]:
+    """Rank 0's system samples (``{"timestamp": epoch s, key: value}``) as MLflow system metrics: keys under
+    ``system/`` (MLflow's own names where it has one, e.g. ``system/cpu_utilization_percentage``), one step per
+    sample."""
+    out = []
+    for i, sample in enumerate(samples):
+        values = {
+            SYSTEM_PREFIX + sanitize_key(k): float(v)
+            for k, v in sample.items()
+            if k != "timestamp" and isinstance(v, (int, float)) and math.isfinite(v)
+        }
+        out.append((i, _number(sample.get("timestamp")), values))
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def ui_view_state(
+    languages: list[str], params: list[str], metric: str = "test_macro_f1", objective: str = "objective"
+) -> dict[str, Any]:
+    """The MLflow UI's shared view state of a sweep (`publish_view`): columns for the run name's configuration,
+    the objective, the per-language scores and their mean, the searched params; runs sorted by the objective;
+    every run shown in the charts (MLflow's default shows the first 10, which hides the baselines)."""
+
+    def col(kind: str, key: str) -> str:
+        return f"{kind}.`{key}`"
+
+    return {
+        "searchFilter": "",
+        "orderByKey": col("metrics", objective),
+        "orderByAsc": False,
+        "selectedColumns": [
+            col("tags", KIND_TAG),
+            col("metrics", objective),
+            *[col("metrics", f"{metric}.{lang}") for lang in languages],
+            col("metrics", f"{metric}.mean"),
+            *[col("params", p) for p in params],
+        ],
+        "runsHiddenMode": "SHOW_ALL",
+        "hideEmptyCharts": True,
+        "useGroupedValuesInCharts": False,
+    }
+
+
+def publish_view(client: Any, experiment_id: str, state: dict[str, Any]) -> None:
+    """Store the view state as the experiment tag the MLflow UI opens with ``viewStateShareKey`` (`ui_url`)."""
+    client.set_experiment_tag(experiment_id, UI_VIEW_TAG, json.dumps(state))
 
 
 def _quote(value: str) -> str:

@@ -285,12 +285,73 @@ def system_metrics(cpu_before: float, wall_before: float) -> dict[str, float]:
     return out
 
 
+class SystemSampler:
+    """Rank 0's system metrics while it trains: a daemon thread samples CPU and memory (psutil; the GPU's memory
+    through torch) every ``interval`` seconds under MLflow's system-metric names; `stop` returns the samples
+    (``{"timestamp": epoch s, "cpu_utilization_percentage": ..., ...}``), which travel in the trial's final
+    payload and reach its MLflow run as ``system/...`` metrics (`orchestrator.tracking.system_series`)."""
+
+    def __init__(self, interval: float = 5.0, max_samples: int = 2000) -> None:
+        import threading
+
+        self.interval, self.max_samples = interval, max_samples
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
+        self._process: Any = None
+        try:
+            import psutil
+
+            self._psutil: Any = psutil
+            self._process = psutil.Process()
+            self._process.cpu_percent(None)  # the first call only starts the measurement
+            psutil.cpu_percent(None)
+        except Exception:  # no psutil: no samples
+            self._psutil = None
+
+    def start(self) -> SystemSampler:
+        if self._psutil is not None:
+            self._thread.start()
+        return self
+
+    def sample(self) -> dict[str, float]:
+        ps = self._psutil
+        memory = ps.virtual_memory()
+        out = {
+            "timestamp": time.time(),
+            "cpu_utilization_percentage": float(ps.cpu_percent(None)),
+            "system_memory_usage_megabytes": round(memory.used / 2**20, 1),
+            "system_memory_usage_percentage": float(memory.percent),
+            "process_cpu_percentage": float(self._process.cpu_percent(None)),
+            "process_memory_megabytes": round(self._process.memory_info().rss / 2**20, 1),
+        }
+        if torch.cuda.is_available():
+            out["gpu_0_memory_usage_megabytes"] = round(torch.cuda.memory_allocated() / 2**20, 1)
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if len(self.samples) < self.max_samples:
+                self.samples.append(self.sample())
+
+    def stop(self) -> list[dict[str, float]]:
+        if self._psutil is None:
+            return []
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2 * self.interval)
+        if len(self.samples) < self.max_samples:
+            self.samples.append(self.sample())  # the end of training: at least one sample per trial
+        return self.samples
+
+
 __all__ = [
     "CHECKPOINT_FILE",
     "GRID_KEY",
     "OBJECTIVE",
     "REPORT_MEAN",
     "EpochReporter",
+    "SystemSampler",
     "checkpoint_payload",
     "final_metrics",
     "prepare_trial",
