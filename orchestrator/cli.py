@@ -209,7 +209,7 @@ def _space(args: argparse.Namespace):
 def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.report import sweep_report, write_report
     from orchestrator.sweep import SweepInterrupted, resource_map, run_sweep, summary_lines
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.tracking import ui_command
 
     space = _space(args)
     driver = resource_map(args.driver_resources, "--driver-resources")
@@ -246,12 +246,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _print_report(report)
         paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / space.name)
         console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
-    uri = resolve_tracking_uri(args.tracking_uri)
-    if not uri.startswith(("http://", "https://")):
-        flag = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
-        console.print(
-            f"open the MLflow UI: mosecrot ui{flag}   (then http://127.0.0.1:5000)", highlight=False, markup=False
-        )
+    console.print(f"open the MLflow UI: {ui_command(space.name, args.tracking_uri)}", highlight=False, markup=False)
     return 1 if results.num_errors else 0
 
 
@@ -279,7 +274,9 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     )
     if not out:
         console.print("every baseline was already logged for this sweep name")
-    console.print(f"MLflow: {uri}   open the UI: {ui_command(uri)}", highlight=False, markup=False)
+    console.print(
+        f"MLflow: {uri}   open the UI: {ui_command(space.name, args.tracking_uri)}", highlight=False, markup=False
+    )
     return 0
 
 
@@ -329,7 +326,7 @@ def _print_report(report: dict, trials: bool = False) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from orchestrator.report import sweep_report, write_report
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.tracking import resolve_tracking_uri, ui_command
 
     name, mode, langs = args.sweep, "max", None
     args.space = args.sweep
@@ -347,33 +344,66 @@ def cmd_report(args: argparse.Namespace) -> int:
     console.print(
         f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {paths['png']}", highlight=False
     )
+    console.print(f"open the MLflow UI: {ui_command(name, args.tracking_uri)}", highlight=False, markup=False)
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Open the MLflow UI on the store the sweeps write to (the same resolution as `mosecrot sweep`)."""
-    from orchestrator.tracking import resolve_tracking_uri
+    """Open a sweep's runs in the MLflow UI, in model-training mode, on the store the sweeps write to (the same
+    resolution as `mosecrot sweep`): starts ``mlflow ui`` (loopback), prints the address and opens a browser
+    where there is one."""
+    from orchestrator.tracking import resolve_tracking_uri, ui_target, ui_url
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
-        console.print(f"{uri} is an MLflow server: its UI is at that address", highlight=False, markup=False)
+        experiment, view = ui_target(uri, args.sweep)
+        console.print(f"MLflow server {uri}: {ui_url(uri, experiment, view)}", highlight=False, markup=False)
         return 0
+    check_store_exists(uri)
+    experiment, view = ui_target(uri, args.sweep)
+    url = ui_url(f"http://{args.host}:{args.port}", experiment, view)
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [
-        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    console.print(
-        f"MLflow UI on {uri}: http://{args.host}:{args.port}   ({' '.join(cmd)})", highlight=False, markup=False
-    )
-    os.execvp(cmd[0], cmd)
-    return 0  # not reached
+    cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    console.print(f"MLflow UI on {uri}: {url}", highlight=False, markup=False)
+    if args.sweep and experiment is None:
+        console.print(f"(no sweep named {args.sweep!r} in this store: the experiments list)", highlight=False)
+    return _serve_ui(cmd, url, browser=not args.no_browser)
+
+
+def _serve_ui(cmd: list[str], url: str, browser: bool) -> int:
+    """Run the UI server until Ctrl-C; open ``url`` in a browser once it answers (where there is a browser)."""
+    import contextlib
+    import subprocess
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    proc = subprocess.Popen(cmd)
+
+    def open_when_up() -> None:
+        health = url.split("/#", 1)[0] + "/health"
+        for _ in range(120):
+            if proc.poll() is not None:
+                return
+            try:
+                with urllib.request.urlopen(health, timeout=1):  # noqa: S310 (our own loopback server)
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            return
+        with contextlib.suppress(Exception):
+            webbrowser.open(url)
+
+    if browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin"):
+        threading.Thread(target=open_when_up, daemon=True).start()
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,8 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.set_defaults(func=cmd_report, space=None)
 
-    ui = sub.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store (loopback by default)")
+    ui = sub.add_parser("ui", help="open a sweep's runs in the MLflow UI (model-training view, loopback by default)")
+    ui.add_argument("sweep", nargs="?", help="sweep name (default: the sweep logged last)")
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default as for sweep)")
+    ui.add_argument("--no-browser", action="store_true", help="print the address, do not open a browser")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not exposed)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)

@@ -80,7 +80,7 @@ from orchestrator.ray_tune import (
 from orchestrator.resources import SweepResources, sweep_resources
 from orchestrator.search_space import SearchSpace
 from orchestrator.ties import Tie, find_tie, tie_message
-from orchestrator.tracking import SweepTracker, check_tracking, resolve_tracking_uri, ui_command
+from orchestrator.tracking import SweepTracker, check_tracking, resolve_tracking_uri
 from orchestrator.trial import OBJECTIVE, REPORT_MEAN, trial_params
 
 log = logging.getLogger(__name__)
@@ -632,5 +632,5 @@ def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: st
     if tie is not None:
         lines.append(tie_message(tie, space.objective.protocol))
     lines.append(f"Tune experiment: {results.experiment_path}")
-    lines.append(f"MLflow: {uri}   open the UI: {ui_command(uri)}")
+    lines.append(f"MLflow: {uri}")
     return lines

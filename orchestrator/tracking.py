@@ -103,10 +103,28 @@ UI_VIEW_KEY = "mosecrot"  # the shared view state (`publish_view`) that the UI l
 UI_VIEW_TAG = "mlflow.sharedViewState." + UI_VIEW_KEY  # an experiment tag the MLflow UI reads
 
 
-def ui_command(uri: str | None = None, sweep: str | None = None, flag: str | None = None) -> str:
+def ui_command(sweep: str | None = None, flag: str | None = None) -> str:
     """The one command that opens a sweep's runs in the MLflow UI: ``mosecrot ui [SWEEP] [--tracking-uri URI]``
-    (``flag``: the --tracking-uri the user gave, repeated so the UI reads the same store)."""
+    (``flag``: the --tracking-uri the user gave, repeated so the UI reads the same store; with a server URI the
+    command prints the server's address of the sweep)."""
     return " ".join(["mosecrot ui", *([sweep] if sweep else []), *([f"--tracking-uri {flag}"] if flag else [])])
+
+
+def ui_target(uri: str, sweep: str | None = None) -> tuple[str | None, bool]:
+    """(experiment id, whether it has the shared view state) of sweep ``sweep``, else of the sweep experiment
+    updated last (None: no sweep in the store, the UI lists the experiments)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    if sweep:
+        found = client.get_experiment_by_name(sweep)
+        candidates = [found] if found is not None else []
+    else:
+        candidates = [e for e in client.search_experiments() if "mosecrot.search_space" in e.tags]
+        candidates.sort(key=lambda e: e.last_update_time or 0, reverse=True)
+    if not candidates:
+        return None, False
+    return candidates[0].experiment_id, UI_VIEW_TAG in candidates[0].tags
 
 
 def ui_url(base: str, experiment_id: str | None = None, view: bool = True) -> str:

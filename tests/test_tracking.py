@@ -61,7 +61,7 @@ def test_tracking_uri_resolution(monkeypatch, tmp_path):
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
     # one UI command everywhere: the sweep's runs, on the store the user named
     assert ui_command(sweep="quickstart") == "mosecrot ui quickstart"
-    assert ui_command(sweep="q", flag="sqlite:///x.db") == "mosecrot ui q --tracking-uri sqlite:///x.db"
+    assert ui_command("q", "sqlite:///x.db") == "mosecrot ui q --tracking-uri sqlite:///x.db"
 
 
 def test_unreachable_mlflow_server_fails_fast():
