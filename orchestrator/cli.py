@@ -295,15 +295,19 @@ def _print_report(report: dict, trials: bool = False) -> None:
 
     unc = report.get("uncertainty")
     extra = ["seeds", "mean 95% CI", *[f"P(>{r})" for r in unc["references"]]] if unc else []
-    columns = ["method", "kind", "supervision", "objective", *report["languages"], "mean", *extra]
+    columns = ["method", "kind", "supervision", "configuration", "objective", *report["languages"], "mean", *extra]
+    objective = report.get("objective_name") or "objective"
     console.print(
         _table(
-            f"{report['experiment']}: {report['metric']} (best trial per method by objective, beside the baselines)",
+            f"{report['experiment']}: {report['metric']} on the target test sets (best trial per method by the "
+            f"objective = {objective}, beside the baselines)",
             shown(report["rows"], columns),
             columns,
-            left=("method", "kind", "supervision"),
+            left=("method", "kind", "supervision", "configuration"),
         )
     )
+    for warning in report.get("warnings", []):
+        console.print(f"WARNING {warning}", highlight=False, markup=False)
     if unc:
         console.print(
             f"mean 95% CI: percentile bootstrap over test items ({unc['n_resamples']} resamples); P(>X): share of "

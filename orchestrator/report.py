@@ -413,6 +413,8 @@ def sweep_report(
     rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
     kinds = {r.info.run_id: r.data.tags.get("method_kind", "") for r in runs}
     uncertainty = add_row_uncertainty(client, rows, kinds, languages, metric)
+    for r in rows:
+        r["method_kind"] = kinds.get(r["run_id"], "")
     keys = sorted({k for r in finished for k in r.data.params})
     searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
     finished.sort(key=lambda r: -sign * r.data.metrics[objective])
@@ -420,10 +422,19 @@ def sweep_report(
         {**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
         for r in finished
     ]
-    return {
+    selected = {r.data.tags.get("method", "trial"): dict(r.data.params) for r in best.values()}
+    report = {
         "languages": languages,
         "rows": rows,
         "trials": trials,
+        "selected_params": {
+            name: {k: v for k, v in params.items() if k in searched or not k.startswith("method.")}
+            for name, params in selected.items()
+        },
+        "objective_name": parent.data.tags.get("objective", objective),
+        "selection_protocol": parent.data.tags.get("selection_protocol", ""),
+        "budget": _budget(parent.data.params),
+        "num_labels": (uncertainty or {}).get("num_labels"),
         "uncertainty": uncertainty,
         "tie": objective_tie_line(finished, objective, mode, parent.data.tags.get("selection_protocol", "")),
         "searched": searched,
@@ -432,6 +443,61 @@ def sweep_report(
         "metric": metric,
         "experiment": experiment,
     }
+    report["warnings"] = selection_warnings(report)
+    return report
+
+
+def _budget(params: dict[str, str]) -> str | None:
+    """A small training budget of the sweep (its fixed ``training.epochs`` / ``training.max_steps``), else None."""
+    epochs, steps = params.get("fixed.training.epochs"), params.get("fixed.training.max_steps")
+    if steps not in (None, "null"):
+        return f"{steps} optimizer steps"
+    if epochs is not None and epochs.isdigit() and int(epochs) <= 2:
+        return f"{epochs} epoch" + ("s" if int(epochs) > 1 else "")
+    return None
+
+
+def selection_warnings(report: dict[str, Any]) -> list[str]:
+    """What the reader must know before trusting the top row: the selected configuration does not beat LS (or
+    not reliably: P(>ls) < 0.95), a trial that was not selected scores higher on test, a small budget."""
+    rows = report["rows"]
+    ls = next((r for r in rows if r["kind"] == "baseline" and r.get("method_kind") == "ls"), None)
+    ls = ls or next((r for r in rows if r["kind"] == "baseline" and r["method"] == "ls"), None)
+    out = []
+    for row in (r for r in rows if r["kind"] == "trial"):
+        mean, name = row.get("mean"), row["method"]
+        if ls is not None and mean is not None and ls.get("mean") is not None:
+            p = row.get(f"P(>{ls['method']})")
+            if mean <= ls["mean"]:
+                out.append(
+                    f"the selected {name} configuration ({_fmt(mean)} mean {report['metric']}) does not beat LS "
+                    f"({_fmt(ls['mean'])})"
+                )
+            elif p is not None and float(p) < 0.95:
+                out.append(
+                    f"the selected {name} configuration ({_fmt(mean)}) is not reliably better than LS "
+                    f"({_fmt(ls['mean'])}): P(>{ls['method']}) = {p}"
+                )
+        better = [
+            t for t in report.get("trials", []) if t.get("mean") is not None and mean is not None and t["mean"] > mean
+        ]
+        if better:
+            top = max(better, key=lambda t: t["mean"])
+            out.append(
+                f"{len(better)} trial(s) not selected score higher on test (best {_fmt(top['mean'])}, "
+                f"{top.get('configuration') or top['run_id']}): the objective "
+                f"({report.get('objective_name')}) does not pick them, and picking by test would be peeking"
+            )
+    if report.get("budget"):
+        out.append(
+            f"a small training budget ({report['budget']}) made these numbers: they show the machinery, "
+            "not what the methods can do"
+        )
+    return out
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
 def _report_row(run, kind: str, languages: list[str], prefix: str, objective: str) -> dict[str, Any]:
@@ -440,6 +506,7 @@ def _report_row(run, kind: str, languages: list[str], prefix: str, objective: st
         "method": tags.get("method", run.info.run_name),
         "kind": kind,
         "supervision": tags.get("supervision", "zero-shot"),
+        "configuration": run.info.run_name if kind == "trial" else "",
         "run_id": run.info.run_id,
         "objective": m.get(objective),
     }
@@ -507,7 +574,11 @@ def add_row_uncertainty(
             p = (mean or {}).get("p_beats", {}).get(ref)
             row[f"P(>{names[ref]})"] = None if p is None else f"{p:.2f}"
         row["intervals"] = {lang: cell["ci"] for lang, cell in result.cells.get(rid, {}).items()}
-    return {**result.settings, "references": [names[r] for r in references]}
+    return {
+        **result.settings,
+        "references": [names[r] for r in references],
+        "num_labels": int(first["num_labels"]),
+    }
 
 
 def objective_tie_line(finished: list, objective: str, mode: str, protocol: str) -> str | None:
@@ -525,27 +596,37 @@ def trial_columns(report: dict[str, Any]) -> list[str]:
     return [*report.get("searched", []), "objective", *report["languages"], "mean", "run_id"]
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``report.md`` (best per method beside the baselines, then every trial), ``report.csv``, ``trials.csv``
-    and ``report.png`` (per-language scores per method) in `out_dir`."""
+def write_report(report: dict[str, Any], out_dir: str | Path, mlflow: bool = True) -> dict[str, Path]:
+    """``report.md`` (best per method beside the baselines, the selected configuration and the warnings, then
+    every trial), ``report.csv``, ``trials.csv`` and ``report.png`` (`plot_report`) in `out_dir`; with ``mlflow``
+    also attached to the sweep's MLflow run under ``report/`` (`attach_report`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     langs, rows = report["languages"], report["rows"]
     unc = report.get("uncertainty")
     extra = ["seeds", "mean 95% CI", *[f"P(>{r})" for r in unc["references"]]] if unc else []
-    cols = ["method", "kind", "supervision", "objective", *langs, "mean", *extra, "run_id"]
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))
+    cols = ["method", "kind", "supervision", "configuration", "objective", *langs, "mean", *extra, "run_id"]
 
     def md_table(columns: list[str], records: list[dict[str, Any]]) -> list[str]:
-        return markdown_table(columns, [[fmt(r.get(c)) for c in columns] for r in records])
+        return markdown_table(columns, [[_fmt(r.get(c)) for c in columns] for r in records])
 
+    objective = report.get("objective_name") or "objective"
+    protocol = report.get("selection_protocol")
     md = [
-        f"# {report['experiment']}: {report['metric']} per language (best trial per method by objective; baselines)",
+        f"# {report['experiment']}: {report['metric']} per language",
         "",
+        f"Best trial per method by the objective `{objective}`"
+        + (f" ({protocol} selection)" if protocol else "")
+        + f", beside the baselines. Language columns and mean: {report['metric']} on each target's test set, "
+        "never selected on; objective: the value the sweep selected on.",
+        "",
+        *[f"**WARNING: {w}**" for w in report.get("warnings", [])],
+        *([""] if report.get("warnings") else []),
         *md_table(cols[:-1], rows),
     ]
+    for name, params in (report.get("selected_params") or {}).items():
+        if params:
+            md += ["", f"Selected {name} configuration: " + ", ".join(f"`{k}` = {v}" for k, v in params.items())]
     if unc:
         md += [
             "",
@@ -577,21 +658,105 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
             w.writeheader()
             for r in records:
                 w.writerow({c: r.get(c) for c in columns})
+    plot_report(report, paths["png"])
+    if mlflow and report.get("parent_run_id") and report.get("tracking_uri"):
+        attach_report(report, paths)
+    return paths
+
+
+def attach_report(report: dict[str, Any], paths: dict[str, Path]) -> None:
+    """The report files as artifacts of the sweep's MLflow run (``report/``), and the sweep's view in the UI
+    (`orchestrator.tracking.publish_view`): the selected trials tagged ``selected``. Never fails the report."""
+    import logging
+
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import publish_view, ui_view_state
+
+    try:
+        client = MlflowClient(tracking_uri=report["tracking_uri"])
+        parent = client.get_run(report["parent_run_id"])
+        for path in paths.values():
+            client.log_artifact(parent.info.run_id, str(path), "report")
+        for row in report["rows"]:
+            if row["kind"] == "trial":
+                client.set_tag(row["run_id"], "selected", "true")
+        params = [k for k in report.get("searched", [])]
+        publish_view(
+            client,
+            parent.info.experiment_id,
+            ui_view_state(report["languages"], params, metric=report["metric"]),
+        )
+    except Exception as err:
+        logging.getLogger(__name__).warning("could not attach the report to MLflow: %s", err)
+
+
+MAX_PLOT_INCHES = 14.0  # the plot's width stays bounded however many languages (1,680 px at 120 dpi)
+
+
+def plot_report(report: dict[str, Any], path: str | Path) -> None:
+    """Per-language scores of every row, then their mean (its own group), a chance line (1 / labels), target-
+    supervised rows hatched, selected trials in strong colours, baselines in muted ones, the legend outside.
+    Up to 60 bars as grouped bars; beyond, one marker per row and language (readable to 40+ languages)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(langs) * max(1, len(rows)) / 2), 4))
-    width = 0.8 / max(1, len(rows))
+    langs, rows = list(report["languages"]), report["rows"]
+    groups = [*langs, "mean"]
+    n = max(1, len(rows))
+    bars = len(groups) * n <= 60
+    width_in = min(MAX_PLOT_INCHES, max(6.0, 0.9 + (0.22 * n + 0.25) * len(groups) if bars else 0.32 * len(groups)))
+    fig, ax = plt.subplots(figsize=(width_in + 2.6, 4.2))  # + the legend's column
+    strong, muted = plt.get_cmap("tab10"), plt.get_cmap("Set2")
+    xs = [j + (0.6 if g == "mean" else 0.0) for j, g in enumerate(groups)]  # a gap before the mean group
+    width = 0.8 / n
+    trial_i = base_i = 0
     for i, r in enumerate(rows):
-        xs = [j + i * width for j in range(len(langs))]
-        ax.bar(xs, [r.get(lang) or 0.0 for lang in langs], width, label=f"{r['method']} ({r['kind']})")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(langs))], langs)
-    ax.set_ylabel(report["metric"])
-    ax.set_title(report["experiment"])
-    ax.legend(fontsize="small")
+        if r["kind"] == "trial":
+            color, trial_i = strong(trial_i % 10), trial_i + 1
+        else:
+            color, base_i = muted(base_i % 8), base_i + 1
+        target = r.get("supervision") == "target-supervised"
+        label = f"{r['method']} ({'selected trial' if r['kind'] == 'trial' else 'baseline'})" + (
+            ", target-supervised" if target else ""
+        )
+        values = [r.get(g) for g in langs] + [r.get("mean")]
+        if bars:
+            pos = [x - 0.4 + width * (i + 0.5) for x in xs]
+            ax.bar(
+                pos,
+                [v if v is not None else 0.0 for v in values],
+                width,
+                color=color,
+                label=label,
+                hatch="//" if target else None,
+                edgecolor="black" if r["kind"] == "trial" else "white",
+                linewidth=0.6,
+            )
+        else:
+            ax.plot(
+                xs,
+                [v if v is not None else float("nan") for v in values],
+                marker="D" if r["kind"] == "trial" else ("x" if target else "o"),
+                linestyle=":" if target else "-" if r["kind"] == "trial" else "--",
+                linewidth=1.0,
+                markersize=5,
+                color=color,
+                label=label,
+            )
+    chance = report.get("num_labels")
+    if chance:
+        ax.axhline(1.0 / chance, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{chance} labels)")
+    ax.axvline(xs[-1] - 0.8, color="lightgrey", linewidth=1)  # the mean group stands apart
+    ax.set_xticks(xs, [*langs, "mean"], rotation=90 if len(groups) > 16 else 0)
+    ax.set_xlim(xs[0] - 0.6, xs[-1] + 0.6)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{report['metric']} (test)")
+    ax.set_title(f"{report['experiment']}: selected configuration vs baselines, {len(langs)} languages")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return paths

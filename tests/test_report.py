@@ -109,7 +109,12 @@ def test_sweep_report_picks_the_best_trial_by_objective_and_lists_every_trial(lo
     assert "| mosecrot | trial |" in paths["markdown"].read_text()
     assert "## Every finished trial (2)" in paths["markdown"].read_text()
     assert paths["trials_csv"].read_text().splitlines()[0] == f"{K},objective,de,fr,sw,mean,run_id"
-    assert paths["csv"].read_text().splitlines()[0].startswith("method,kind,supervision,objective,de,fr,sw,mean")
+    assert (
+        paths["csv"]
+        .read_text()
+        .splitlines()[0]
+        .startswith("method,kind,supervision,configuration,objective,de,fr,sw,mean")
+    )
     assert paths["png"].stat().st_size > 1000
 
 
@@ -165,3 +170,85 @@ def test_sweep_report_gives_intervals_and_win_probabilities_from_logged_predicti
     assert main(["report", "quickstart", "--tracking-uri", tracker.uri, "--output-dir", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "P(>ls)" in out and "mean 95% CI" in out
+
+
+def _png_size(path) -> tuple[int, int]:
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return struct.unpack(">II", head[16:24])
+
+
+def test_sweep_report_names_the_selected_configuration_and_warns_when_it_does_not_beat_ls(quickstart_space, tmp_path):
+    """The top table names the selected trial's configuration and the objective; a warning says that it does not
+    beat LS and that a trial that was not selected scored higher; the files are attached to the sweep's run and
+    the UI's view is published."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import UI_VIEW_TAG, SweepTracker
+    from orchestrator.trial import OBJECTIVE
+
+    tracker = SweepTracker(quickstart_space, f"sqlite:///{tmp_path}/mlruns.db", sweep_key=str(tmp_path / "s"))
+    tracker.start()
+    weighting = "method.stitch.relative.weighting"
+
+    def scores(objective, test):
+        return {OBJECTIVE: objective, "dev_macro_f1.en": objective, "test_macro_f1.de": test, "test_macro_f1.sw": test}
+
+    selected = tracker.log_trial(
+        "t1", None, {"anchors.count": 2471, weighting: "softmax"}, scores(0.9, 0.20123), "FINISHED"
+    )
+    tracker.log_trial("t2", None, {"anchors.count": 600, weighting: "standard"}, scores(0.5, 0.25), "FINISHED")
+    tracker.log_baseline("ls", "ls", "zero-shot", scores(0.3, 0.21), [0], {"name": "ls", "kind": "ls"})
+    tracker.end("FINISHED")
+    report = sweep_report("quickstart", tracker.uri, languages=["de", "sw"])
+    assert report["objective_name"] == "dev_macro_f1.en"
+    top = report["rows"][0]
+    assert top["run_id"] == selected and top["configuration"] == "softmax n=2471"
+    assert report["selected_params"]["mosecrot"] == {"anchors.count": "2471", weighting: "softmax"}
+    assert any("does not beat LS (0.210)" in w for w in report["warnings"])
+    assert any(
+        "1 trial(s) not selected score higher on test (best 0.250, standard n=600)" in w for w in report["warnings"]
+    )
+    paths = write_report(report, tmp_path / "out")
+    md = paths["markdown"].read_text()
+    assert "objective `dev_macro_f1.en`" in md and "**WARNING: the selected mosecrot configuration" in md
+    assert "| mosecrot | trial | zero-shot | softmax n=2471 | 0.900 | 0.201 | 0.201 | 0.201 |" in md  # rounded
+    assert "Selected mosecrot configuration: `anchors.count` = 2471" in md
+    client = MlflowClient(tracking_uri=tracker.uri)
+    attached = {a.path for a in client.list_artifacts(tracker.parent_id, "report")}
+    assert attached == {f"report/{n}" for n in ("report.md", "report.csv", "trials.csv", "report.png")}
+    assert client.get_run(selected).data.tags["selected"] == "true"
+    view = json.loads(client.get_experiment(tracker.experiment_id).tags[UI_VIEW_TAG])
+    assert view["runsHiddenMode"] == "SHOW_ALL" and "metrics.`test_macro_f1.sw`" in view["selectedColumns"]
+
+
+@pytest.mark.parametrize("languages", [2, 12, 40])
+def test_report_plot_width_is_bounded_and_has_a_mean_group_and_chance_line(tmp_path, languages):
+    """From 2 to 40 languages the plot stays within a bounded width (legend outside, mean group, chance line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from orchestrator.report import MAX_PLOT_INCHES, plot_report
+
+    langs = [f"l{i:02d}" for i in range(languages)]
+    rows = [
+        {
+            "method": m,
+            "kind": k,
+            "supervision": s,
+            **{lang: 0.1 + 0.01 * i for i, lang in enumerate(langs)},
+            "mean": 0.3,
+        }
+        for m, k, s in [
+            ("mosecrot", "trial", "zero-shot"),
+            ("ls", "baseline", "zero-shot"),
+            ("lr", "baseline", "target-supervised"),
+            ("own_tokenizer", "baseline", "zero-shot"),
+        ]
+    ]
+    report = {"languages": langs, "rows": rows, "metric": "test_macro_f1", "experiment": "x", "num_labels": 6}
+    plot_report(report, tmp_path / "p.png")
+    width, height = _png_size(tmp_path / "p.png")
+    assert 6 * 120 <= width <= (MAX_PLOT_INCHES + 2.6) * 120 and height <= 4.2 * 120 + 1
