@@ -29,6 +29,7 @@ from mosecrot.anchors import AnchorSet
 from mosecrot.errors import InputError
 from mosecrot.plm import single_token_ids
 from mosecrot.relative import RelativeConfig, build_mapping
+from mosecrot.relearn import RelearnConfig
 from mosecrot.text.tokenize import get_tokenizer
 from mosecrot.vectors import StaticVectors
 
@@ -53,6 +54,8 @@ class StitchConfig:
     # vector, ``oov`` then unused; "oov+shared": also words that are whole tokens of the PLM vocabulary).
     hybrid: Literal["off", "oov", "oov+shared"] = "off"
     relative: RelativeConfig = field(default_factory=RelativeConfig)
+    # Re-learn the target rows through the frozen English model from parallel Bible verses (`RelearnConfig`).
+    relearn: RelearnConfig = field(default_factory=RelearnConfig)
 
     def validate(self, prefix: str = "stitch") -> None:
         """Checks across options, when a config is loaded: "standard" weighting with similarities that can be
@@ -61,6 +64,7 @@ class StitchConfig:
         self.relative.validate(prefix=f"{prefix}.relative")
         self.relative.check_negatives(f"{prefix}.relative")
         check_hybrid(self.hybrid, f"{prefix}.hybrid")
+        self.relearn.validate(f"{prefix}.relearn")
 
 
 HYBRID = ("off", "oov", "oov+shared")

@@ -215,3 +215,54 @@ def test_hybrid_tokenisation_reads_words_without_vectors_through_the_plm(plm_tok
     assert "das" not in shared.words and "haus" in shared.words
     truncated = hybrid.encode(texts, max_length=4)[0]
     assert len(truncated) == 4 and truncated[-1] == ids[-1]
+
+
+def _tiny_encoder(seed: int = 0):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    return BertModel(config).eval()
+
+
+def test_relearning_fits_the_rows_to_the_teacher_and_touches_nothing_else():
+    from mosecrot.relearn import RelearnConfig, relearn_rows, sentence_vectors
+
+    encoder = _tiny_encoder()
+    teacher = encoder.embeddings.word_embeddings.weight.detach().clone()
+    rng = np.random.default_rng(0)
+    # English sentences over ids 5..29; the "target" uses its own ids 3..27 (shifted by -2), rows random.
+    teacher_ids = [[1, *rng.integers(5, 30, size=6).tolist(), 2] for _ in range(120)]
+    student_ids = [[1, *[t - 2 for t in s[1:-1]], 2] for s in teacher_ids]
+    fixed = teacher[:3]  # pad 0, cls 1, sep 2 keep the teacher's rows
+    start = torch.from_numpy(rng.normal(size=(28, 16)).astype(np.float32))
+    weights = [p.detach().clone() for p in encoder.parameters()]
+    config = RelearnConfig(enabled=True, epochs=12, learning_rate=0.05, held_out=20, patience=3, batch_size=16)
+    rows, stats = relearn_rows(encoder, teacher, teacher_ids, student_ids, fixed, start, fixed[:0], 0, config)
+    assert stats["held_out_loss_after"] < 0.5 * stats["held_out_loss_before"]
+    assert all(torch.equal(a, b) for a, b in zip(weights, encoder.parameters(), strict=True))  # frozen
+    assert all(p.requires_grad for p in encoder.parameters())  # and given back as it was
+    gold = sentence_vectors(encoder, teacher, teacher_ids[-20:], 0, 8)
+    table = torch.cat([fixed, rows])
+    before = sentence_vectors(encoder, torch.cat([fixed, start]), student_ids[-20:], 0, 8)
+    after = sentence_vectors(encoder, table, student_ids[-20:], 0, 8)
+    assert (after - gold).pow(2).mean() < (before - gold).pow(2).mean()
+    assert torch.equal(rows[25:], start[25:])  # ids 28..30 (rows 25..27) never occur: untouched
+
+
+def test_parallel_verses_leave_out_evaluation_verses_and_their_neighbours():
+    from mosecrot.relearn import parallel_verses
+    from mosecrot.text.bible import Bible, make_verse_id
+    from tests.memory_bible import DictSource
+
+    ids = [make_verse_id(1, 1, v) for v in range(1, 21)]
+    source = DictSource(
+        "mem", {"en1": ("en", {i: f"english {i}" for i in ids}), "de1": ("de", {i: f"deutsch {i}" for i in ids})}
+    )
+    pairs = parallel_verses(Bible(source), "en", "de", {ids[9]}, n=100, seed=0)
+    used = {e.split()[1] for e, _ in pairs}
+    assert len(pairs) == 17 and not used & {ids[8], ids[9], ids[10]}
+    assert all(e.split()[1] == t.split()[1] for e, t in pairs)  # parallel: same verse
+    with pytest.raises(InputError) as info:
+        parallel_verses(Bible(source), "en", "sw", set(), n=10, seed=0)
+    assert info.value.key == "stitch.relearn.enabled" and "sw" in str(info.value)

@@ -24,8 +24,9 @@ from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
 from mosecrot.methods.context import RunContext
 from mosecrot.methods.spec import MethodSpec
-from mosecrot.methods.stitched import _digest, with_target_embeddings
+from mosecrot.methods.stitched import _digest, check_before_training, with_target_embeddings
 from mosecrot.plm import load_tokenizer
+from mosecrot.relearn import RelearnConfig
 from mosecrot.stitching import TargetVocabulary, check_hybrid, special_token_ids
 from mosecrot.vectors import StaticVectors, load_vectors, train_language_vectors
 
@@ -43,6 +44,8 @@ class AlignedStitchConfig:
     # Hybrid tokenisation at test time: off | oov | oov+shared (see `mosecrot.stitching.StitchConfig`).
     hybrid: Literal["off", "oov", "oov+shared"] = "off"
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    # Re-learn the rows through the frozen English model from parallel Bible verses (`RelearnConfig`).
+    relearn: RelearnConfig = field(default_factory=RelearnConfig)
 
     def validate(self, prefix: str = "stitch") -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -52,6 +55,7 @@ class AlignedStitchConfig:
             raise InputError(f"tau must be a positive number, got {tau!r}", key=f"{prefix}.tau")
         check_hybrid(self.hybrid, f"{prefix}.hybrid")
         self.alignment.validate(f"{prefix}.alignment")
+        self.relearn.validate(f"{prefix}.relearn")
 
 
 @dataclass
@@ -138,6 +142,15 @@ def cached_alignment(
 def run_aligned(ctx: RunContext, options: AlignedOptions, seed: int) -> dict[str, float]:
     """Aligned-neighbour initialisation: one English fine-tuning, target rows from aligned neighbours."""
     st = options.stitch
+    check_before_training(ctx, st)
+    if "dictionary" in st.alignment.seed.split("+"):
+        empty = [lang for lang in ctx.targets if not len(ctx.prepared.dictionaries[lang])]
+        if empty:
+            raise InputError(
+                f"alignment seeded by a dictionary, but {', '.join(empty)} has none",
+                key="stitch.alignment.seed",
+                expected="dictionary pairs for every target language, or seed: identical",
+            )
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
     original = ctx.original_embeddings(model_name)

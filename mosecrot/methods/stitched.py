@@ -27,11 +27,12 @@ from mosecrot.anchors import AnchorSet
 from mosecrot.cache import stable_hash, texts_fingerprint
 from mosecrot.configschema import to_dict
 from mosecrot.errors import InputError
-from mosecrot.methods.context import RunContext
+from mosecrot.methods.context import RunContext, load_classifier
 from mosecrot.methods.spec import MethodSpec
 from mosecrot.metrics import SCORED_SPLITS, item_key
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
+from mosecrot.relearn import RelearnConfig, encoder_of, parallel_verses, relearn_rows
 from mosecrot.stitching import (
     StitchConfig,
     TargetVocabulary,
@@ -187,6 +188,11 @@ def with_target_embeddings(
     )
     english = cast(torch.nn.Embedding, model.get_input_embeddings())
     specials = english.weight[vocab.plm_special_ids]
+    relearn: RelearnConfig | None = getattr(stitch, "relearn", None)
+    relearn_stats: dict[str, float] = {}
+    relearned: set[str] = set()
+    if relearn is not None and relearn.enabled:
+        rows_fn, relearn_stats, relearned = relearned_rows(ctx, model, lang, rows_fn, stitch, tokenizer, relearn)
     parts = [specials.detach().float(), rows_fn(vocab)]
     if vocab.plm_tokenizer is not None:  # hybrid: the PLM's pieces read with the model's own rows
         parts.append(english.weight.detach().float())
@@ -200,9 +206,111 @@ def with_target_embeddings(
         model.set_input_embeddings(english)
         model.config.vocab_size = english.weight.shape[0]
     out[f"oov_token_share.{lang}"] = vocab.stats["oov_token_share"]
+    out.update({f"relearn_{k}.{lang}": v for k, v in relearn_stats.items()})
+    if relearn_stats:  # the share of the evaluated words whose rows were re-learned
+        out[f"relearn_vocabulary_share.{lang}"] = len(relearned & set(vocab.words)) / max(1, len(vocab.words))
     if vocab.plm_tokenizer is not None:
         out[f"plm_token_share.{lang}"] = vocab.stats["plm_token_share"]
     return out
+
+
+def check_before_training(ctx: RunContext, stitch: object) -> None:
+    """What the stitching options need from the prepared data, checked before any English fine-tuning:
+    re-learning needs parallel Bible text of every target language."""
+    relearn: RelearnConfig | None = getattr(stitch, "relearn", None)
+    if relearn is not None and relearn.enabled:
+        for lang in ctx.targets:
+            parallel_verses(ctx.prepared.bible, ctx.config.source_language, lang, set(), 1, 0)
+
+
+def _state_digest(module: torch.nn.Module) -> str:
+    """Content hash of a module's parameters (the cache key of rows fitted through it)."""
+    h = hashlib.sha256()
+    for name, p in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(p.detach().cpu().float().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def relearned_rows(
+    ctx: RunContext,
+    model: PreTrainedModel,
+    lang: str,
+    rows_fn: Callable[[TargetVocabulary], torch.Tensor],
+    stitch: TargetSide,
+    tokenizer: Any,
+    config: RelearnConfig,
+) -> tuple[Callable[[TargetVocabulary], torch.Tensor], dict[str, float], set[str]]:
+    """``rows_fn`` with the rows of the words of parallel Bible verses re-learned through the frozen English
+    model (`mosecrot.relearn`); cached by language, encoder, starting rows and config."""
+    pairs = parallel_verses(
+        ctx.prepared.bible,
+        ctx.config.source_language,
+        lang,
+        ctx.prepared.evaluation_ids,
+        config.verses + config.held_out,
+        config.seed,
+    )
+    train_vocab = build_target_vocabulary(
+        lang,
+        [t for _, t in pairs],
+        ctx.prepared.vectors[lang],
+        tokenizer,
+        stitch.oov,
+        ctx.config.vectors.training.lowercase,
+        hybrid=stitch.hybrid,
+    )
+    start_rows = rows_fn(train_vocab)
+    if config.encoder == "pretrained":
+        teacher_model = load_classifier(ctx.config.model, ctx.num_labels)
+        teacher_model.eval()
+    else:
+        teacher_model = model
+    encoder = encoder_of(teacher_model)
+    teacher_embedding = cast(torch.nn.Embedding, teacher_model.get_input_embeddings()).weight.detach().float()
+    current = cast(torch.nn.Embedding, model.get_input_embeddings()).weight.detach().float()
+    key = {
+        "language": lang,
+        "pairs": texts_fingerprint([e + "\t" + t for e, t in pairs]),
+        "words": texts_fingerprint(train_vocab.words),
+        "start": _digest(start_rows),
+        "encoder": _state_digest(encoder),
+        "hybrid": stitch.hybrid,
+        "config": to_dict(config),
+    }
+
+    def build(d):
+        teacher_ids = tokenizer(
+            [e for e, _ in pairs], truncation=True, max_length=config.max_length, add_special_tokens=True
+        )["input_ids"]
+        student_ids = train_vocab.encode([t for _, t in pairs], config.max_length)
+        fixed_after = current if train_vocab.plm_tokenizer is not None else current[:0]
+        rows, stats = relearn_rows(
+            encoder,
+            teacher_embedding,
+            teacher_ids,
+            student_ids,
+            current[train_vocab.plm_special_ids],
+            start_rows,
+            fixed_after,
+            tokenizer.pad_token_id,
+            config,
+        )
+        torch.save({"words": train_vocab.words, "rows": rows, "stats": stats}, d / "relearned.pt")
+
+    saved = ctx.cache.get_or_build("relearned_rows", key, build, lambda d: torch.load(d / "relearned.pt"))
+    table = {w: i for i, w in enumerate(saved["words"])}
+    learned: torch.Tensor = saved["rows"]
+
+    def rows(vocab: TargetVocabulary) -> torch.Tensor:
+        base = rows_fn(vocab).clone()
+        hits = [(i, table[w]) for i, w in enumerate(vocab.words) if w in table]
+        if hits:
+            at, src = zip(*hits, strict=True)
+            base[list(at)] = learned[list(src)]
+        return base
+
+    return rows, dict(saved["stats"]), set(table)
 
 
 def _anchor_rows(
@@ -219,6 +327,7 @@ def _anchor_rows(
 def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[str, float]:
     """Relative-representation stitching (MoSECroT), with the paper's open points as options."""
     st, rel = options.stitch, options.stitch.relative
+    check_before_training(ctx, st)
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
     original = ctx.original_embeddings(model_name)
