@@ -58,6 +58,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         "dev",
         "test",
         "dropped",
+        "vectors",
         "vocab",
         "dictionary",
         "dict_pairs",
