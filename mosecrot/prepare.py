@@ -56,7 +56,10 @@ def preflight(cfg: DataConfig, static: bool = True) -> Bible | None:
         if bible is not None:
             _check_edition(cfg, bible, lang)
     if spec.check is not None:
-        spec.check(cfg.task.loader_kwargs())
+        try:
+            spec.check(cfg.task.loader_kwargs())
+        except InputError as err:
+            raise _task_key(err) from None
     if static:
         _preflight_static(cfg)
     load_tokenizer(cfg.model)
@@ -334,9 +337,15 @@ def _load_task(spec: TaskSpec, cfg: DataConfig, lang: str, bible: Bible | None) 
     except InputError as err:  # the loader names its own option: the error names the experiment's key
         if err.key == "edition":
             raise rebase_key(err, "edition", f"bible.editions.{lang}") from None
-        if err.key and not err.key.startswith(("task", "bible", "-")):
-            raise rebase_key(err, err.key, "task." + err.key) from None
-        raise
+        raise _task_key(err) from None
+
+
+def _task_key(err: InputError) -> InputError:
+    """A task loader's error keyed by its option (``per_class.train``), keyed by the experiment's full path
+    (``task.per_class.train``)."""
+    if err.key and not err.key.startswith(("task", "bible", "-", "$")):
+        return rebase_key(err, err.key, "task." + err.key)
+    return err
 
 
 def _build_anchors(

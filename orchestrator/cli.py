@@ -35,6 +35,10 @@ def _interrupted(args: argparse.Namespace, stop) -> int:
     flags += [f"--address {args.address}" if args.address else ""]
     flags += [f"--set {s!r}" for s in args.set]
     cmd = " ".join(["mosecrot sweep", args.space, "--resume", *[f for f in flags if f]])
+    import ray
+
+    if ray.is_initialized():  # now: the workers' last log lines come before the message, not after it
+        ray.shutdown()
     console.print(
         f"interrupted ({stop.signal_name}): the sweep's MLflow parent run is marked KILLED; continue it with: {cmd}",
         highlight=False,

@@ -1,9 +1,9 @@
 """The sweep driver: Ray Tune over the project's trainable, Optuna as searcher, MLflow records.
 
-Programmatic use (the documented entry; the CLI's ``mosecrot sweep`` calls the same function)::
+Programmatic use (the documented import is `orchestrator.api`; the CLI's ``mosecrot sweep`` calls the same
+function)::
 
-    from orchestrator.search_space import load_search_space
-    from orchestrator.sweep import run_sweep
+    from orchestrator.api import load_search_space, run_sweep
 
     space = load_search_space("quickstart", ["fixed.training.max_steps=2"])
     results = run_sweep(space)                      # embedded Ray, ./mlruns.db, ./ray_results/quickstart
@@ -91,6 +91,7 @@ DEFAULT_STORAGE = "ray_results"
 #   MOSECROT_DRIVER_RESOURCES='{"CPU": 0, "head": 0.01}'   trial drivers (Tune function + Train controller)
 #   MOSECROT_WORKER_RESOURCES='{"gpu_node": 0.01}'          added to every Train worker's CPU/GPU request
 DRIVER_RESOURCES_ENV, WORKER_RESOURCES_ENV = "MOSECROT_DRIVER_RESOURCES", "MOSECROT_WORKER_RESOURCES"
+TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"  # the sweep handles SIGINT itself (`_Signals`)
 
 
 # --- pure decisions ----------------------------------------------------------------------------------------
@@ -222,8 +223,9 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 class _Signals:
-    """While a sweep runs in the main thread: SIGTERM acts as SIGINT (Tune stops gracefully and saves its state;
-    outside Tune a KeyboardInterrupt), and which signal came is remembered."""
+    """While a sweep runs in the main thread: SIGINT and SIGTERM stop it, and which signal came is remembered.
+    Outside ``tuner.fit`` a signal raises KeyboardInterrupt; inside, it asks Tune to stop gracefully (SIGUSR1,
+    Tune's stop signal: it saves the experiment state for a restore), and a second signal forces the stop."""
 
     def __init__(self) -> None:
         self.received: str | None = None
@@ -241,31 +243,35 @@ class _Signals:
         self.received = self.received or signal.Signals(signum).name
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    def interrupt_tune(self) -> None:
-        """Inside ``tuner.fit``: Tune's own SIGINT handler (installed by fit) stops the sweep gracefully; SIGTERM
-        is forwarded to it."""
-        if threading.current_thread() is not threading.main_thread():
+    def _to_tune(self, signum: int, frame: Any) -> None:
+        if self.received or not hasattr(signal, "SIGUSR1"):
+            self._handle(signum, frame)
+        self.received = signal.Signals(signum).name
+        signal.raise_signal(signal.SIGUSR1)
+
+    @contextlib.contextmanager
+    def tune(self) -> Iterator[None]:
+        """Around ``tuner.fit``: Tune's own SIGINT handler is off (it would stop Tune without telling us)."""
+        if not self._saved:
+            yield
             return
-
-        def forward(signum: int, frame: Any) -> None:
-            self.received = self.received or "SIGTERM"
-            signal.raise_signal(signal.SIGINT)
-
-        signal.signal(signal.SIGTERM, forward)
+        old = os.environ.get(TUNE_SIGINT_ENV)
+        os.environ[TUNE_SIGINT_ENV] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._to_tune)
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop(TUNE_SIGINT_ENV, None)
+            else:
+                os.environ[TUNE_SIGINT_ENV] = old
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._handle)
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
-
-
-def unfinished_trials(results: Any) -> int:
-    """Trials Tune left neither TERMINATED nor ERROR: a fit that a signal stopped (Tune's SIGINT handler ends
-    ``fit`` normally, with the running trials saved for a restore)."""
-    try:
-        trials = results._experiment_analysis.trials
-    except AttributeError:
-        return 0
-    return sum(1 for t in trials or [] if getattr(t, "status", "TERMINATED") not in ("TERMINATED", "ERROR"))
 
 
 def prepare_sweep(space: SearchSpace, progress: bool = False) -> Prepared:
@@ -494,13 +500,12 @@ def _run_sweep(
             )
         else:
             tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
-        with phases("tune"):
-            signals.interrupt_tune()
+        with phases("tune"), signals.tune():
             results = tuner.fit()
-        if signals.received or unfinished_trials(results):
+        if signals.received:  # Tune stopped at a signal and saved its state: --resume continues
             status = "KILLED"
-            tracker.end("KILLED", {"unfinished_trials": float(unfinished_trials(results))})
-            raise SweepInterrupted(signals.received or "SIGINT", paths.experiment_path)
+            tracker.end("KILLED")
+            raise SweepInterrupted(signals.received, paths.experiment_path)
         metrics = {}
         trials = [results[i] for i in range(len(results))]  # ResultGrid has __getitem__, no __iter__
         ok = [r for r in trials if r.error is None and r.metrics and OBJECTIVE in r.metrics]
