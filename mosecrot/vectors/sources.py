@@ -4,8 +4,8 @@
   its files (``vocab/vectors`` .npy, ``vocab/key2row`` msgpack, ``vocab/strings.json``) without spaCy. Such
   packages prune their table: e.g. 500k keys share 20k rows, each pruned word pointing at the row of its nearest
   kept word. ``vectors.spacy_rows: all`` keeps every key (spaCy's own behaviour, the best coverage);
-  ``one_per_row`` keeps one key per row (lower-case, then shortest first), for nearest-neighbour work where
-  duplicate rows would tie.
+  ``one_per_row`` keeps each row's own word (the first key of the row in ``key2row``'s order, which is the
+  vector file's frequency order), for nearest-neighbour work where duplicate rows would tie.
 - ``navec``: a navec archive (``navec_news_v1_1B_250K_300d_100q.tar``, shipped by the ``natasha`` package) through
   the ``navec`` package; ``files.<lang>: natasha`` names the shipped one.
 - ``word2vec`` / ``glove``: word2vec text or binary (``.bin``; ``vectors.binary`` overrides) and GloVe text (no
@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ VECTOR_KINDS = ("train", "files", "spacy", "navec", "word2vec", "glove", "plm_em
 # kinds whose ``files.<lang>`` names the source (a path, or a package for spacy/navec)
 FILE_KINDS = ("files", "spacy", "navec", "word2vec", "glove")
 SPACY_ROWS = ("all", "one_per_row")
-SOURCE_VERSION = 1
+SOURCE_VERSION = 2  # 2: spaCy keys in key2row order, kana/CJK pieces as words
 
 
 # --- spaCy ----------------------------------------------------------------------------------------------------
@@ -126,12 +127,13 @@ def read_spacy_vectors(vocab: Path, rows: str = "all") -> tuple[list[str], np.nd
         raise InputError(f"unreadable key2row ({err})", path=key2row, expected="a msgpack map key -> row") from err
     strings = json.loads(strings_file.read_text(encoding="utf-8"))
     by_key = {_murmurhash64a(s.encode("utf-8")): s for s in strings if isinstance(s, str)}
+    # key2row lists keys in the order of the file the vectors were built from (most frequent first; pruning
+    # re-points a key without moving it), so each row's first key is the word the row was trained for and the
+    # order is a frequency order. Checked: key i has row i for the first `rows` keys of fr/ja packages.
     pairs = [(int(row), by_key[key]) for key, row in mapping.items() if key in by_key]
     bad = [row for row, _ in pairs if not 0 <= row < matrix.shape[0]]
     if bad:
         raise InputError(f"key2row points at row {bad[0]} of a {matrix.shape[0]}-row table", path=key2row)
-    # frequency-like order (spaCy keeps rows most frequent first); within a row the most basic key first
-    pairs.sort(key=lambda p: (p[0], p[1] != p[1].lower(), len(p[1]), p[1]))
     if rows == "one_per_row":
         seen: set[int] = set()
         pairs = [p for p in pairs if not (p[0] in seen or seen.add(p[0]))]  # type: ignore[func-returns-value]
@@ -142,6 +144,7 @@ def read_spacy_vectors(vocab: Path, rows: str = "all") -> tuple[list[str], np.nd
         "rows": int(matrix.shape[0]),
         "distinct_rows_used": len({r for r, _ in pairs}),
         "spacy_rows": rows,
+        "rows_in_key_order": all(r == i for i, r in enumerate(list(mapping.values())[: matrix.shape[0]])),
     }
     return words, np.asarray([r for r, _ in pairs], dtype=np.int64), np.asarray(matrix, dtype=np.float32), meta
 
@@ -264,9 +267,14 @@ def plm_embedding_table(model: str) -> tuple[np.ndarray, Any]:
     return np.asarray(emb, dtype=np.float32), tok
 
 
+_UNSPACED = re.compile(r"^[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")  # kana and CJK ideographs
+
+
 def whole_word_pieces(tokenizer) -> list[tuple[str, int]]:
     """(word, piece id) of every piece that is a whole word: SentencePiece ``▁word`` or a WordPiece piece without
-    ``##``; alphabetic, not special; the first (most frequent / best-scored) id per word."""
+    ``##``; alphabetic, not special; the first (most frequent / best-scored) id per word. Chinese and Japanese
+    are written without spaces, so their SentencePiece pieces rarely carry ``▁``: a piece of kana or CJK
+    ideographs counts as a word with or without it."""
     special = set(tokenizer.all_special_ids)
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     spm = any(p.startswith("▁") for p, _ in vocab[:2000])
@@ -275,9 +283,12 @@ def whole_word_pieces(tokenizer) -> list[tuple[str, int]]:
         if i in special:
             continue
         if spm:
-            if not piece.startswith("▁"):
+            if piece.startswith("▁"):
+                word = piece[1:]
+            elif _UNSPACED.match(piece):
+                word = piece
+            else:
                 continue
-            word = piece[1:]
         elif piece.startswith("##"):
             continue
         else:
