@@ -39,9 +39,10 @@ class RelearnConfig:
     """Re-learning of the target rows (``stitch.relearn``); off unless ``enabled``."""
 
     enabled: bool = False
-    # Which frozen encoder the rows are fitted to: the English model after task fine-tuning (the one that
-    # reads the target text at test time) or the pretrained one (task-independent, shareable across seeds).
-    encoder: Literal["finetuned", "pretrained"] = "finetuned"
+    # Which frozen encoder the rows are fitted to: the pretrained English model (task-independent: with rows
+    # that do not depend on the seed either, one fit serves every seed and trial) or the English model after
+    # task fine-tuning (the one that reads the target text at test time; one fit per seed).
+    encoder: Literal["pretrained", "finetuned"] = "pretrained"
     loss: Literal["mse", "cosine"] = "mse"
     verses: int = 2000  # parallel training verses (a budget; the rest of the Bible is not read)
     held_out: int = 200  # parallel verses for early stopping (never evaluation data)

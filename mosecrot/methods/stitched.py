@@ -268,7 +268,6 @@ def relearned_rows(
         teacher_model = model
     encoder = encoder_of(teacher_model)
     teacher_embedding = cast(torch.nn.Embedding, teacher_model.get_input_embeddings()).weight.detach().float()
-    current = cast(torch.nn.Embedding, model.get_input_embeddings()).weight.detach().float()
     key = {
         "language": lang,
         "pairs": texts_fingerprint([e + "\t" + t for e, t in pairs]),
@@ -284,13 +283,14 @@ def relearned_rows(
             [e for e, _ in pairs], truncation=True, max_length=config.max_length, add_special_tokens=True
         )["input_ids"]
         student_ids = train_vocab.encode([t for _, t in pairs], config.max_length)
-        fixed_after = current if train_vocab.plm_tokenizer is not None else current[:0]
+        # The special tokens and (hybrid) the PLM's pieces keep the encoder's own rows while fitting.
+        fixed_after = teacher_embedding if train_vocab.plm_tokenizer is not None else teacher_embedding[:0]
         rows, stats = relearn_rows(
             encoder,
             teacher_embedding,
             teacher_ids,
             student_ids,
-            current[train_vocab.plm_special_ids],
+            teacher_embedding[train_vocab.plm_special_ids],
             start_rows,
             fixed_after,
             tokenizer.pad_token_id,
