@@ -266,3 +266,28 @@ def test_parallel_verses_leave_out_evaluation_verses_and_their_neighbours():
     with pytest.raises(InputError) as info:
         parallel_verses(Bible(source), "en", "sw", set(), n=10, seed=0)
     assert info.value.key == "stitch.relearn.enabled" and "sw" in str(info.value)
+
+
+def test_entropy_calibrated_tau_gives_both_spaces_the_same_weight_entropy():
+    from mosecrot.relative.mapping import calibrate_tau, mean_weight_entropy
+
+    rng = np.random.default_rng(2)
+    a = torch.from_numpy(rng.normal(size=(300, 20)).astype(np.float32))
+    b = torch.from_numpy((rng.normal(size=(300, 20)) + 0.5 * rng.normal(size=(1, 20))).astype(np.float32))
+    cfg = RelativeConfig(weighting="softmax", tau=0.05, k=20)
+    target = mean_weight_entropy(a, a[:50], cfg)
+    tau_b = calibrate_tau(target, b, b[:50], cfg)
+    from dataclasses import replace
+
+    assert abs(mean_weight_entropy(b, b[:50], replace(cfg, tau=tau_b)) - target) < 1e-3
+    assert abs(mean_weight_entropy(b, b[:50], cfg) - target) > 0.05  # the same tau would not have matched
+    with pytest.raises(InputError) as info:
+        MethodConfig.from_config(
+            {
+                "name": "x",
+                "kind": "mosecrot",
+                "stitch": {"relative": {"negatives": "clip", "tau_calibration": "entropy"}},
+            },
+            prefix="methods[0]",
+        )
+    assert info.value.key == "methods[0].stitch.relative.tau_calibration"

@@ -14,7 +14,9 @@ anchors); each fine-tuning's English scores are recorded under ``{split}_{metric
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from mosecrot.methods.spec import MethodSpec
 from mosecrot.metrics import SCORED_SPLITS, item_key
 from mosecrot.plm import load_tokenizer
 from mosecrot.relative import RelativeConfig
+from mosecrot.relative.mapping import calibrate_tau, mean_weight_entropy
 from mosecrot.relearn import RelearnConfig, encoder_of, parallel_verses, relearn_rows
 from mosecrot.stitching import (
     StitchConfig,
@@ -110,7 +113,8 @@ def _relative_key(rel: RelativeConfig) -> dict[str, Any]:
     key = {k: v for k, v in to_dict(rel).items() if k != "chunk_size"}
     if rel.weighting != "standard" or rel.negatives in (None, "clip"):
         key.pop("negatives")
-    for name, default in (("center", False), ("remove_pcs", 0)):  # keys of entries made before these options
+    # Options added later are left out at their defaults, so entries made before them keep their keys.
+    for name, default in (("center", False), ("remove_pcs", 0), ("tau_calibration", "fixed")):
         if key.get(name) == default:
             key.pop(name)
     return key
@@ -353,19 +357,49 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
         for lang in langs:
             anchors = ctx.prepared.anchors[lang]
             eng_rows = _anchor_rows(st, original, model, anchors)
+            rel_t = rel
+            if rel.tau_calibration == "entropy":
+                rel_t = calibrated_target_config(ctx, original, anchors, rel, lang)
+                metrics[f"tau_t.{lang}"] = rel_t.tau
 
             def target_rows(
                 vocab: TargetVocabulary,
                 a: AnchorSet = anchors,
                 r: torch.Tensor = eng_rows,
                 v: StaticVectors = ctx.prepared.vectors[lang],
+                c: RelativeConfig = rel_t,
             ) -> torch.Tensor:
-                return cached_target_mapping(ctx, vocab, v, a, r, rel)
+                return cached_target_mapping(ctx, vocab, v, a, r, c)
 
             metrics.update(with_target_embeddings(ctx, model, lang, target_rows, st, tokenizer))
             metrics[f"anchors.{lang}"] = len(anchors)
     metrics.update(english_over_groups(english, per_language))
     return metrics
+
+
+def calibrated_target_config(
+    ctx: RunContext, original: torch.Tensor, anchors: AnchorSet, rel: RelativeConfig, lang: str
+) -> RelativeConfig:
+    """``rel`` with F_t's temperature set so that the mean entropy of F_t's weight rows (over the language's
+    whole static vocabulary) equals F_s's at ``rel.tau`` (over the PLM vocabulary, the same anchors);
+    cached by both spaces, the anchors and the config."""
+    vectors = ctx.prepared.vectors[lang]
+    key = {
+        "plm": _digest(original),
+        "static": _digest(vectors.matrix),
+        "anchors": stable_hash(anchors.pairs),
+        "relative": _relative_key(rel),
+    }
+
+    def build(d):
+        entropy = mean_weight_entropy(original, original[anchors.source_token_ids], rel)
+        static = torch.from_numpy(np.ascontiguousarray(vectors.matrix, dtype=np.float32))
+        anchor_static = torch.from_numpy(np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float32))
+        tau = calibrate_tau(entropy, static, anchor_static, rel)
+        (d / "tau.json").write_text(json.dumps({"tau": tau, "entropy": entropy}))
+
+    tau = ctx.cache.get_or_build("tau_t", key, build, lambda d: json.loads((d / "tau.json").read_text())["tau"])
+    return dataclasses.replace(rel, tau=tau, tau_calibration="fixed")
 
 
 def english_over_groups(groups: list[tuple[str, dict[str, float]]], per_language: bool) -> dict[str, float]:

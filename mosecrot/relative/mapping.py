@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -54,6 +54,10 @@ class RelativeConfig:
     # components. Static and PLM input spaces are anisotropic; a few common directions dominate cosines.
     center: bool = False
     remove_pcs: int = 0  # how many top principal components to remove (implies centring)
+    # F_t's temperature: "fixed" (tau, as F_s) or "entropy": the tau at which the mean entropy of F_t's weight
+    # rows equals F_s's at ``tau`` (`calibrate_tau`), so both spaces spread their weight alike although their
+    # similarity scales differ (temperature-based weightings only).
+    tau_calibration: str = "fixed"
     chunk_size: int = 2048  # query rows per block: memory ~ chunk_size x n_anchors floats
 
     def validate(self, n_anchors: int | None = None, *, prefix: str | None = None) -> None:
@@ -90,6 +94,16 @@ class RelativeConfig:
         r = self.remove_pcs
         if isinstance(r, bool) or not isinstance(r, int) or r < 0:
             raise InputError(f"expected an integer >= 0, got {r!r}", key="relative.remove_pcs")
+        if self.tau_calibration not in TAU_CALIBRATIONS:
+            raise unknown_choice(
+                "tau calibration", self.tau_calibration, TAU_CALIBRATIONS, key="relative.tau_calibration"
+            )
+        if self.tau_calibration == "entropy" and self.weighting == "standard":
+            raise InputError(
+                "tau_calibration entropy calibrates a temperature, and standard weighting has none",
+                key="relative.tau_calibration",
+                expected="weighting softmax / sparsemax / entmax15, or tau_calibration fixed",
+            )
 
     def check_negatives(self, prefix: str = "relative") -> None:
         """Refuse "standard" weighting over similarities that can be negative unless ``negatives`` says what
@@ -261,6 +275,43 @@ def geometry_repair(reference: Tensor, cfg: RelativeConfig) -> Callable[[Tensor]
         return y
 
     return apply
+
+
+TAU_CALIBRATIONS = ("fixed", "entropy")
+
+
+def mean_weight_entropy(
+    space: Tensor, anchor_rows: Tensor, cfg: RelativeConfig, neighbourhood: Tensor | None = None, sample: int = 2000
+) -> float:
+    """Mean entropy (nats) of the weight rows ``cfg`` gives an evenly spaced sample of ``space``'s rows."""
+    neigh = space if neighbourhood is None else neighbourhood
+    rows = space[:: max(1, space.shape[0] // sample)].float()
+    repair = geometry_repair(neigh, cfg)
+    anchors = anchor_rows.float()
+    if repair is not None:
+        rows, anchors, neigh = repair(rows), repair(anchors), repair(neigh.float())
+    block = get_similarity(cfg.similarity)(neigh, anchors, chunk_size=cfg.chunk_size, csls_k=cfg.csls_k, device="cpu")
+    with torch.inference_mode():
+        weights = get_weighting(cfg.weighting)(get_sparsifier(cfg.sparsify)(block(rows), cfg).values, cfg)
+        p = weights.clamp(min=0)
+        p = p / p.sum(1, keepdim=True).clamp(min=1e-12)
+        return float(-(p * torch.log(p.clamp(min=1e-30))).sum(1).mean())
+
+
+def calibrate_tau(
+    entropy: float, space: Tensor, anchor_rows: Tensor, cfg: RelativeConfig, neighbourhood: Tensor | None = None
+) -> float:
+    """The temperature at which ``space``'s mean weight entropy is ``entropy`` (bisection on log tau: the
+    entropy of softmax / sparsemax / entmax rows grows with tau)."""
+    lo, hi = math.log(1e-4), math.log(1e2)
+    for _ in range(20):  # the log-tau interval shrinks to 2^-20 of its width: tau within 0.002% of the root
+        mid = (lo + hi) / 2
+        trial = replace(cfg, tau=math.exp(mid), tau_calibration="fixed")
+        if mean_weight_entropy(space, anchor_rows, trial, neighbourhood) < entropy:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
 
 
 def build_mapping(
