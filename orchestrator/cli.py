@@ -373,7 +373,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     url = ui_url(f"http://{args.host}:{args.port}", experiment, view)
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
+    cmd += ["--host", args.host, "--port", str(args.port), "--workers", "1"]  # one user: one worker
     console.print(f"MLflow UI on {uri}: {url}", highlight=False, markup=False)
     if args.sweep and experiment is None:
         console.print(f"(no sweep named {args.sweep!r} in this store: the experiments list)", highlight=False)

@@ -531,7 +531,10 @@ def add_row_uncertainty(
 
     if not metric.startswith("test_") or metric[len("test_") :] not in ("macro_f1", "accuracy"):
         return None
+    import os
+
     found: dict[str, dict[str, Any]] = {}
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per downloaded file
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
             try:

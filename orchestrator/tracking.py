@@ -68,7 +68,9 @@ SWEEP_TAG, KIND_TAG, TRIAL_TAG, BASELINE_TAG = "mosecrot.sweep", "kind", "trial_
 PARENT_TAG = "mlflow.parentRunId"
 PREDICTIONS_ARTIFACT = "predictions.json"  # a child run's per-item test predictions (`mosecrot.run.predictions_of`)
 CONFIG_ARTIFACT = "config.resolved.yaml"  # a child run's experiment and method as they ran
+METRIC_DECIMALS = 4  # logged metrics are rounded: the UI shows them as logged (0.1733 not 0.17333333)
 SYSTEM_SAMPLING_S = 5.0  # seconds between system-metric samples (driver and trials' rank 0)
+EPOCH_PREFIX = "epoch/"  # per-epoch metrics of a trial (dev_macro_f1.en at each epoch of its first fine-tuning)
 SYSTEM_PREFIX = "system/"  # MLflow's system-metrics keys (its UI's System metrics tab shows these)
 # Short names of search keys in run names (`config_name`); others are named by their last dotted part.
 SHORT_KEYS = {"anchors.count": "n"}
@@ -135,7 +137,7 @@ def ui_url(base: str, experiment_id: str | None = None, view: bool = True) -> st
     if experiment_id is None:
         return base + "/#/experiments?workflowType=machine_learning"
     query = "workflowType=machine_learning" + (f"&viewStateShareKey={UI_VIEW_KEY}" if view else "")
-    return f"{base}/#/experiments/{experiment_id}?{query}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{query}"  # the runs route: the shared view applies there
 
 
 def check_tracking(uri: str, timeout: float = 5.0) -> None:
@@ -191,7 +193,7 @@ def metric_values(result: dict[str, Any]) -> dict[str, float]:
         if k.startswith("timing.") and k.endswith("_at"):
             continue
         if math.isfinite(v):
-            out[sanitize_key(k)] = float(v)
+            out[sanitize_key(k)] = round(float(v), METRIC_DECIMALS)
     return out
 
 
@@ -234,11 +236,11 @@ def config_name(params: dict[str, Any]) -> str:
         short = SHORT_KEYS.get(key, str(key).rsplit(".", 1)[-1])
         if isinstance(value, str) and value.lower() not in _BARE_WORDS:
             words.append(value)
-        elif isinstance(value, float):
-            numbers.append(f"{short}={value:.2g}")
         else:
-            numbers.append(f"{short}={value}")
-    return " ".join(words + numbers) or "trial"
+            text = f"{value:.2g}" if isinstance(value, float) else str(value)
+            numbers.append((not str(key).startswith("method."), short, f"{short}={text}"))
+    # the method's options first (alphabetically), then the experiment's (anchors.count as n)
+    return " ".join(words + [n for *_, n in sorted(numbers)]) or "trial"
 
 
 def baseline_name(name: str) -> str:
@@ -394,11 +396,12 @@ class SweepTracker:
         the method's (``method.name``, ``method.kind``, its fixed options) and the sampled ones.
 
         The run spans the trial's real training time (``started_at``/``ended_at``, epoch seconds; from the
-        result's ``timing.started_at`` / ``time_total_s`` when not given); ``epochs``: its per-epoch reports
-        (Tune results, logged with ``step`` = epoch and their own timestamps), the final metrics at the last
-        epoch's step; ``system``: rank 0's samples (`orchestrator.trial.SystemSampler`) as MLflow system metrics
-        (``system/...``); ``predictions`` (`mosecrot.run.predictions_of`) as ``predictions.json``, ``config``
-        (the resolved experiment and method) as ``config.resolved.yaml``.
+        result's ``timing.started_at`` / ``time_total_s`` when not given). ``epochs``: its per-epoch reports (Tune
+        results), logged as ``epoch/<key>`` with ``step`` = epoch and their own timestamps (the UI draws them as
+        curves in their own section); the final metrics keep the keys baselines share (one value each: the UI
+        draws them as bars beside the baselines'). ``system``: rank 0's samples (`orchestrator.trial.
+        SystemSampler`) as MLflow system metrics (``system/...``); ``predictions`` (`mosecrot.run.predictions_of`)
+        as ``predictions.json``, ``config`` (the resolved experiment and method) as ``config.resolved.yaml``.
 
         A child left RUNNING (the driver died while logging it) is replaced, and so is a FAILED one when
         the trial, resumed, finished: a trial keeps exactly one child run, with its final status."""
@@ -439,11 +442,14 @@ class SweepTracker:
         if started is None and ended is not None and isinstance(total, (int, float)):
             started = ended - float(total)
         series = [
-            (int(e.get("epoch") or e.get("training_iteration") or i + 1), _number(e.get("timestamp")), metric_values(e))
+            (
+                int(e.get("epoch") or e.get("training_iteration") or i + 1),
+                _number(e.get("timestamp")),
+                {EPOCH_PREFIX + k: v for k, v in metric_values(e).items()},
+            )
             for i, e in enumerate(epochs or [])
             if "report_mean" not in e  # the final report is logged as the final metrics
         ]
-        step = max((s for s, _, _ in series), default=0)
         series += system_series(system or [])
         all_params = {**method_params({"name": method["name"], "kind": method["kind"], **fixed_method}), **params}
         artifacts = {CONFIG_ARTIFACT: config} if config else {}
@@ -454,7 +460,6 @@ class SweepTracker:
             status,
             predictions,
             series=series,
-            step=step,
             times=(started, ended),
             artifacts=artifacts,
         )

@@ -96,3 +96,43 @@ def test_tracker_parent_children_statuses_and_dedupe(quickstart_space, logged_sw
     assert resumed.log_trial("t2", "trial_2", params, {}, "FINISHED") is None
     resumed.end("FINISHED")
     assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_a_trial_run_spans_its_training_with_epoch_curves_system_metrics_and_the_baselines_keys(
+    quickstart_space, tmp_path
+):
+    """A trial's run: named by its configuration, started and ended when it trained, per-epoch metrics with their
+    steps, rank 0's system samples as ``system/`` metrics, its resolved config; its params share the ``method.``
+    key space with a baseline's, which logs only its own kind's options."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import CONFIG_ARTIFACT
+
+    tracker = SweepTracker(quickstart_space, f"sqlite:///{tmp_path}/mlruns.db", sweep_key=str(tmp_path / "s"))
+    tracker.start()
+    relative = "method.stitch.relative."
+    params = {"anchors.count": 2471, relative + "weighting": "softmax", relative + "tau": 0.0512, relative + "k": 10}
+    t0 = 1_800_000_000.0
+    epochs = [{"epoch": e, "timestamp": t0 + 30 * e, "dev_macro_f1.en": 0.2 * e, "objective": 0.2 * e} for e in (1, 2)]
+    system = [{"timestamp": t0 + 5 * i, "cpu_utilization_percentage": 50.0 + i} for i in range(3)]
+    final = {"objective": 0.4, "test_macro_f1.de": 0.123456789, "report_mean": 0.12, "time_total_s": 70.0}
+    run_id = tracker.log_trial(
+        "t1", None, params, final, "FINISHED", epochs=epochs, system=system, ended_at=t0 + 70, config={"x": 1}
+    )
+    ls = tracker.log_baseline("ls", "ls", "zero-shot", {"test_macro_f1.de": 0.2}, [0], {"name": "ls", "kind": "ls"})
+    client = MlflowClient(tracking_uri=tracker.uri)
+    run = client.get_run(run_id)
+    assert run.info.run_name == "softmax k=10 tau=0.051 n=2471"
+    assert (run.info.start_time, run.info.end_time) == (int(t0 * 1000), int((t0 + 70) * 1000))
+    curve = client.get_metric_history(run_id, "epoch/dev_macro_f1.en")
+    assert [(m.step, m.value, m.timestamp) for m in curve] == [
+        (1, 0.2, int((t0 + 30) * 1000)),
+        (2, 0.4, int((t0 + 60) * 1000)),
+    ]
+    assert [m.value for m in client.get_metric_history(run_id, "system/cpu_utilization_percentage")] == [50, 51, 52]
+    assert run.data.metrics["test_macro_f1.de"] == 0.1235  # rounded for the UI
+    assert run.data.params["method.kind"] == "mosecrot" and run.data.params[relative + "k"] == "10"
+    assert {a.path for a in client.list_artifacts(run_id)} == {CONFIG_ARTIFACT}
+    baseline = client.get_run(ls)
+    assert baseline.info.run_name == "baseline: ls" and baseline.data.params["method.kind"] == "ls"
+    assert not any(k.startswith(relative) for k in baseline.data.params)  # LS does not use relative options
