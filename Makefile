@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install quickstart run-quickstart test test-fast lint format clean-cache
+.PHONY: install install-browser quickstart run-quickstart test test-fast lint format clean-cache
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Headless Chromium (Debian package) for tests/test_mlflow_ui.py, which renders a sweep's MLflow runs page;
+# where it cannot be installed (no apt, not root) the test skips with the reason.
+install-browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; } || \
+	  echo "chromium not installed: tests/test_mlflow_ui.py will be skipped"
 
 # The main job: the quickstart sweep on embedded Ray with the local MLflow store (./mlruns.db):
 # prepare once, baselines once, six Optuna trials (Ray Train workers), then the report and how to open
