@@ -95,15 +95,20 @@ def test_accuracy_both_directions_and_scorings(tmp_path):
 
 
 def test_cli_tatoeba_for_an_ems_checkpoint(ebible, tmp_path, capsys):
-    from test_ems import tiny_config
-
-    from mosecrot.configschema import to_dict
     from orchestrator.cli import main
 
     root = write_tatoeba(tmp_path / "tatoeba", n=25, langs=("deu", "fra", "spa"))
-    cfg = tiny_config(ebible, **{"train.max_steps": 3, "data.tatoeba_path": str(root)})
+    cfg = {  # a tiny EMS model on the synthetic eBible (conftest.py), 3 steps
+        "name": "tiny",
+        "languages": ["de", "fr"],
+        "bible": {"source": "ebible", "path": str(ebible)},
+        "data": {"retrieval_test_size": 40, "taxi1500_path": None, "bible_genre": [], "tatoeba_path": str(root)},
+        "tokenizer": {"vocab_size": 120, "character_coverage": 1.0},
+        "model": {"preset": "tiny", "max_positions": 32, "dropout": 0.0, "language_dim": 8, "projection_dim": 16},
+        "train": {"max_steps": 3, "batch_size": 16, "max_length": 32, "device": "cpu", "checkpoint_every": 3},
+    }
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    path.write_text(yaml.safe_dump(cfg))
     assert main(["ems", "train", str(path), "--set", f"train.output_dir={tmp_path / 'out'}", "--no-progress"]) == 0
     ckpt = str(tmp_path / "out" / "tiny")
     out_json = tmp_path / "t.json"

@@ -12,9 +12,9 @@ import pytest
 
 from mosecrot.errors import InputError
 from mosecrot.vectors.sources import (
-    _murmurhash64a,
     check_source,
     load_source_vectors,
+    murmurhash64a,
     read_spacy_vectors,
     spacy_vocab_dir,
 )
@@ -26,8 +26,8 @@ def options(**over):
 
 def test_murmurhash_is_spacys_string_hash():
     # spaCy's documentation: nlp.vocab.strings["coffee"] == 3197928453018144401
-    assert _murmurhash64a(b"coffee") == 3197928453018144401
-    assert _murmurhash64a("café au lait, s'il vous plaît".encode()) != _murmurhash64a(b"cafe")
+    assert murmurhash64a(b"coffee") == 3197928453018144401
+    assert murmurhash64a("café au lait, s'il vous plaît".encode()) != murmurhash64a(b"cafe")
 
 
 def fake_spacy_package(root: Path, words_rows: dict[str, int], table: np.ndarray) -> Path:
@@ -36,7 +36,7 @@ def fake_spacy_package(root: Path, words_rows: dict[str, int], table: np.ndarray
     vocab.mkdir(parents=True)
     np.save(vocab / "vectors.npy", table)
     (vocab / "vectors.npy").rename(vocab / "vectors")
-    key2row = {_murmurhash64a(w.encode()): r for w, r in words_rows.items()}  # in frequency order, as spaCy
+    key2row = {murmurhash64a(w.encode()): r for w, r in words_rows.items()}  # in frequency order, as spaCy
     key2row[12345] = 0  # a key whose string is absent: dropped
     (vocab / "key2row").write_bytes(msgpack.packb(key2row))
     (vocab / "strings.json").write_text(json.dumps(sorted(words_rows) + ["unrelated"]))

@@ -45,7 +45,7 @@ SOURCE_VERSION = 2  # 2: spaCy keys in key2row order, kana/CJK pieces as words
 # --- spaCy ----------------------------------------------------------------------------------------------------
 
 
-def _murmurhash64a(data: bytes, seed: int = 1) -> int:
+def murmurhash64a(data: bytes, seed: int = 1) -> int:
     """MurmurHash64A, the hash spaCy's StringStore keys strings by (``hash_string``: seed 1 over the UTF-8
     bytes). Written here because the only Python bindings of it (``murmurhash``) expose 32-bit hashes only and
     spaCy itself is a large dependency we do not otherwise need."""
@@ -126,7 +126,7 @@ def read_spacy_vectors(vocab: Path, rows: str = "all") -> tuple[list[str], np.nd
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
         raise InputError(f"unreadable key2row ({err})", path=key2row, expected="a msgpack map key -> row") from err
     strings = json.loads(strings_file.read_text(encoding="utf-8"))
-    by_key = {_murmurhash64a(s.encode("utf-8")): s for s in strings if isinstance(s, str)}
+    by_key = {murmurhash64a(s.encode("utf-8")): s for s in strings if isinstance(s, str)}
     # key2row lists keys in the order of the file the vectors were built from (most frequent first; pruning
     # re-points a key without moving it), so each row's first key is the word the row was trained for and the
     # order is a frequency order. Checked: key i has row i for the first `rows` keys of fr/ja packages.
