@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from mosecrot.configschema import to_dict
-from mosecrot.loop import mean_metrics, run_methods
+from mosecrot.loop import Record, mean_metrics, run_methods
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
 from mosecrot.run import method_predictions
@@ -47,7 +47,7 @@ def log_baselines(
             prepared = prepare(exp, static=static, progress=progress)
         spans: dict[str, tuple[float, float]] = {}  # method -> (start, end), epoch seconds, over its seeds
 
-        def timed(record: dict[str, Any]) -> None:
+        def timed(record: Record) -> None:
             end = time.time()
             start = end - float(record.get("seconds") or 0.0)
             first, _ = spans.get(record["method"], (start, end))

@@ -228,7 +228,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             resume=args.resume,
             address=args.address,
             baselines=not args.no_baselines,
-            progress=not args.no_progress,
+            progress=not args.no_progress and sys.stderr.isatty(),  # no bars in log files
             driver_resources=driver,
             dashboard=args.dashboard,
         )
@@ -262,7 +262,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
     space = _space(args)
     uri = resolve_tracking_uri(args.tracking_uri)
-    out = log_baselines(space, tracking_uri=uri, progress=not args.no_progress)
+    out = log_baselines(space, tracking_uri=uri, progress=not args.no_progress and sys.stderr.isatty())
     langs = list(space.report_languages or [])
     rows = []
     for name, m in out.items():

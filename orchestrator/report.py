@@ -413,8 +413,8 @@ def sweep_report(
     rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
     kinds = {r.info.run_id: r.data.tags.get("method_kind", "") for r in runs}
     uncertainty = add_row_uncertainty(client, rows, kinds, languages, metric)
-    for r in rows:
-        r["method_kind"] = kinds.get(r["run_id"], "")
+    for row in rows:
+        row["method_kind"] = kinds.get(row["run_id"], "")
     keys = sorted({k for r in finished for k in r.data.params})
     searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
     finished.sort(key=lambda r: -sign * r.data.metrics[objective])
