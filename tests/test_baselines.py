@@ -50,8 +50,10 @@ def test_log_baselines_records_each_baseline_once_and_failures_as_failed(tmp_pat
     kids = {r.data.tags["baseline"]: r for r in tracker.children()}
     assert sorted(r.data.tags["baseline"] for r in tracker.children()) == ["lr", "ls", "ls"]
     assert kids["lr"].info.status == "FINISHED" and kids["lr"].data.metrics["test_macro_f1.de"] == 0.5
-    assert kids["lr"].data.params["classifier_c"] == "1.0"  # its own options only, no stitching settings
-    assert not any(k.startswith("stitch") for k in kids["lr"].data.params)
+    # the trials' key space (method.*), its own options only, no stitching settings
+    assert kids["lr"].data.params["method.classifier_c"] == "1.0" and kids["lr"].data.params["method.kind"] == "lr"
+    assert not any(k.startswith(("stitch", "method.stitch")) for k in kids["lr"].data.params)
+    assert kids["lr"].info.run_name == "baseline: lr" and kids["lr"].info.end_time >= kids["lr"].info.start_time
     assert kids["ls"].info.status == "FAILED" and "no anchors" in kids["ls"].data.tags["error"]
     tracker.end()
 
