@@ -535,10 +535,33 @@ def trial_predictions(trial: Any) -> dict[str, Any] | None:
     """The trial's final payload (its per-item predictions travel in its last checkpoint, not in Tune's result
     rows); None when it cannot be read: the trial is then logged without them, never not at all."""
     try:
-        return checkpoint_payload(trial.checkpoint)
+        payload = checkpoint_payload(trial.checkpoint)
+        if payload is None:  # Train V2: the final checkpoint stays in the trial's Train run, not with Tune
+            storage = trial.storage
+            payload = train_run_payload(
+                train_storage_path(storage.storage_path, storage.experiment_dir_name), trial.trial_id
+            )
+        return payload
     except Exception as err:
         log.warning("could not read trial %s's checkpoint for its predictions: %s", trial.trial_id, err)
         return None
+
+
+def train_run_payload(train_root: str, trial_id: str) -> dict[str, Any] | None:
+    """The final payload in the latest checkpoint of the trial's Train run (``TRAIN_ROOT/TRIAL_ID/checkpoint_*``,
+    `train_storage_path`), else None."""
+    fs, root = pafs.FileSystem.from_uri(train_root) if "://" in train_root else (pafs.LocalFileSystem(), train_root)
+    run = root.rstrip("/") + "/" + trial_id
+    checkpoints = [
+        i
+        for i in fs.get_file_info(pafs.FileSelector(run, allow_not_found=True))
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")
+    ]
+    for item in sorted(checkpoints, key=lambda i: i.base_name, reverse=True):  # names carry their time
+        payload = checkpoint_payload(tune.Checkpoint(item.path, filesystem=fs))
+        if payload is not None:
+            return payload
+    return None
 
 
 def trial_error_text(trial: Any) -> str | None:

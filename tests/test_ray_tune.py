@@ -287,3 +287,28 @@ def test_a_failed_trials_error_is_read_locally_before_storage_has_it(tmp_path):
         == "from storage"
     )
     assert ray_tune.trial_error_text(SimpleNamespace(get_error=lambda: None, error_file=str(tmp_path / "none"))) is None
+
+
+def test_a_trial_s_predictions_and_system_samples_come_from_its_train_run_when_tune_has_no_checkpoint(tmp_path):
+    """Train V2 keeps the final checkpoint in the trial's Train run (``STORAGE/NAME-train/TRIAL_ID``): the MLflow
+    callback reads the payload (predictions, rank 0's system samples) from its latest checkpoint there."""
+    import json
+    from types import SimpleNamespace
+
+    from orchestrator.ray_tune import trial_predictions
+    from orchestrator.trial import CHECKPOINT_FILE
+
+    run = tmp_path / "quickstart-train" / "abc123"
+    for stamp, value in (("2026-12-07_02-08-11.1", 1), ("2026-12-07_02-09-30.5", 2)):
+        (run / f"checkpoint_{stamp}").mkdir(parents=True)
+        payload = {"metrics": {"objective": value}, "predictions": {"v": value}, "system": [{"timestamp": 1.0}]}
+        (run / f"checkpoint_{stamp}" / CHECKPOINT_FILE).write_text(json.dumps(payload))
+    trial = SimpleNamespace(
+        checkpoint=None,
+        trial_id="abc123",
+        storage=SimpleNamespace(storage_path=str(tmp_path), experiment_dir_name="quickstart"),
+    )
+    found = trial_predictions(trial)
+    assert found is not None and found["predictions"] == {"v": 2} and found["system"] == [{"timestamp": 1.0}]
+    trial.trial_id = "other"
+    assert trial_predictions(trial) is None  # no Train run: logged without them, never not at all
