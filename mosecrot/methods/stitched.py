@@ -346,8 +346,9 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
     for langs in groups:
         if st.source_side == "relative":
             ids = union.source_token_ids if union is not None else ctx.prepared.anchors[langs[0]].source_token_ids
-            f_s = cached_source_mapping(ctx, original, ids, specials, rel)
-            emb_key = stable_hash({"anchors": ids, "relative": to_dict(rel)})
+            rel_s = dataclasses.replace(rel, tau_calibration="fixed")  # F_s uses tau itself: calibration is F_t's
+            f_s = cached_source_mapping(ctx, original, ids, specials, rel_s)
+            emb_key = stable_hash({"anchors": ids, "relative": to_dict(rel_s)})
             model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
         else:
             model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
