@@ -537,9 +537,11 @@ def trial_predictions(trial: Any) -> dict[str, Any] | None:
     try:
         payload = checkpoint_payload(trial.checkpoint)
         if payload is None:  # Train V2: the final checkpoint stays in the trial's Train run, not with Tune
-            storage = trial.storage
+            storage = trial.storage  # Tune's StorageContext: the sweep's filesystem and path
             payload = train_run_payload(
-                train_storage_path(storage.storage_path, storage.experiment_dir_name), trial.trial_id
+                train_storage_path(storage.storage_fs_path, storage.experiment_dir_name),
+                trial.trial_id,
+                storage.storage_filesystem,
             )
         return payload
     except Exception as err:
@@ -547,10 +549,12 @@ def trial_predictions(trial: Any) -> dict[str, Any] | None:
         return None
 
 
-def train_run_payload(train_root: str, trial_id: str) -> dict[str, Any] | None:
+def train_run_payload(train_root: str, trial_id: str, fs: Any = None) -> dict[str, Any] | None:
     """The final payload in the latest checkpoint of the trial's Train run (``TRAIN_ROOT/TRIAL_ID/checkpoint_*``,
-    `train_storage_path`), else None."""
-    fs, root = pafs.FileSystem.from_uri(train_root) if "://" in train_root else (pafs.LocalFileSystem(), train_root)
+    `train_storage_path`; ``fs``: the pyarrow filesystem of a path without scheme), else None."""
+    root = train_root
+    if fs is None:
+        fs, root = pafs.FileSystem.from_uri(train_root) if "://" in train_root else (pafs.LocalFileSystem(), train_root)
     run = root.rstrip("/") + "/" + trial_id
     checkpoints = [
         i

@@ -295,6 +295,8 @@ def test_a_trial_s_predictions_and_system_samples_come_from_its_train_run_when_t
     import json
     from types import SimpleNamespace
 
+    import pyarrow.fs as pafs
+
     from orchestrator.ray_tune import trial_predictions
     from orchestrator.trial import CHECKPOINT_FILE
 
@@ -306,7 +308,10 @@ def test_a_trial_s_predictions_and_system_samples_come_from_its_train_run_when_t
     trial = SimpleNamespace(
         checkpoint=None,
         trial_id="abc123",
-        storage=SimpleNamespace(storage_path=str(tmp_path), experiment_dir_name="quickstart"),
+        # what Tune's StorageContext holds (Ray 2.60's has no storage_path)
+        storage=SimpleNamespace(
+            storage_filesystem=pafs.LocalFileSystem(), storage_fs_path=str(tmp_path), experiment_dir_name="quickstart"
+        ),
     )
     found = trial_predictions(trial)
     assert found is not None and found["predictions"] == {"v": 2} and found["system"] == [{"timestamp": 1.0}]
