@@ -239,6 +239,8 @@ def config_name(params: dict[str, Any]) -> str:
         else:
             text = f"{value:.2g}" if isinstance(value, float) else str(value)
             numbers.append((not str(key).startswith("method."), short, f"{short}={text}"))
+    # a choice named by its own setting (sparsify: threshold, threshold=0.66) is said once, by the setting
+    words = [w for w in words if w not in {short for _, short, _ in numbers}]
     # the method's options first (alphabetically), then the experiment's (anchors.count as n)
     return " ".join(words + [n for *_, n in sorted(numbers)]) or "trial"
 

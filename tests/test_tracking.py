@@ -12,6 +12,7 @@ from mosecrot.errors import InputError
 from orchestrator.tracking import (
     SweepTracker,
     check_tracking,
+    config_name,
     flatten,
     metric_values,
     param_values,
@@ -59,6 +60,9 @@ def test_tracking_uri_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_tracking_uri(None) == "http://127.0.0.1:5000"
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert config_name({"method.x.sparsify": "threshold", "method.x.threshold": 0.6554, "anchors.count": 9}) == (
+        "threshold=0.66 n=9"
+    )
     # one UI command everywhere: the sweep's runs, on the store the user named
     assert ui_command(sweep="quickstart") == "mosecrot ui quickstart"
     assert ui_command("q", "sqlite:///x.db") == "mosecrot ui q --tracking-uri sqlite:///x.db"
