@@ -134,7 +134,9 @@ def e5_rebuilt_encoder(cache: DiskCache | None = None, batch_size: int = 64) -> 
 
         def build(d):
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.set_verbosity_error()  # the absent pooler is expected: mean pooling does not use it
             if "model" not in state:
                 state["model"] = AutoModel.from_pretrained(state["path"])
                 state["tokenizer"] = AutoTokenizer.from_pretrained(state["path"])

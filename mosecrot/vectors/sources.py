@@ -93,7 +93,9 @@ def spacy_vocab_dir(package: str) -> Path:
     )
 
 
-def read_spacy_vectors(vocab: Path, rows: str = "one_per_row") -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+def read_spacy_vectors(
+    vocab: Path, rows: str = "one_per_row"
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
     """Words, their row numbers, the vector table and a summary of a spaCy ``vocab`` folder (``words[i]`` has
     vector ``table[rows[i]]``); ``rows`` as `SPACY_ROWS`. Keys whose string is not in ``strings.json`` are
     dropped (counted in the summary)."""
@@ -260,8 +262,11 @@ class PieceComposer:
 def plm_embedding_table(model: str) -> tuple[np.ndarray, Any]:
     """A named model's input embedding matrix and its tokenizer."""
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     from mosecrot.plm import load_tokenizer, resolve_model
+
+    hf_logging.set_verbosity_error()  # a model without its pooler (multilingual-e5-small) is expected here
 
     tok = load_tokenizer(model)
     emb = AutoModel.from_pretrained(resolve_model(model)).get_input_embeddings().weight.detach().numpy()
