@@ -357,6 +357,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    """The sweep's best trials re-run with every seed (in this process), logged as kind=confirm runs; the table."""
+    from orchestrator.confirm import confirm_table, parse_seeds, run_confirm, table_cells, table_columns, write_table
+
+    seeds = parse_seeds(args.seeds)
+    args.space = args.sweep
+    space = _space(args)
+    out_dir = Path(args.output_dir or "runs") / "sweeps" / space.name
+    check_writable_dir(out_dir, "--output-dir")
+    say = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
+    done = run_confirm(space, args.tracking_uri, args.top, seeds, progress=not args.no_progress, say=say)
+    for note in done["notes"]:
+        say(f"note: {note}")
+    say(f"confirm: {done['ran']} (trial, seed) run(s) now, {done['skipped']} already logged")
+    table = confirm_table(done["sweep"], done["trials"], seeds)
+    columns = table_columns(table)
+    console.print(
+        _table(
+            f"{space.name}: confirm, seeds {args.seeds or '0,1,2'}", table_cells(table), columns, left=("row", "kind")
+        )
+    )
+    paths = write_table(table, out_dir, done["notes"], client=done["sweep"].client)
+    say(f"confirm table: {paths['markdown']}  {paths['csv']}  {paths['json']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The selected trial's configuration as an experiment file for `mosecrot run`."""
+    from orchestrator.export import export_trial, load_sweep
+
+    args.space = args.sweep
+    space = _space(args)
+    out = export_trial(load_sweep(space, args.tracking_uri), args.output, args.rank)
+    trial = out["trial"]
+    console.print(
+        f"exported {trial.name!r} ({out['why']}; objective {trial.objective:.4f}) to {out['path']}\n"
+        f"run it: mosecrot run {out['path']} --set 'target_languages=[...]'",
+        highlight=False,
+        markup=False,
+    )
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """Open a sweep's runs in the MLflow UI, in model-training mode, on the store the sweeps write to (the same
     resolution as `mosecrot sweep`): starts ``mlflow ui`` (loopback), prints the address and opens a browser
@@ -543,6 +586,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print every finished trial with its searched params (always in report.md, trials.csv)",
     )
     rp.set_defaults(func=cmd_report, space=None)
+
+    cf = space_options(
+        sub.add_parser(
+            "confirm",
+            help="re-run a sweep's N best trials with every seed (in this process, no Ray), log them (kind=confirm) "
+            "and write the confirm table; resumable",
+        ),
+        "sweep",
+        "the sweep's search space name or YAML path (with the --set it ran with)",
+    )
+    cf.add_argument("--top", type=int, default=3, help="how many of the best finished trials (default 3)")
+    cf.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    cf.add_argument("--output-dir", help="root of the report directory (default: runs/sweeps/NAME)")
+    cf.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cf.set_defaults(func=cmd_confirm, space=None)
+
+    ex = space_options(
+        sub.add_parser(
+            "export", help="write a sweep's selected configuration as an experiment file for `mosecrot run`"
+        ),
+        "sweep",
+        "the sweep's search space name or YAML path (with the --set it ran with)",
+    )
+    ex.add_argument(
+        "--rank",
+        type=int,
+        help="the R-th best trial by the sweep's objective (default: the confirm winner if the sweep was "
+        "confirmed, else rank 1)",
+    )
+    ex.add_argument("-o", "--output", required=True, metavar="FILE.yaml", help="the experiment file to write")
+    ex.set_defaults(func=cmd_export, space=None)
 
     ui = sub.add_parser("ui", help="open a sweep's runs in the MLflow UI (model-training view, loopback by default)")
     ui.add_argument("sweep", nargs="?", help="sweep name (default: the sweep logged last)")
