@@ -4,7 +4,7 @@ A sweep's best trial is one seed on one split. `confirm` takes the N best finish
 selection objective (`orchestrator.export.load_sweep`, checked against the current space by
 `orchestrator.export.check_revision`), runs each with every seed in this process (no Ray: the same
 `mosecrot.loop.run_methods` as ``mosecrot run``), and logs one MLflow run per (trial, seed) under the sweep's
-parent run, tagged ``kind=confirm``, ``trial_id``, ``seed`` and ``confirm_of`` (the trial's run), with the
+parent run, tagged ``kind=confirm``, ``confirm_trial_id``, ``seed`` and ``confirm_of`` (the trial's run), with the
 trial's metric keys (``test_macro_f1.de``, ``objective``, ``report_mean``, ...) and its ``predictions.json``.
 
 Trials that share their data configuration (every experiment key but the method's options) are run by one
@@ -48,7 +48,6 @@ from orchestrator.tracking import (
     PARENT_TAG,
     PREDICTIONS_ARTIFACT,
     SWEEP_TAG,
-    TRIAL_TAG,
     SweepTracker,
     metric_values,
 )
@@ -56,6 +55,8 @@ from orchestrator.trial import OBJECTIVE, REPORT_MEAN, final_metrics, seeded_pre
 
 CONFIRM = "confirm"
 CONFIRM_OF_TAG = "confirm_of"  # the confirmed trial's MLflow run id
+# the confirmed trial's Tune id: not `trial_id`, which `SweepTracker.log_trial` looks a sweep's own trial runs up by
+CONFIRM_TRIAL_TAG = "confirm_trial_id"
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_TOP = 3
 
@@ -83,9 +84,9 @@ def confirm_runs(sweep: Sweep) -> list[Any]:
 def finished_pairs(runs: list[Any]) -> dict[tuple[str, int], Any]:
     """(trial id, seed) -> its FINISHED confirm run."""
     return {
-        (r.data.tags[TRIAL_TAG], int(r.data.tags["seed"])): r
+        (r.data.tags[CONFIRM_TRIAL_TAG], int(r.data.tags["seed"])): r
         for r in runs
-        if r.info.status == "FINISHED" and TRIAL_TAG in r.data.tags and "seed" in r.data.tags
+        if r.info.status == "FINISHED" and CONFIRM_TRIAL_TAG in r.data.tags and "seed" in r.data.tags
     }
 
 
@@ -168,7 +169,9 @@ def run_confirm(
             nonlocal ran
             trial = by_name[record["method"]]
             for r in stale:  # a FAILED (or left RUNNING) record of this pair is replaced
-                if r.data.tags.get(TRIAL_TAG) == trial.trial_id and r.data.tags.get("seed") == str(record["seed"]):
+                if r.data.tags.get(CONFIRM_TRIAL_TAG) == trial.trial_id and r.data.tags.get("seed") == str(
+                    record["seed"]
+                ):
                     tracker.client.delete_run(r.info.run_id)
             log_confirm_run(tracker, space, trial, record, items, fingerprints[trial.trial_id], started["at"])
             started["at"] = time.time()
@@ -221,7 +224,7 @@ def log_confirm_run(
     failed = "error" in record
     tags = {
         KIND_TAG: CONFIRM,
-        TRIAL_TAG: trial.trial_id,
+        CONFIRM_TRIAL_TAG: trial.trial_id,
         CONFIRM_OF_TAG: trial.run_id,
         "seed": str(seed),
         "seeds": str(seed),

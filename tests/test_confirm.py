@@ -4,7 +4,6 @@
 The sweep is logged once per module (two trials' MLflow records with their resolved configs, and a real LS
 baseline run by `log_baselines`); the confirm runs train for real (two optimizer steps each)."""
 
-import io
 import json
 import statistics
 
@@ -64,12 +63,9 @@ def confirmed(tmp_path_factory, tiny_sweep_sets):
         args += ["--top", "5", "--seeds", "0,1", "--output-dir", str(tmp / "out"), "--no-progress"]
         outputs = []
         for _ in range(2):
-            buffer = io.StringIO()
-            with pytest.MonkeyPatch.context() as out:  # the console's output, for these two commands only
-                out.setattr(console, "file", buffer)
-                out.setattr(console, "width", 250)
+            with console.capture() as captured:  # what the command prints
                 assert main(args) == 0
-            outputs.append(buffer.getvalue())
+            outputs.append(captured.get())
         yield {
             "tracker": tracker,
             "space": space,
@@ -89,7 +85,7 @@ def _runs(tracker, kind):
 def test_confirm_logs_one_finished_run_per_trial_and_seed_under_the_parent(confirmed):
     tracker = confirmed["tracker"]
     runs = _runs(tracker, "confirm")
-    assert sorted((r.data.tags["trial_id"], r.data.tags["seed"]) for r in runs) == [
+    assert sorted((r.data.tags["confirm_trial_id"], r.data.tags["seed"]) for r in runs) == [
         ("t1", "0"),
         ("t1", "1"),
         ("t2", "0"),
@@ -102,13 +98,14 @@ def test_confirm_logs_one_finished_run_per_trial_and_seed_under_the_parent(confi
     (ls,) = _runs(tracker, "baseline")
     trials = {r.data.tags["trial_id"]: r for r in _runs(tracker, "trial")}
     for r in runs:
+        trial = trials[r.data.tags["confirm_trial_id"]]
         assert r.data.tags["mlflow.parentRunId"] == tracker.parent_id
-        assert r.data.tags["confirm_of"] == trials[r.data.tags["trial_id"]].info.run_id
+        assert r.data.tags["confirm_of"] == trial.info.run_id
         # the trial's metric keys (those a baseline shares with trials, and the objective)
         assert {"test_macro_f1.de", "objective", "report_mean", "dev_macro_f1.en"} <= set(r.data.metrics)
         assert set(ls.data.metrics) & {"test_macro_f1.de", "report_mean"} <= set(r.data.metrics)
         # the trial's params, plus the seed
-        assert {k: v for k, v in r.data.params.items() if k != "seed"} == trials[r.data.tags["trial_id"]].data.params
+        assert {k: v for k, v in r.data.params.items() if k != "seed"} == trial.data.params
 
 
 @pytest.mark.slow
@@ -122,7 +119,7 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
     runs = _runs(tracker, "confirm")
     for trial_id in ("t1", "t2"):
         row = rows[trial_id]
-        scores = [r.data.metrics["test_macro_f1.de"] for r in runs if r.data.tags["trial_id"] == trial_id]
+        scores = [r.data.metrics["test_macro_f1.de"] for r in runs if r.data.tags["confirm_trial_id"] == trial_id]
         assert row["seeds"] == [0, 1] and row["de"]["n"] == 2
         assert row["de"]["mean"] == pytest.approx(statistics.fmean(scores))
         assert row["de"]["sd"] == pytest.approx(statistics.stdev(scores))
@@ -133,7 +130,7 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
     assert table["uncertainty"]["references"] == ["ls"]
     # the winner: best mean objective over the confirm seeds
     objectives = {
-        t: statistics.fmean(r.data.metrics["objective"] for r in runs if r.data.tags["trial_id"] == t)
+        t: statistics.fmean(r.data.metrics["objective"] for r in runs if r.data.tags["confirm_trial_id"] == t)
         for t in ("t1", "t2")
     }
     assert table["winner"]["trial_id"] == max(objectives, key=objectives.get)
