@@ -29,7 +29,13 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator.preflight import check_ray_address, check_trials_fit, check_writable_dir, embedded_nodes, live_nodes
+from orchestrator.preflight import (
+    check_cluster_fit,
+    check_ray_address,
+    check_trials_fit,
+    check_writable_dir,
+    embedded_nodes,
+)
 from orchestrator.ray_tune import (
     DEFAULT_DRIVER_RESOURCES,
     MlflowTrialCallback,
@@ -207,8 +213,8 @@ def tune_kit(
     if prepare:
         prepare_sweep(space, progress=progress)  # once: every trial loads its data from the cache
     ensure_ray(address, num_cpus)
-    if address is None:  # a cluster may autoscale: only embedded (or already started) Ray is checked
-        check_trials_fit(space, live_nodes(), driver_resources, worker_resources, where="the Ray cluster")
+    # a cluster: its live nodes and the node types its autoscaler may launch
+    check_cluster_fit(space, driver_resources, worker_resources)
     trainable = make_trainable(space, paths.storage_path, max_failures, driver_resources, worker_resources)
     tune_name = name or space.name
     if space.searcher.kind == "grid" or optuna_storage:

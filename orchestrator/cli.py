@@ -218,6 +218,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     space = _space(args)
     driver = resource_map(args.driver_resources, "--driver-resources")
+    worker = resource_map(args.worker_resources, "--worker-resources")
     if not args.no_report:
         check_writable_dir(Path(args.output_dir or "runs") / "sweeps" / space.name, "--output-dir")
     try:
@@ -230,6 +231,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             baselines=not args.no_baselines,
             progress=not args.no_progress and sys.stderr.isatty(),  # no bars in log files
             driver_resources=driver,
+            worker_resources=worker,
             dashboard=args.dashboard,
         )
     except SweepInterrupted as stop:
@@ -557,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help='resources each trial\'s Tune function reserves, e.g. \'{"CPU": 0, "trial_driver": 0.01}\' '
         "to keep trial drivers on the head node of cluster.yaml (default: no CPU)",
+    )
+    sw.add_argument(
+        "--worker-resources",
+        metavar="JSON",
+        help="custom resources added to each Train worker's request, e.g. '{\"fake_gpu\": 1}'; win over "
+        "resources.worker_resources of the space for a name both give, and replace $MOSECROT_WORKER_RESOURCES",
     )
     sw.add_argument("--no-baselines", action="store_true", help="do not run/log the baselines")
     sw.add_argument("--no-report", action="store_true", help="do not print/write the report after the sweep")

@@ -258,10 +258,14 @@ def backend(space: SearchSpace) -> str:
 
 
 def per_worker_resources(space: SearchSpace) -> dict[str, float]:
+    """What each Train worker asks for by the space: ``resources.cpus_per_worker``, ``gpus_per_worker`` and
+    ``worker_resources`` (the sweep's ``worker_resources`` argument / ``$MOSECROT_WORKER_RESOURCES`` add to
+    these, and win for a name both give)."""
     res = space.resources
     out = {"CPU": float(res.cpus_per_worker)}
     if res.gpus_per_worker > 0:
         out["GPU"] = float(res.gpus_per_worker)
+    out.update({k: float(v) for k, v in res.worker_resources.items() if v > 0})
     return out
 
 

@@ -62,11 +62,11 @@ from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
 from orchestrator.baselines import log_baselines
 from orchestrator.preflight import (
+    check_cluster_fit,
     check_ray_address,
     check_trials_fit,
     check_writable_dir,
     embedded_nodes,
-    live_nodes,
     ray_address,
 )
 from orchestrator.ray_tune import (
@@ -89,7 +89,9 @@ T = TypeVar("T")
 DEFAULT_STORAGE = "ray_results"
 # Placement on a cluster without code changes: JSON resource maps read by the sweep driver, e.g.
 #   MOSECROT_DRIVER_RESOURCES='{"CPU": 0, "head": 0.01}'   trial drivers (Tune function + Train controller)
-#   MOSECROT_WORKER_RESOURCES='{"gpu_node": 0.01}'          added to every Train worker's CPU/GPU request
+#   MOSECROT_WORKER_RESOURCES='{"gpu_node": 0.01}'          added to every Train worker's request: to its CPUs,
+#       GPUs and resources.worker_resources of the space (this wins for a name both give; --worker-resources or
+#       run_sweep(worker_resources=...) replace this variable)
 DRIVER_RESOURCES_ENV, WORKER_RESOURCES_ENV = "MOSECROT_DRIVER_RESOURCES", "MOSECROT_WORKER_RESOURCES"
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"  # the sweep handles SIGINT itself (`_Signals`)
 
@@ -376,13 +378,15 @@ def run_sweep(
     Ray dashboard with embedded Ray (default off, see `ensure_ray`);
     ``driver_resources``: what each trial's Tune function reserves (default ``$MOSECROT_DRIVER_RESOURCES``,
     else 0 CPU; on a cluster e.g. ``{"CPU": 0, "trial_driver": 0.01}`` to pin drivers to the head node's
-    custom resource); ``worker_resources``: added to every Train worker's request (default
-    ``$MOSECROT_WORKER_RESOURCES``); ``callbacks``: extra Tune callbacks (new sweeps only; a restored sweep
-    keeps the callbacks it was started with)."""
+    custom resource); ``worker_resources``: added to every Train worker's request, on top of the space's
+    ``resources.worker_resources`` (winning for a name both give; default ``$MOSECROT_WORKER_RESOURCES``);
+    ``callbacks``: extra Tune callbacks (new sweeps only; a restored sweep keeps the callbacks it was started
+    with)."""
     phases = PhaseClock()
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking(uri)  # before Ray starts or storage is touched: an unreachable server fails in seconds
     driver_resources = driver_resources or resources_from_env(DRIVER_RESOURCES_ENV)
+    # added to resources.worker_resources of the space (and win for a name both give), see per_worker_resources
     worker_resources = worker_resources or resources_from_env(WORKER_RESOURCES_ENV)
     paths = sweep_paths(space, storage_path)
     if not is_uri(paths.storage_path):
@@ -391,7 +395,7 @@ def run_sweep(
     # retry an unreachable address for minutes; an unplaceable trial would wait forever)
     check_ray_address(address)
     if ray.is_initialized():
-        check_trials_fit(space, live_nodes(), driver_resources, worker_resources, where="the connected Ray cluster")
+        check_cluster_fit(space, driver_resources, worker_resources)
     elif ray_address(address) is None:
         check_trials_fit(space, embedded_nodes(num_cpus), driver_resources, worker_resources)
     mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
@@ -464,7 +468,11 @@ def _run_sweep(
     prepared_result = in_background(phases.timed("prepare", lambda: prepare_sweep_recorded(space, progress)), "prepare")
     try:
         with phases("ray_init"):
-            ensure_ray(address, num_cpus, dashboard=dashboard)
+            connected = ensure_ray(address, num_cpus, dashboard=dashboard)
+        if connected and ray_address(address) is not None:
+            # a cluster: trials no node (nor node type its autoscaler may launch) can hold fail here, not after
+            # the baselines and never as trials pending forever; the parent run ends FAILED below
+            check_cluster_fit(space, driver_resources, worker_resources)
         tracker = tracker_result()
     except BaseException as err:
         with contextlib.suppress(BaseException):  # no parent run left RUNNING

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from mosecrot.errors import InputError
 from orchestrator.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,6 +129,47 @@ CASES = {
         ],
         ["resources.cpus_per_worker", "CPU 4096", "no node"],
         creates_nothing=["m.db", "rr/quickstart"],
+    ),
+    "worker-resource-no-node-has": Case(
+        [
+            "sweep",
+            "quickstart",
+            "--set",
+            "resources.worker_resources={fake_gpu: 1}",
+            "--tracking-uri",
+            "sqlite:///{tmp}/m.db",
+            "--storage-path",
+            "{tmp}/rr",
+        ],
+        ["resources.worker_resources.fake_gpu", "fake_gpu 1", "no node"],
+        creates_nothing=["m.db", "rr/quickstart"],
+    ),
+    "worker-resources-flag-no-node-has": Case(
+        [
+            "sweep",
+            "quickstart",
+            "--worker-resources",
+            '{"fake_gpu": 2}',
+            "--tracking-uri",
+            "sqlite:///{tmp}/m.db",
+            "--storage-path",
+            "{tmp}/rr",
+        ],
+        ["--worker-resources", "fake_gpu 2", "no node"],
+        creates_nothing=["m.db", "rr/quickstart"],
+    ),
+    "worker-resources-flag-not-json": Case(
+        ["sweep", "quickstart", "--worker-resources", "{fake_gpu: 1}", "--tracking-uri", "sqlite:///{tmp}/m.db"],
+        ["--worker-resources", "not JSON"],
+        creates_nothing=["m.db"],
+    ),
+    "worker-resource-negative": Case(
+        ["sweep", "quickstart", "--set", "resources.worker_resources={fake_gpu: -1}"],
+        ["resources.worker_resources.fake_gpu", "negative"],
+    ),
+    "worker-resource-builtin": Case(
+        ["sweep", "quickstart", "--set", "resources.worker_resources={GPU: 1}"],
+        ["resources.worker_resources.GPU", "resources.gpus_per_worker"],
     ),
     # config errors name their full key path
     "k-above-anchors-prepare": Case(
@@ -379,3 +421,36 @@ def test_sqlite_store_keeps_artifacts_beside_it_not_in_the_working_directory(tmp
     assert run.info.artifact_uri.startswith((tmp_path / "stores" / "a-artifacts").as_uri())
     assert (tmp_path / "stores" / "a-artifacts").is_dir()
     assert not (work / "mlruns").exists() and list(work.iterdir()) == []
+
+
+def test_node_types_of_an_autoscaling_config_and_the_key_a_misfit_names():
+    """The node types a cluster's autoscaler may launch come from its config: types capped at 0 nodes are left
+    out (not the head's), CPU/GPU/memory left to Ray's detection count as unlimited; a trial that fits none is
+    refused naming the key that asks too much and the largest type."""
+    from orchestrator.preflight import check_trials_fit, node_types_of
+    from orchestrator.search_space import load_search_space
+
+    config = {
+        "head_node_type": "head",
+        "max_workers": 4,
+        "available_node_types": {
+            "head": {"resources": {"CPU": 2}, "max_workers": 0},
+            "one": {"resources": {"CPU": 4, "fake_gpu": 1}, "max_workers": 2},
+            "four": {"resources": {"CPU": 48, "fake_gpu": 4}, "max_workers": 0},
+            "detected": {"resources": {"gpu_node": 1}},
+        },
+    }
+    types = node_types_of(config)
+    assert sorted(types) == ["detected", "head", "one"]
+    assert types["one"]["fake_gpu"] == 1 and types["detected"]["CPU"] == float("inf")
+    space = load_search_space("quickstart", ["resources.worker_resources={fake_gpu: 2}"])
+    with pytest.raises(InputError) as err:
+        check_trials_fit(space, list(types.values()), names=list(types))
+    assert err.value.key == "resources.worker_resources.fake_gpu"
+    assert "fake_gpu 2" in str(err.value) and "largest: fake_gpu 1 (one)" in str(err.value)
+    fits = load_search_space("quickstart", ["resources.worker_resources={fake_gpu: 1}"])
+    check_trials_fit(fits, list(types.values()))
+    # the flag (or $MOSECROT_WORKER_RESOURCES) wins over the key for a name both give, and is what is named
+    with pytest.raises(InputError) as err:
+        check_trials_fit(space, list(types.values()), worker_resources={"fake_gpu": 3, "gpu_node": 1})
+    assert err.value.key == "--worker-resources / $MOSECROT_WORKER_RESOURCES" and "fake_gpu 3" in str(err.value)

@@ -4,7 +4,8 @@ the autoscaler adding GPU-type worker nodes for the pending trials and removing 
 
 The cluster file mirrors cluster.yaml's node types (`tests/test_cluster_yaml.py` keeps them in step); its GPU
 worker types offer the custom resource ``fake_gpu`` instead of ``GPU``, and the sweep's Train workers ask for
-one unit each (``MOSECROT_WORKER_RESOURCES``), so no trial can run before the autoscaler has added a node.
+one unit each (``resources.worker_resources``), so no trial can run before the autoscaler has added a node.
+A second test asks for more fake GPUs than any node type has: the sweep is refused before it starts.
 
 Real components only: a ``RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config=...`` head (dashboard and
 job server on 127.0.0.1), the worker nodes its autoscaler starts as local raylets under the head's temp dir,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -171,28 +173,23 @@ def test_fake_autoscaler_launches_gpu_nodes_for_a_sweep_and_removes_them(tmp_pat
         storage = tmp_path / "ray_results"
         sweep = sweep_command(
             "quickstart",
-            [*tiny_sweep_sets, f"name={SWEEP}", "resources.max_concurrent_trials=2"],
+            [
+                *tiny_sweep_sets,
+                f"name={SWEEP}",
+                "resources.max_concurrent_trials=2",
+                f"resources.worker_resources={{{FAKE_GPU}: 1}}",
+            ],
             address="auto",
             tracking_uri=mlflow.uri,
             storage=storage,
             output_dir=tmp_path / "out",
             extra=["--driver-resources", json.dumps({"CPU": 0, "trial_driver": 0.01})],
         )
-        # Every Train worker asks for one fake GPU: only the autoscaler's worker nodes have one. No --working-dir:
-        # the fake nodes share the head's session dir, where each node's runtime-env agent would unpack (and
-        # overwrite) the upload under the running job; the nodes run this checkout's installed code instead.
-        runtime_env = {"env_vars": {"MOSECROT_WORKER_RESOURCES": json.dumps({FAKE_GPU: 1})}}
-        submit = [
-            RAY_BIN,
-            "job",
-            "submit",
-            "--address",
-            cluster.dashboard_url,
-            "--runtime-env-json",
-            json.dumps(runtime_env),
-            "--",
-            *sweep,
-        ]
+        # Every Train worker asks for one fake GPU (resources.worker_resources): only the autoscaler's worker nodes
+        # have one. No runtime env (--working-dir): the fake nodes share the head's session dir, where each node's
+        # runtime-env agent would unpack (and overwrite) the upload under the running job; the nodes run this
+        # checkout's installed code instead.
+        submit = [RAY_BIN, "job", "submit", "--address", cluster.dashboard_url, "--", *sweep]
         job_log = logs / "job.out"
         job = subprocess.Popen(
             submit, env=env, cwd=tmp_path, stdout=open(job_log, "w"), stderr=subprocess.STDOUT, start_new_session=True
@@ -246,3 +243,42 @@ def test_fake_autoscaler_launches_gpu_nodes_for_a_sweep_and_removes_them(tmp_pat
             stop_group(job)
         cluster.stop()
         mlflow.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_trial_no_node_type_can_hold_is_refused_before_the_sweep(tmp_path):
+    """``resources.worker_resources={fake_gpu: 8}`` on the rehearsal cluster: no node alive has a fake GPU and
+    no node type its autoscaler may launch has 8 (``gpu_4x_a10g`` is capped at 0 nodes), so the sweep exits 2
+    in seconds naming the key and the largest type, its MLflow parent ends FAILED, and no node is launched."""
+    config = yaml.safe_load(REHEARSAL.read_text())
+    head = dict(config["available_node_types"][config["head_node_type"]]["resources"])
+    env = sweep_env(cache=tmp_path / "cache", **ray_auth_env())
+    cluster = FakeAutoscalingCluster(env, tmp_path / "logs", config)
+    try:
+        cluster.start_head(num_cpus=int(head.pop("CPU")), resources=head)
+        sweep = sweep_command(
+            "quickstart",
+            ["resources.worker_resources={fake_gpu: 8}"],
+            address=cluster.address,
+            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            storage=tmp_path / "ray_results",
+            output_dir=tmp_path / "out",
+            extra=["--driver-resources", json.dumps({"CPU": 0, "trial_driver": 0.01})],
+        )
+        t0 = time.monotonic()
+        out = subprocess.run(sweep, env=cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        seconds = time.monotonic() - t0
+        text = " ".join((out.stdout + out.stderr).split())
+        print(f"exit {out.returncode} in {seconds:.1f} s: {text[-1500:]}")
+        assert out.returncode == 2, text[-4000:]
+        assert "Traceback" not in text, text[-4000:]
+        for named in ("resources.worker_resources.fake_gpu", "fake_gpu 8", "fake_gpu 1 (node type gpu_1x_a10g)"):
+            assert named in text, text[-4000:]
+        assert seconds < 180  # imports and ray.init on a loaded 2-core machine; a pending trial never ends
+        with sqlite3.connect(tmp_path / "mlflow.db") as db:
+            statuses = db.execute("select status from runs").fetchall()
+        assert statuses and all(s == "FAILED" for (s,) in statuses), statuses
+        assert launched(cluster.monitor_log()) == {}, cluster.monitor_log()[-4000:]
+    finally:
+        cluster.stop()

@@ -19,6 +19,7 @@ SEARCHERS = ("optuna-tpe", "random", "grid")
 SCHEDULERS = ("none", "asha")
 PROTOCOLS = ("english-dev", "selection-languages-dev")
 METRICS = ("macro_f1", "accuracy")
+BUILTIN_RESOURCES = {"CPU": "cpus_per_worker", "GPU": "gpus_per_worker"}  # set by their own keys, not worker_resources
 _SCALARS = (type(None), bool, int, float, str)  # what Optuna's categorical distribution accepts
 
 
@@ -205,6 +206,9 @@ class ResourcesConfig:
     cpus_per_worker: float = 1.0  # fractional values let trials share cores on a laptop
     gpus_per_worker: float = 0
     max_concurrent_trials: int | None = None  # null: the driver sizes it (cluster GPUs / GPUs per trial)
+    # Custom Ray resources each Train worker (local mode: the trial) asks for besides its CPUs and GPUs, e.g.
+    # {fake_gpu: 1} on the rehearsal cluster, {gpu_node: 0.01} to pin workers to a node type's marker resource.
+    worker_resources: dict[str, float] = field(default_factory=dict)
 
     @property
     def local_mode(self) -> bool:
@@ -239,6 +243,20 @@ class ResourcesConfig:
                 key=f"{key}.max_concurrent_trials",
                 expected=">= 1 or null",
             )
+        for name, amount in self.worker_resources.items():
+            where = f"{key}.worker_resources.{name}"
+            if not name.strip():
+                raise InputError("empty resource name", key=f"{key}.worker_resources", expected="a resource name")
+            if name in BUILTIN_RESOURCES:
+                raise InputError(
+                    f"{name} is not a custom resource",
+                    key=where,
+                    expected=f"{key}.{BUILTIN_RESOURCES[name]} for {name}; custom resource names here",
+                )
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
+                raise InputError(f"got {amount!r}", key=where, expected="a non-negative number")
+            if amount < 0:
+                raise InputError(f"{name} {amount:g} is negative", key=where, expected=">= 0 (fractions allowed)")
 
 
 @dataclass
