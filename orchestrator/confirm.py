@@ -41,11 +41,21 @@ from mosecrot.methods import needs_static
 from mosecrot.prepare import prepare
 from mosecrot.run import REFERENCE_KINDS, evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
-from orchestrator.export import Sweep, Trial, check_revision, load_sweep
+from orchestrator.export import (
+    CONFIRM,
+    CONFIRM_OF_TAG,
+    CONFIRM_TRIAL_TAG,
+    Sweep,
+    Trial,
+    check_revision,
+    confirm_runs,
+    confirm_winner,
+    finished_pairs,
+    load_sweep,
+)
 from orchestrator.search_space import SearchSpace, trial_configs
 from orchestrator.tracking import (
     KIND_TAG,
-    PARENT_TAG,
     PREDICTIONS_ARTIFACT,
     SWEEP_TAG,
     SweepTracker,
@@ -53,10 +63,6 @@ from orchestrator.tracking import (
 )
 from orchestrator.trial import OBJECTIVE, REPORT_MEAN, final_metrics, seeded_preparer
 
-CONFIRM = "confirm"
-CONFIRM_OF_TAG = "confirm_of"  # the confirmed trial's MLflow run id
-# the confirmed trial's Tune id: not `trial_id`, which `SweepTracker.log_trial` looks a sweep's own trial runs up by
-CONFIRM_TRIAL_TAG = "confirm_trial_id"
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_TOP = 3
 
@@ -74,41 +80,6 @@ def parse_seeds(text: str | None) -> list[int]:
             f"bad seeds {text!r}", key="--seeds", expected="distinct integers separated by commas, e.g. 0,1,2"
         )
     return seeds
-
-
-def confirm_runs(sweep: Sweep) -> list[Any]:
-    """Every ``kind=confirm`` run under the sweep's parent (any status)."""
-    return sweep.runs(f"tags.`{PARENT_TAG}` = '{sweep.parent_id}' and tags.`{KIND_TAG}` = '{CONFIRM}'")
-
-
-def finished_pairs(runs: list[Any]) -> dict[tuple[str, int], Any]:
-    """(trial id, seed) -> its FINISHED confirm run."""
-    return {
-        (r.data.tags[CONFIRM_TRIAL_TAG], int(r.data.tags["seed"])): r
-        for r in runs
-        if r.info.status == "FINISHED" and CONFIRM_TRIAL_TAG in r.data.tags and "seed" in r.data.tags
-    }
-
-
-def confirm_winner(sweep: Sweep) -> tuple[Trial, float, list[int]] | None:
-    """The confirmed trial with the best mean objective over its confirm seeds (among those confirmed with the
-    most seeds), with that mean and its seeds; None when the sweep was never confirmed."""
-    pairs = finished_pairs(confirm_runs(sweep))
-    by_trial: dict[str, list[tuple[int, float]]] = {}
-    for (trial_id, seed), run in pairs.items():
-        if OBJECTIVE in run.data.metrics:
-            by_trial.setdefault(trial_id, []).append((seed, run.data.metrics[OBJECTIVE]))
-    trials = {t.trial_id: t for t in sweep.trials}
-    by_trial = {k: v for k, v in by_trial.items() if k in trials}
-    if not by_trial:
-        return None
-    most = max(len(v) for v in by_trial.values())
-    sign = 1 if sweep.space.objective.mode == "max" else -1
-    best = max(
-        (k for k, v in by_trial.items() if len(v) == most),
-        key=lambda k: (sign * statistics.fmean(o for _, o in by_trial[k]), -trials[k].rank),
-    )
-    return trials[best], statistics.fmean(o for _, o in by_trial[best]), sorted(s for s, _ in by_trial[best])
 
 
 # --- running --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,12 @@ from orchestrator.tracking import (
     resolve_tracking_uri,
 )
 
+OBJECTIVE = "objective"  # `orchestrator.trial.OBJECTIVE` (not imported: it imports torch)
 # Keys of a resolved config that say where things are on this machine, not what ran.
+CONFIRM = "confirm"
+CONFIRM_OF_TAG = "confirm_of"  # the confirmed trial's MLflow run id
+# the confirmed trial's Tune id: not `trial_id`, which `SweepTracker.log_trial` looks a sweep's own trial runs up by
+CONFIRM_TRIAL_TAG = "confirm_trial_id"
 UNCOMPARED = ("experiment.cache_dir", "experiment.output_dir", "experiment.methods")
 MAX_LISTED = 8  # differing keys named in a revision error
 
@@ -259,6 +265,44 @@ def check_revision(sweep: Sweep, trial: Trial) -> str:
     return fingerprint(now)
 
 
+# --- confirm records (`orchestrator.confirm` writes them) ---
+
+
+def confirm_runs(sweep: Sweep) -> list[Any]:
+    """Every ``kind=confirm`` run under the sweep's parent (any status)."""
+    return sweep.runs(f"tags.`{PARENT_TAG}` = '{sweep.parent_id}' and tags.`{KIND_TAG}` = '{CONFIRM}'")
+
+
+def finished_pairs(runs: list[Any]) -> dict[tuple[str, int], Any]:
+    """(trial id, seed) -> its FINISHED confirm run."""
+    return {
+        (r.data.tags[CONFIRM_TRIAL_TAG], int(r.data.tags["seed"])): r
+        for r in runs
+        if r.info.status == "FINISHED" and CONFIRM_TRIAL_TAG in r.data.tags and "seed" in r.data.tags
+    }
+
+
+def confirm_winner(sweep: Sweep) -> tuple[Trial, float, list[int]] | None:
+    """The confirmed trial with the best mean objective over its confirm seeds (among those confirmed with the
+    most seeds), with that mean and its seeds; None when the sweep was never confirmed."""
+    pairs = finished_pairs(confirm_runs(sweep))
+    by_trial: dict[str, list[tuple[int, float]]] = {}
+    for (trial_id, seed), run in pairs.items():
+        if OBJECTIVE in run.data.metrics:
+            by_trial.setdefault(trial_id, []).append((seed, run.data.metrics[OBJECTIVE]))
+    trials = {t.trial_id: t for t in sweep.trials}
+    by_trial = {k: v for k, v in by_trial.items() if k in trials}
+    if not by_trial:
+        return None
+    most = max(len(v) for v in by_trial.values())
+    sign = 1 if sweep.space.objective.mode == "max" else -1
+    best = max(
+        (k for k, v in by_trial.items() if len(v) == most),
+        key=lambda k: (sign * statistics.fmean(o for _, o in by_trial[k]), -trials[k].rank),
+    )
+    return trials[best], statistics.fmean(o for _, o in by_trial[best]), sorted(s for s, _ in by_trial[best])
+
+
 # --- export --------------------------------------------------------------------------------------------
 
 
@@ -280,10 +324,11 @@ def experiment_data(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any
     return data
 
 
-def select(sweep: Sweep, rank: int | None) -> tuple[Trial, str]:
+def select(sweep: Sweep, rank: int | None) -> tuple[Trial, str, list[int] | None]:
     """The trial to export and why: ``--rank R`` (the R-th by the sweep's objective); without it the confirm
-    winner (best mean objective over its confirm seeds, `orchestrator.confirm.confirm_winner`) when the sweep was
-    confirmed, else rank 1."""
+    winner (best mean objective over its confirm seeds, `confirm_winner`) when the sweep was
+    confirmed, else rank 1. The third value: the confirm seeds of a confirm winner (the exported file runs them),
+    else None (the sweep's seeds)."""
     if rank is not None:
         if rank < 1 or rank > len(sweep.trials):
             raise InputError(
@@ -291,17 +336,19 @@ def select(sweep: Sweep, rank: int | None) -> tuple[Trial, str]:
                 key="--rank",
                 expected=f"1 to {len(sweep.trials)} (its finished trials)",
             )
-        return sweep.trials[rank - 1], f"rank {rank} of {len(sweep.trials)} finished trials by the objective"
-    from orchestrator.confirm import confirm_winner
-
+        return sweep.trials[rank - 1], f"rank {rank} of {len(sweep.trials)} finished trials by the objective", None
     winner = confirm_winner(sweep)
     if winner is not None:
         trial, mean, seeds = winner
-        return trial, (
-            f"the confirm winner: best mean objective {mean:.4f} over seeds {','.join(map(str, seeds))} "
-            f"(rank {trial.rank} of {len(sweep.trials)} by the single-run objective)"
+        return (
+            trial,
+            (
+                f"the confirm winner: best mean objective {mean:.4f} over seeds {','.join(map(str, seeds))} "
+                f"(rank {trial.rank} of {len(sweep.trials)} by the single-run objective)"
+            ),
+            seeds,
         )
-    return sweep.trials[0], f"rank 1 of {len(sweep.trials)} finished trials by the objective"
+    return sweep.trials[0], f"rank 1 of {len(sweep.trials)} finished trials by the objective", None
 
 
 def header(sweep: Sweep, trial: Trial, why: str, fp: str) -> str:
@@ -325,10 +372,12 @@ def header(sweep: Sweep, trial: Trial, why: str, fp: str) -> str:
 def export_trial(sweep: Sweep, out: str | Path, rank: int | None = None) -> dict[str, Any]:
     """Write the selected trial (`select`) as an experiment file at ``out`` and return ``{"path", "trial",
     "why", "fingerprint"}``. The file is checked before it is written: it loads, and its method is the trial's."""
-    trial, why = select(sweep, rank)
+    trial, why, seeds = select(sweep, rank)
     fp = check_revision(sweep, trial)
     data = experiment_data(sweep.space, trial.params)
     data["name"] = Path(out).stem
+    if seeds is not None:
+        data["seeds"] = list(seeds)
     loaded = from_dict(ExperimentConfig, interpolate(data))
     _, method = trial_configs(sweep.space, trial.params)
     if loaded.methods[0].to_config() != method.to_config():  # pragma: no cover - a bug, not bad input

@@ -154,7 +154,7 @@ def test_export_without_rank_writes_the_confirm_winner(confirmed, tmp_path):
     cfg = load_experiment(str(out), ["target_languages=[fr]"])
     relative = cfg.methods[0].options.stitch.relative
     assert (relative.weighting, relative.k) == (winner[RELATIVE + "weighting"], winner[RELATIVE + "k"])
-    assert cfg.target_languages == ["fr"]
+    assert cfg.target_languages == ["fr"] and cfg.seeds == [0, 1]  # the confirm seeds
 
 
 def test_bad_seeds_name_the_flag(capsys):
