@@ -391,6 +391,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     args.space = args.sweep
     space = _space(args)
+    check_writable_dir(Path(args.output).parent, "-o")
     out = export_trial(load_sweep(space, args.tracking_uri), args.output, args.rank)
     trial = out["trial"]
     console.print(

@@ -109,3 +109,11 @@ def test_a_logged_resolved_config_is_compared_by_fingerprint(quickstart_space, t
         InputError, match=r"config fingerprint \w+ != \w+.*experiment.training.max_length: ran 64, now 32"
     ):
         export_trial(load_sweep(changed, tracker.uri), tmp_path / "no.yaml")
+
+
+def test_export_to_a_path_under_a_file_names_the_flag(logged_sweep, tmp_path, capsys):
+    tracker, _, _ = logged_sweep
+    (tmp_path / "file").write_text("x")
+    assert main(["export", "quickstart", "--tracking-uri", tracker.uri, "-o", str(tmp_path / "file" / "x.yaml")]) == 2
+    out = capsys.readouterr().out
+    assert "key '-o'" in out and "a file, not a directory" in out
