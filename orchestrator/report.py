@@ -20,6 +20,8 @@ from typing import Any, cast
 
 from mosecrot.errors import InputError
 from mosecrot.metrics import seed_summary
+from orchestrator.importance import optuna_importances, parameter_table
+from orchestrator.report_languages import oracle
 from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_tracking_uri
 
 
@@ -395,13 +397,17 @@ def sweep_report(
         found = {k[len(prefix) :] for r in runs for k in r.data.metrics if k.startswith(prefix)}
         languages = sorted(found - {"mean"})
     best: dict[str, Any] = {}
-    rows, finished = [], []
+    rows, finished, stopped = [], [], []
     sign = 1 if mode == "max" else -1
     for r in runs:
         tags, m = r.data.tags, r.data.metrics
         if r.info.status != "FINISHED":
             continue
         if tags.get(KIND_TAG) == "trial":
+            scored = any(k.startswith(prefix) for k in m)
+            if not scored and (tags.get("stopped_early") == "true" or objective in m):
+                stopped.append(r)  # ASHA stopped it: English dev only, no target scores
+                continue
             if objective not in m or not any(k.startswith(prefix) for k in m):
                 continue
             finished.append(r)
@@ -412,9 +418,6 @@ def sweep_report(
             rows.append(_report_row(r, "baseline", languages, prefix, objective))
     rows = [_report_row(r, "trial", languages, prefix, objective) for r in best.values()] + rows
     kinds = {r.info.run_id: r.data.tags.get("method_kind", "") for r in runs}
-    uncertainty = add_row_uncertainty(client, rows, kinds, languages, metric)
-    for row in rows:
-        row["method_kind"] = kinds.get(row["run_id"], "")
     keys = sorted({k for r in finished for k in r.data.params})
     searched = [k for k in keys if len({r.data.params.get(k) for r in finished}) > 1]
     finished.sort(key=lambda r: -sign * r.data.metrics[objective])
@@ -422,6 +425,17 @@ def sweep_report(
         {**{k: r.data.params.get(k) for k in searched}, **_report_row(r, "trial", languages, prefix, objective)}
         for r in finished
     ]
+    best_by_test = oracle(trials, languages)
+    # the oracle's trials get intervals too (pseudo-rows: their predictions, compared on the same items)
+    oracle_rows = [
+        {"run_id": rid, "kind": "oracle", "method": f"oracle {rid}"}
+        for rid in dict.fromkeys(v["run_id"] for v in (best_by_test or {}).get("languages", {}).values())
+    ]
+    uncertainty = add_row_uncertainty(client, rows + oracle_rows, kinds, languages, metric)
+    for lang, v in (best_by_test or {}).get("languages", {}).items():
+        v["ci"] = next((o.get("intervals") or {} for o in oracle_rows if o["run_id"] == v["run_id"]), {}).get(lang)
+    for row in rows:
+        row["method_kind"] = kinds.get(row["run_id"], "")
     selected = {r.data.tags.get("method", "trial"): dict(r.data.params) for r in best.values()}
     report = {
         "languages": languages,
@@ -438,6 +452,14 @@ def sweep_report(
         "uncertainty": uncertainty,
         "tie": objective_tie_line(finished, objective, mode, parent.data.tags.get("selection_protocol", "")),
         "searched": searched,
+        "oracle": best_by_test,
+        "stopped": [_stopped_row(client, r, objective) for r in stopped],
+        "epochs": parent.data.params.get("fixed.training.epochs"),
+        "importance": parameter_table(trials, searched, "objective", mode),
+        "optuna_importance": optuna_importances(
+            parent.data.tags.get("optuna_storage"), parent.data.tags.get("study_name")
+        ),
+        "confirm": _confirm_artifact(client, parent.info.run_id),
         "parent_run_id": parent.info.run_id,
         "tracking_uri": uri,
         "metric": metric,
@@ -445,6 +467,38 @@ def sweep_report(
     }
     report["warnings"] = selection_warnings(report)
     return report
+
+
+def _stopped_row(client: Any, run: Any, objective: str) -> dict[str, Any]:
+    """A trial ASHA stopped: its configuration, the epochs it trained (its ``epoch/...`` curve) and its last
+    objective (English dev of that epoch)."""
+    epochs = None
+    key = next((k for k in (f"epoch/{objective}", *sorted(run.data.metrics)) if k.startswith("epoch/")), None)
+    if key is not None:
+        try:
+            epochs = max((m.step for m in client.get_metric_history(run.info.run_id, key)), default=None)
+        except Exception:  # the count is informative only
+            epochs = None
+    return {
+        "configuration": run.info.run_name,
+        "run_id": run.info.run_id,
+        "epochs": epochs,
+        "objective": run.data.metrics.get(objective, run.data.metrics.get(f"epoch/{objective}")),
+    }
+
+
+def _confirm_artifact(client: Any, parent_run_id: str) -> dict[str, Any] | None:
+    """`mosecrot confirm`'s table as attached to the sweep's parent run (``confirm/confirm.json``), if any."""
+    import tempfile
+
+    from orchestrator.report_languages import CONFIRM_JSON, load_confirm
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(parent_run_id, f"confirm/{CONFIRM_JSON}", tmp)
+            return load_confirm(path, parent_run_id)
+    except Exception:  # not confirmed (or not attached): write_report also looks beside the report
+        return None
 
 
 def _budget(params: dict[str, str]) -> str | None:
@@ -573,6 +627,7 @@ def add_row_uncertainty(
         row["seeds"] = seeds.get(rid)
         mean = result.means.get(rid)
         row["mean 95% CI"] = format_interval(mean) if mean else None
+        row["mean_ci"] = mean["ci"] if mean else None
         for ref in references:
             p = (mean or {}).get("p_beats", {}).get(ref)
             row[f"P(>{names[ref]})"] = None if p is None else f"{p:.2f}"
@@ -603,6 +658,10 @@ def write_report(report: dict[str, Any], out_dir: str | Path, mlflow: bool = Tru
     """``report.md`` (best per method beside the baselines, the selected configuration and the warnings, then
     every trial), ``report.csv``, ``trials.csv`` and ``report.png`` (`plot_report`) in `out_dir`; with ``mlflow``
     also attached to the sweep's MLflow run under ``report/`` (`attach_report`)."""
+    from orchestrator.importance import plot_importance
+    from orchestrator.importance import to_markdown as importance_markdown
+    from orchestrator.report_languages import language_section, load_confirm, plot_scores, stopped_lines
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     langs, rows = report["languages"], report["rows"]
@@ -639,6 +698,19 @@ def write_report(report: dict[str, Any], out_dir: str | Path, mlflow: bool = Tru
         ]
     if report.get("tie"):  # the best objective is shared: the "best" trial is a tie-break (orchestrator.ties)
         md[1:1] = ["", f"**{report['tie']}**"]
+    if not report.get("confirm"):  # `mosecrot confirm` writes its table beside the report
+        report["confirm"] = load_confirm(out, report.get("parent_run_id"))
+    md += ["", *language_section(report)]
+    stopped = stopped_lines(report)
+    if stopped:
+        md += ["", *stopped]
+    if report.get("importance"):
+        md += [
+            "",
+            *importance_markdown(
+                report["importance"], report.get("optuna_importance"), len(report.get("trials", [])), objective
+            ),
+        ]
     trials = report.get("trials", [])
     if trials:
         md += [
@@ -653,7 +725,15 @@ def write_report(report: dict[str, Any], out_dir: str | Path, mlflow: bool = Tru
         "csv": out / "report.csv",
         "trials_csv": out / "trials.csv",
         "png": out / "report.png",
+        "scores_png": out / "scores.png",
     }
+    if report.get("importance"):
+        paths["importance_png"] = out / "importance.png"
+    md += [
+        "",
+        "Plots: `report.png` (scores per language), `scores.png` (with 95% intervals, the confirm winner and the "
+        "oracle)" + (", `importance.png` (which parameters matter)" if "importance_png" in paths else "") + ".",
+    ]
     paths["markdown"].write_text("\n".join(md) + "\n")
     for path, columns, records in ((paths["csv"], cols, rows), (paths["trials_csv"], trial_columns(report), trials)):
         with path.open("w", newline="") as f:
@@ -662,6 +742,15 @@ def write_report(report: dict[str, Any], out_dir: str | Path, mlflow: bool = Tru
             for r in records:
                 w.writerow({c: r.get(c) for c in columns})
     plot_report(report, paths["png"])
+    plot_scores(report, paths["scores_png"])
+    if "importance_png" in paths:
+        plot_importance(
+            report["importance"],
+            report.get("optuna_importance"),
+            paths["importance_png"],
+            f"{report['experiment']}: which parameters matter ({len(report.get('trials', []))} trials)",
+            objective,
+        )
     if mlflow and report.get("parent_run_id") and report.get("tracking_uri"):
         attach_report(report, paths)
     return paths

@@ -218,7 +218,9 @@ def test_sweep_report_names_the_selected_configuration_and_warns_when_it_does_no
     assert "Selected mosecrot configuration: `anchors.count` = 2471" in md
     client = MlflowClient(tracking_uri=tracker.uri)
     attached = {a.path for a in client.list_artifacts(tracker.parent_id, "report")}
-    assert attached == {f"report/{n}" for n in ("report.md", "report.csv", "trials.csv", "report.png")}
+    assert attached == {
+        f"report/{n}" for n in ("report.md", "report.csv", "trials.csv", "report.png", "scores.png", "importance.png")
+    }
     assert client.get_run(selected).data.tags["selected"] == "true"
     view = json.loads(client.get_experiment(tracker.experiment_id).tags[UI_VIEW_TAG])
     assert view["runsHiddenMode"] == "SHOW_ALL" and "metrics.`test_macro_f1.sw`" in view["selectedColumns"]
