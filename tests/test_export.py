@@ -117,3 +117,23 @@ def test_export_to_a_path_under_a_file_names_the_flag(logged_sweep, tmp_path, ca
     assert main(["export", "quickstart", "--tracking-uri", tracker.uri, "-o", str(tmp_path / "file" / "x.yaml")]) == 2
     out = capsys.readouterr().out
     assert "key '-o'" in out and "a file, not a directory" in out
+
+
+def test_the_confirm_winner_is_the_best_mean_objective_among_trials_with_the_most_seeds(logged_sweep, tmp_path):
+    """Synthetic confirm runs: t2 (sweep rank 2) confirmed with two seeds beats t1, whose one seed scores higher."""
+    from orchestrator.export import CONFIRM_TRIAL_TAG, confirm_winner
+
+    tracker, ids, _ = logged_sweep
+    for trial_id, seed, objective in (("t1", 0, 0.95), ("t2", 0, 0.5), ("t2", 1, 0.7)):
+        tags = {"kind": "confirm", CONFIRM_TRIAL_TAG: trial_id, "seed": str(seed), "confirm_of": ids[trial_id]}
+        tracker._child(tags, {"seed": str(seed)}, {"objective": objective}, "FINISHED")
+    tags = {"kind": "confirm", CONFIRM_TRIAL_TAG: "t1", "seed": "1", "confirm_of": ids["t1"]}
+    tracker._child(tags, {"seed": "1"}, {"objective": 0.99}, "FAILED")  # not counted
+    sweep = load_sweep(load_search_space("quickstart"), tracker.uri)
+    trial, mean, seeds = confirm_winner(sweep)
+    assert (trial.trial_id, seeds) == ("t2", [0, 1]) and mean == pytest.approx(0.6)
+    out = export_trial(sweep, tmp_path / "w.yaml")
+    assert out["trial"].trial_id == "t2" and "the confirm winner" in out["why"]
+    assert load_experiment(str(out["path"])).seeds == [0, 1]
+    ranked = export_trial(sweep, tmp_path / "r.yaml", rank=1)  # --rank still means the sweep's ranking
+    assert ranked["trial"].trial_id == "t1" and load_experiment(str(ranked["path"])).seeds == [0]
