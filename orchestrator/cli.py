@@ -352,9 +352,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = sweep_report(name, args.tracking_uri, mode=mode, languages=langs)
     _print_report(report, trials=args.trials)
     paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / name)
-    console.print(
-        f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {paths['png']}", highlight=False
-    )
+    orc, selected = report.get("oracle") or {}, next((r for r in report["rows"] if r["kind"] == "trial"), None)
+    if orc.get("mean") is not None and selected is not None and selected.get("mean") is not None:
+        console.print(
+            f"selection regret: {orc['mean'] - selected['mean']:.3f} on the mean (oracle, not a result: best trial "
+            f"per language on its test set, {orc['mean']:.3f}; selected {selected['mean']:.3f})",
+            highlight=False,
+        )
+    if report.get("stopped"):
+        console.print(f"{len(report['stopped'])} trial(s) stopped early by ASHA (listed in report.md)", highlight=False)
+    plots = "  ".join(str(paths[k]) for k in ("png", "scores_png", "importance_png") if k in paths)
+    console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['trials_csv']}  {plots}", highlight=False)
     console.print(f"open the MLflow UI: {ui_command(name, args.tracking_uri)}", highlight=False, markup=False)
     return 0
 

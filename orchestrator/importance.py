@@ -70,7 +70,7 @@ def parameter_table(
     out = []
     for param in params:
         labels, order = value_groups([t.get(param) for t in usable])
-        groups = []
+        groups: list[dict[str, Any]] = []
         for label in order:
             vals = [y for y, lab in zip(ys, labels, strict=True) if lab == label]
             if vals:

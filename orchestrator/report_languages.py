@@ -292,7 +292,7 @@ def plot_scores(report: dict[str, Any], path: str | Path) -> None:
     width = min(0.8, 0.12 * n)
     fig, ax = plt.subplots(figsize=(min(MAX_PLOT_INCHES, max(6.0, 0.5 * len(groups) * max(1, n / 3))) + 2.8, 4.2))
     muted = plt.get_cmap("Set2")
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "selected": {"color": "tab:blue", "marker": "D"},
         "confirm": {"color": "tab:red", "marker": "s"},
         "oracle": {"color": "black", "marker": "*", "markerfacecolor": "none"},
@@ -301,7 +301,7 @@ def plot_scores(report: dict[str, Any], path: str | Path) -> None:
     for i, s in enumerate(series):
         offset = -width / 2 + width * (i + 0.5) / n
         if s["style"] == "baseline":
-            style = {"color": muted(base_i % 8), "marker": "o"}
+            style: dict[str, Any] = {"color": muted(base_i % 8), "marker": "o"}
             base_i += 1
         else:
             style = dict(styles[s["style"]])

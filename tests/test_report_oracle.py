@@ -205,3 +205,16 @@ def test_plots_are_written_and_attached_to_the_parent_run(oracle_sweep, tmp_path
     assert {"report/scores.png", "report/importance.png", "report/report.md"} <= attached
     md = client.download_artifacts(tracker.parent_id, "report/report.md", str(tmp_path / "dl"))
     assert ORACLE_LABEL in open(md).read()
+
+
+def test_cli_report_prints_the_regret_the_stopped_trials_and_the_plots(oracle_sweep, tmp_path, capsys):
+    from orchestrator.cli import main
+
+    tracker, _ = oracle_sweep
+    out = tmp_path / "cli"
+    assert main(["report", "quickstart", "--tracking-uri", tracker.uri, "--output-dir", str(out)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "selection regret: 0.250 on the mean" in printed
+    assert "1 trial(s) stopped early by ASHA" in printed
+    assert "scores.png" in printed and "importance.png" in printed
+    assert (out / "sweeps" / "quickstart" / "scores.png").is_file()
