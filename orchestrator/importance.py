@@ -118,7 +118,7 @@ def to_markdown(
     table: list[dict[str, Any]], optuna: dict[str, float] | None, n_trials: int, objective: str
 ) -> list[str]:
     """The section's lines: Optuna's importances (if any), then the mean objective per value."""
-    from orchestrator.report import markdown_table
+    from orchestrator.tables import markdown_table
 
     lines = [f"## Which parameters matter ({n_trials} trials that ran to the end)", ""]
     if optuna:

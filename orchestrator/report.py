@@ -22,15 +22,8 @@ from mosecrot.errors import InputError
 from mosecrot.metrics import seed_summary
 from orchestrator.importance import optuna_importances, parameter_table
 from orchestrator.report_languages import oracle
+from orchestrator.tables import MAX_PLOT_INCHES, markdown_table
 from orchestrator.tracking import KIND_TAG, PARENT_TAG, check_tracking, resolve_tracking_uri
-
-
-def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
-    """A markdown table (the one writer of every table this project prints into a file)."""
-    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
-        "| " + " | ".join(row) + " |" for row in rows
-    ]
-
 
 # --- run tables ------------------------------------------------------------------------------------------
 
@@ -781,9 +774,6 @@ def attach_report(report: dict[str, Any], paths: dict[str, Path]) -> None:
         )
     except Exception as err:
         logging.getLogger(__name__).warning("could not attach the report to MLflow: %s", err)
-
-
-MAX_PLOT_INCHES = 14.0  # the plot's width stays bounded however many languages (1,680 px at 120 dpi)
 
 
 def plot_report(report: dict[str, Any], path: str | Path) -> None:

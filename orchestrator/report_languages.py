@@ -84,7 +84,7 @@ def _ci(value: Any) -> str:
 def language_section(report: dict[str, Any]) -> list[str]:
     """The markdown section: one table (selected trials, confirm rows, baselines, the oracle rows) and the
     per-language regret of the selection."""
-    from orchestrator.report import markdown_table
+    from orchestrator.tables import markdown_table
 
     langs = list(report["languages"])
     columns = ["row", "kind", "seeds", *langs, "mean", "mean 95% CI"]
@@ -193,7 +193,7 @@ def language_section(report: dict[str, Any]) -> list[str]:
 
 def stopped_lines(report: dict[str, Any]) -> list[str]:
     """The trials ASHA stopped early, as a markdown section (empty when none)."""
-    from orchestrator.report import markdown_table
+    from orchestrator.tables import markdown_table
 
     stopped = report.get("stopped") or []
     if not stopped:
@@ -282,7 +282,7 @@ def plot_scores(report: dict[str, Any], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from orchestrator.report import MAX_PLOT_INCHES
+    from orchestrator.tables import MAX_PLOT_INCHES
 
     langs = list(report["languages"])
     series = score_series(report)
