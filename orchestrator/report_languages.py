@@ -98,7 +98,7 @@ def language_section(report: dict[str, Any]) -> list[str]:
                     str(r.get("seeds") or "1"),
                     *[_num(r.get(lang)) for lang in langs],
                     _num(r.get("mean")),
-                    _ci(r.get("mean 95% CI")),
+                    _ci(r.get("mean_ci") or r.get("mean 95% CI")),
                 ]
             )
     confirm = report.get("confirm")
@@ -125,7 +125,7 @@ def language_section(report: dict[str, Any]) -> list[str]:
                     str(r.get("seeds") or "–"),
                     *[_num(r.get(lang)) for lang in langs],
                     _num(r.get("mean")),
-                    _ci(r.get("mean 95% CI")),
+                    _ci(r.get("mean_ci") or r.get("mean 95% CI")),
                 ]
             )
     orc = report.get("oracle")
