@@ -115,7 +115,7 @@ def test_a_new_kind_runs_through_mosecrot_run(toy_kind, tmp_path, tiny_run_sets,
     data = json.loads(results.read_text())
     by_method = {r["method"]: r for r in data["records"]}
     assert by_method["toy-a"]["metrics"]["test_macro_f1.de"] == 0.25
-    assert by_method["toy-b"]["params"] == {"name": "toy-b", "kind": "toy", "score": 0.5, "fail": False}
+    assert by_method["toy-b"]["params"] == {"name": "toy-b", "kind": "toy", "score": 0.5, "fail": False, "sleep": 0.0}
     assert data["summary"]["methods"]["toy-a"]["average"]["mean"] == 0.25
     assert "toy-a" in capsys.readouterr().out
     assert not (tmp_path / "cache" / "vectors").exists()  # task splits only: no fastText training
