@@ -90,7 +90,7 @@ def test_which_methods_need_static_resources():
     assert not needs_static([])
     assert not needs_static([method_config(k, k) for k in ("ems", "frozen_encoder", "own_tokenizer")])
     static = {kind for kind, spec in METHODS.items() if spec.reads_static}
-    assert static == {"mosecrot", "ls", "lr"}
+    assert static == {"mosecrot", "ls", "aligned", "lr"}
     clip = {"stitch": {"relative": {"negatives": "clip"}}}  # a bare mosecrot method must choose (standard weighting)
     for kind in static:
         method = method_config(kind, kind, **(clip if kind == "mosecrot" else {}))
