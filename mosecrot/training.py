@@ -176,6 +176,7 @@ class FinetuneResult:
     steps: int = 0
     train_seconds: float = 0.0
     examples_per_second: float = 0.0
+    cached: bool = False  # loaded from the disk cache (`mosecrot.methods.context.shared_finetune`), not trained now
 
 
 def train_loader(

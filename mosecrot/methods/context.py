@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -52,6 +53,9 @@ class RunContext:
     # Per-item predictions of the method now running, by `mosecrot.metrics.item_key` (``test.de``); the loop
     # empties it before each method and keeps it in the method's record (paired comparisons, bootstrap).
     predictions: dict[str, list[int]] = field(default_factory=dict)
+    # Fine-tunings with the PLM's own embeddings are also kept on disk (`shared_finetune`), so every run,
+    # sweep trial and confirm run with the same English training reuses them; false = always train.
+    share_finetunings: bool = True
     _finetuned: dict[str, tuple[PreTrainedModel, FinetuneResult]] = field(default_factory=dict)
     _original_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -129,7 +133,14 @@ class RunContext:
         src, max_len = self.source, self.training.max_length
         train = split_of(src, "train", cached_encode(self, model_name, tokenizer, src.splits["train"]["text"], max_len))
         dev = split_of(src, "dev", cached_encode(self, model_name, tokenizer, src.splits["dev"]["text"], max_len))
-        ft = finetune(model, train, dev, self.training, seed, tokenizer.pad_token_id, self.hooks)
+
+        def run_finetune() -> FinetuneResult:
+            return finetune(model, train, dev, self.training, seed, tokenizer.pad_token_id, self.hooks)
+
+        if embeddings is None and self.share_finetunings and not _distributed():
+            ft = shared_finetune(self, model_name, trainable, seed, train, dev, run_finetune)
+        else:
+            ft = run_finetune()
         model.load_state_dict(ft.best_state)
         model.eval()
         self._finetuned[key] = (model, ft)
@@ -147,6 +158,7 @@ class RunContext:
             )
             out.update(self.score_model(model, "test", en, split_of(self.source, "test", ids), tokenizer.pad_token_id))
         out["train_examples_per_second"] = ft.examples_per_second
+        out["english_finetune_reused"] = float(ft.cached)  # 1: loaded from the disk cache, trained by an earlier run
         out["best_epoch"] = ft.best_epoch
         return out
 
@@ -160,6 +172,74 @@ class RunContext:
             data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
             out.update(self.score_model(model, split, language, data, pad_id))
         return out
+
+
+# Settings that change how models are scored, never how they are trained: left out of a fine-tuning's key.
+_EVALUATION_ONLY = ("eval_batch_size", "eval_target_splits", "eval_source_test", "device")
+
+
+def _distributed() -> bool:
+    """True inside a multi-process (DDP) group: every rank must train together, so nothing is loaded instead."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def shared_finetune(
+    ctx: RunContext,
+    model_name: str,
+    trainable: bool,
+    seed: int,
+    train: EncodedSplit,
+    dev: EncodedSplit,
+    run_finetune: Callable[[], FinetuneResult],
+) -> FinetuneResult:
+    """An English fine-tuning of ``model_name`` with its own embeddings, from the disk cache when one with the
+    same model, English train/dev data, training settings and seed exists (a sweep's trials, a confirm's
+    configurations and the methods of later runs then share one), else trained and stored.
+
+    A loaded fine-tuning replays its per-epoch entries through ``hooks.report`` (the history of the model that
+    is used) and says ``cached`` in its result, so nothing presents a reused model as newly trained."""
+    training = {k: v for k, v in to_dict(ctx.training).items() if k not in _EVALUATION_ONLY}
+    key = {
+        "model": model_name,
+        "model_files": _model_fingerprint(model_name),
+        "trainable": trainable,
+        "seed": seed,
+        "training": training,
+        "train": stable_hash({"ids": train.input_ids, "labels": train.labels}),
+        "dev": stable_hash({"ids": dev.input_ids, "labels": dev.labels}),
+        "num_labels": ctx.num_labels,
+    }
+    trained: list[FinetuneResult] = []
+
+    def build(d: Path) -> None:
+        ft = run_finetune()
+        trained.append(ft)
+        torch.save(ft.best_state, d / "state.pt")
+        meta = {k: getattr(ft, k) for k in ("best_epoch", "best_dev", "history", "steps", "train_seconds")}
+        meta["examples_per_second"] = ft.examples_per_second
+        (d / "result.json").write_text(json.dumps(meta, default=float))
+
+    def load(d: Path) -> FinetuneResult:
+        if trained:
+            return trained[0]
+        meta = json.loads((d / "result.json").read_text())
+        ft = FinetuneResult(torch.load(d / "state.pt", map_location="cpu"), meta["best_epoch"], meta["best_dev"])
+        ft.history, ft.steps, ft.train_seconds = meta["history"], meta["steps"], meta["train_seconds"]
+        ft.examples_per_second, ft.cached = meta["examples_per_second"], True
+        for entry in ft.history:
+            if ctx.hooks.report is not None:
+                ctx.hooks.report(entry)
+        return ft
+
+    return ctx.cache.get_or_build("finetuned", key, build, load)
+
+
+def _model_fingerprint(model_name: str) -> str:
+    """Names and sizes of the model's files (a local directory): a rebuilt or replaced model is a new key."""
+    path = Path(resolve_model(model_name))
+    if not path.is_dir():
+        return model_name  # a hub id: its revision is the hub's business
+    return stable_hash(sorted((str(f.relative_to(path)), f.stat().st_size) for f in path.rglob("*") if f.is_file()))
 
 
 def load_classifier(model_name: str, num_labels: int, seed: int = 0) -> PreTrainedModel:
