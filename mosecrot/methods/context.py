@@ -180,7 +180,8 @@ _EVALUATION_ONLY = ("eval_batch_size", "eval_target_splits", "eval_source_test",
 
 def _distributed() -> bool:
     """True inside a multi-process (DDP) group: every rank must train together, so nothing is loaded instead."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def shared_finetune(
