@@ -395,7 +395,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     done = run_confirm(space, args.tracking_uri, args.top, seeds, progress=_bars(args), say=say)
     for note in done["notes"]:
         say(f"note: {note}")
-    say(f"confirm: {done['ran']} (trial, seed) run(s) now, {done['skipped']} already logged")
+    say(
+        f"confirm: {done['ran']} (trial, seed) run(s) now, {done['skipped']} already logged; "
+        f"LS and floor at the confirm seeds: {done['baselines_ran']} run(s) now"
+    )
     table = confirm_table(done["sweep"], done["trials"], seeds)
     columns = table_columns(table)
     console.print(

@@ -36,7 +36,7 @@ def test_quiet_terminal_and_complete_log_file(quiet, capfd):
     terminal = err.out + err.err
     assert "the selected trial does not beat LS" in terminal  # our warning
     assert "storage failed" in terminal  # a library's error
-    for hidden in ("Creating initial MLflow", "Token authentication", "sweep x: phases", "View detailed", "deprecation"):
+    for hidden in ("Creating initial MLflow", "Token authentication", "sweep x: phases", "View detailed", "deprecat"):
         assert hidden not in terminal, hidden
     log_text = quiet.read_text()
     for kept in ("Creating initial MLflow", "Token authentication", "storage failed", "sweep x: phases"):
