@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,21 +208,25 @@ def run_experiment(
     methods: list[MethodConfig] | None = None,
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
+    on_directory: Callable[[Path], None] | None = None,
 ) -> RunReport:
     """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
-    its finished (seed, method) records are kept and only the rest run."""
+    its finished (seed, method) records are kept and only the rest run. ``on_directory``: called with the run
+    directory before any work (the CLI opens its log file there)."""
     t0 = time.perf_counter()
     methods = methods or cfg.methods or default_methods()
     preflight_methods(methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
+    directory = Path(resume) if old is not None else run_directory(cfg, Path(output_dir or cfg.output_dir))
+    if on_directory is not None:
+        on_directory(directory)
     static = needs_static(methods)
     # under seed_scope all every seed prepares its own data (`seeded_data_config`); this is the first seed's
     prepared = prepare(seeded_data_config(cfg, cfg.seeds[0]), static=static, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     report = RunReport(cfg, [], {}, timings, items=evaluation_items(prepared))
     if old is not None:
-        assert resume is not None  # old was loaded from it
-        report.directory = Path(resume)
+        report.directory = directory
         report.records = list(old.get("records", []))
         report.environment = {
             **old.get("environment", {}),
@@ -233,7 +238,7 @@ def run_experiment(
             float(r.get("seconds", 0.0)) for r in report.records
         )
     else:
-        report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
+        report.directory = directory
 
     def keep(record: Record) -> None:
         # Written after every method: a long run that dies keeps what it finished (complete: false).

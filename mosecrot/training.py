@@ -127,6 +127,11 @@ class LoopHooks:
     report: Callable[[dict[str, Any]], None] | None = None  # called after each dev evaluation
     is_main: bool = True
     progress: bool = True
+    # Target languages whose dev sets a method scores after every epoch where it can (a sweep's selection
+    # languages, for ASHA under the selection-languages-dev protocol); set by the runner.
+    epoch_languages: tuple[str, ...] = ()
+    # model -> extra metrics of the epoch's entry (``dev_macro_f1.de``, ...); set by the method while it fine-tunes
+    epoch_eval: Callable[[torch.nn.Module], dict[str, float]] | None = None
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -286,6 +291,8 @@ def finetune(
         train_seconds += time.perf_counter() - epoch_start  # evaluation time is not training time
         dev_metrics = evaluate(model, dev, pad_id, config.eval_batch_size)
         entry = {"epoch": epoch + 1, "step": step, **{f"dev_{k}": v for k, v in dev_metrics.items()}}
+        if hooks.epoch_eval is not None and hooks.is_main:
+            entry.update(hooks.epoch_eval(_unwrap(model)))
         history.append(entry)
         better = best is None or (
             dev_metrics["macro_f1"] > best.best_dev["macro_f1"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import sys
 from pathlib import Path
 
 from mosecrot.errors import InputError
+from orchestrator import output
 from orchestrator.console import console
 from orchestrator.console import table as _table
 from orchestrator.ems_cli import add_ems_commands
@@ -124,6 +124,11 @@ def print_table(table, title: str) -> None:
         console.print(line, highlight=False)
 
 
+def _bars(args: argparse.Namespace) -> bool:
+    """Progress bars: in a terminal only (none in log files), unless --no-progress."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mosecrot.config import load_experiment
     from mosecrot.run import run_experiment
@@ -131,13 +136,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.experiment, args.set)
     preflight_experiment(cfg, args.output_dir, "run")
-    report = run_experiment(cfg, progress=not args.no_progress, output_dir=args.output_dir, resume=args.resume)
+    report = run_experiment(
+        cfg,
+        progress=_bars(args),
+        output_dir=args.output_dir,
+        resume=args.resume,
+        on_directory=lambda d: output.attach_log_file(d / "run.log"),
+    )
     assert report.directory is not None  # run_experiment always writes a run directory
     paper = get_task(cfg.task.name).reference or None
     table = _write_tables([report.directory], report.directory, paper)
     print_table(table, f"{cfg.name}: {cfg.task.name} test macro-F1, seeds {cfg.seeds}")
     console.print(
-        f"results: {report.directory / 'results.json'}  report.md  report.csv   ({report.timings['total']:.0f} s)"
+        f"results: {report.directory / 'results.json'}  report.md  report.csv  run.log"
+        f"   ({report.timings['total']:.0f} s)"
     )
     return 0
 
@@ -219,8 +231,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     space = _space(args)
     driver = resource_map(args.driver_resources, "--driver-resources")
     worker = resource_map(args.worker_resources, "--worker-resources")
-    if not args.no_report:
-        check_writable_dir(Path(args.output_dir or "runs") / "sweeps" / space.name, "--output-dir")
+    out_dir = Path(args.output_dir or "runs") / "sweeps" / space.name
+    check_writable_dir(out_dir, "--output-dir")
+    log_file = output.attach_log_file(out_dir / "sweep.log")
     try:
         results = run_sweep(
             space,
@@ -229,7 +242,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             resume=args.resume,
             address=args.address,
             baselines=not args.no_baselines,
-            progress=not args.no_progress and sys.stderr.isatty(),  # no bars in log files
+            progress=_bars(args),
             driver_resources=driver,
             worker_resources=worker,
             dashboard=args.dashboard,
@@ -254,6 +267,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         paths = write_report(report, Path(args.output_dir or "runs") / "sweeps" / space.name)
         console.print(f"report: {paths['markdown']}  {paths['csv']}  {paths['png']}", highlight=False)
     console.print(f"open the MLflow UI: {ui_command(space.name, args.tracking_uri)}", highlight=False, markup=False)
+    console.print(f"log (Ray, MLflow, Optuna, trial workers): {log_file}", highlight=False, markup=False)
     return 1 if results.num_errors else 0
 
 
@@ -376,11 +390,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     space = _space(args)
     out_dir = Path(args.output_dir or "runs") / "sweeps" / space.name
     check_writable_dir(out_dir, "--output-dir")
+    output.attach_log_file(out_dir / "confirm.log")
     say = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
-    done = run_confirm(space, args.tracking_uri, args.top, seeds, progress=not args.no_progress, say=say)
+    done = run_confirm(space, args.tracking_uri, args.top, seeds, progress=_bars(args), say=say)
     for note in done["notes"]:
         say(f"note: {note}")
-    say(f"confirm: {done['ran']} (trial, seed) run(s) now, {done['skipped']} already logged")
+    say(
+        f"confirm: {done['ran']} (trial, seed) run(s) now, {done['skipped']} already logged; "
+        f"LS and floor at the confirm seeds: {done['baselines_ran']} run(s) now"
+    )
     table = confirm_table(done["sweep"], done["trials"], seeds)
     columns = table_columns(table)
     console.print(
@@ -471,7 +489,13 @@ def _serve_ui(cmd: list[str], url: str, browser: bool) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosecrot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show everything in the terminal: libraries' logs, the output of trial workers, Tune's trial tables "
+        "(by default they go only to the command's log file)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def experiment_command(name: str, help: str, example: str, output_help: str) -> argparse.ArgumentParser:
@@ -650,9 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    output.configure(args.verbose)
     try:
         return args.func(args)
     except InputError as err:
@@ -661,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]", highlight=False)
         return 130
+    finally:
+        output.reset()
 
 
 if __name__ == "__main__":

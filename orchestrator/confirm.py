@@ -15,7 +15,8 @@ same (`mosecrot.methods.context.RunContext` keys fine-tunings by what decides th
 The table (`confirm_table`): per confirmed trial, mean and sample standard deviation over seeds of the
 objective and of each report language's test score, the 95% bootstrap interval of the mean over test items and
 the paired probability of beating LS and the own-tokenizer floor (`mosecrot.uncertainty.table_uncertainty`,
-as ``mosecrot report``), beside the sweep's baselines as they were logged (their own seeds).
+as ``mosecrot report``), beside the sweep's baselines: the reference baselines (LS, the own-tokenizer floor)
+re-run at the confirm seeds (`run_confirm_baselines`), the others as the sweep logged them (their own seeds).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from mosecrot.run import REFERENCE_KINDS, evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
 from orchestrator.export import (
     CONFIRM,
+    CONFIRM_BASELINE_TAG,
     CONFIRM_OF_TAG,
     CONFIRM_TRIAL_TAG,
     Sweep,
@@ -53,13 +55,15 @@ from orchestrator.export import (
     finished_pairs,
     load_sweep,
 )
-from orchestrator.search_space import SearchSpace, trial_configs
+from orchestrator.search_space import SearchSpace, baseline_methods, trial_configs
 from orchestrator.tracking import (
     KIND_TAG,
     PREDICTIONS_ARTIFACT,
     SWEEP_TAG,
     SweepTracker,
+    method_params,
     metric_values,
+    param_values,
 )
 from orchestrator.trial import OBJECTIVE, REPORT_MEAN, final_metrics, seeded_preparer
 
@@ -101,7 +105,7 @@ def run_confirm(
     say: Any = print,
 ) -> dict[str, Any]:
     """Run the ``top`` best trials with every seed (the pairs not yet logged) and log them; returns ``{"sweep",
-    "trials", "seeds", "ran", "skipped", "notes", "fingerprints"}``."""
+    "trials", "seeds", "ran", "skipped", "baselines_ran", "notes", "fingerprints"}``."""
     seeds = list(seeds or DEFAULT_SEEDS)
     if top < 1:
         raise InputError(f"--top {top}", key="--top", expected="a positive number of trials")
@@ -161,7 +165,9 @@ def run_confirm(
             errors="record",
             progress=progress,
         )
+    baselines_ran = run_confirm_baselines(space, sweep, seeds, tracker, runs, progress, say)
     return {
+        "baselines_ran": baselines_ran,
         "sweep": sweep,
         "trials": chosen,
         "seeds": seeds,
@@ -170,6 +176,83 @@ def run_confirm(
         "notes": notes,
         "fingerprints": fingerprints,
     }
+
+
+def run_confirm_baselines(
+    space: SearchSpace,
+    sweep: Sweep,
+    seeds: list[int],
+    tracker: SweepTracker,
+    runs: list[Any],
+    progress: bool = False,
+    say: Any = print,
+) -> int:
+    """The sweep's reference baselines (LS, the own-tokenizer floor: `REFERENCE_KINDS`) at the confirm seeds, so
+    the confirm table compares seed with seed (the sweep logged them at its own seeds only). Logged as
+    ``kind=confirm`` runs tagged ``confirm_baseline``; pairs already FINISHED are skipped. Cheap: their English
+    fine-tunings are those of the confirm runs (kept on disk). Returns how many ran."""
+    methods = [m for m in baseline_methods(space) if m.kind in REFERENCE_KINDS]
+    if not methods:
+        return 0
+    done = {
+        (int(r.data.tags["seed"]), r.data.tags[CONFIRM_BASELINE_TAG])
+        for r in runs
+        if r.info.status == "FINISHED" and CONFIRM_BASELINE_TAG in r.data.tags and "seed" in r.data.tags
+    }
+    if all((s, m.name) in done for s in seeds for m in methods):
+        return 0
+    exp = space.experiment_config()
+    exp.seeds = list(seeds)
+    static = needs_static(methods)
+    prepared = prepare(exp, static=static, progress=progress)
+    items = evaluation_items(prepared)
+    started = {"at": time.time()}
+    ran = 0
+
+    def log(record: Record) -> None:
+        nonlocal ran
+        seed, failed = int(record["seed"]), "error" in record
+        for r in runs:  # a FAILED (or left RUNNING) record of this pair is replaced
+            tags = r.data.tags
+            if tags.get(CONFIRM_BASELINE_TAG) == record["method"] and tags.get("seed") == str(seed):
+                tracker.client.delete_run(r.info.run_id)
+        tags = {
+            KIND_TAG: CONFIRM,
+            CONFIRM_BASELINE_TAG: record["method"],
+            "seed": str(seed),
+            "seeds": str(seed),
+            "method": record["method"],
+            "method_kind": record["kind"],
+            "supervision": str(record.get("supervision", "")),
+            "selection_protocol": space.objective.protocol,
+            "mlflow.runName": f"confirm: baseline: {record['method']} seed {seed}",
+        }
+        if failed:
+            tags["error"] = str(record["error"])[-8000:]
+        metrics = {} if failed else metric_values(final_metrics(space, record["metrics"]))
+        metrics["trial_seconds"] = float(record.get("seconds") or 0.0)
+        params = {**param_values(method_params(record.get("params") or {})), "seed": str(seed)}
+        predictions = None if failed else predictions_of([record], items)
+        tracker._child(
+            tags, params, metrics, "FAILED" if failed else "FINISHED", predictions, times=(started["at"], time.time())
+        )
+        started["at"] = time.time()
+        ran += 1
+        say(f"confirm baseline {record['method']} seed {seed}: " + _summary(space, record))
+
+    run_methods(
+        seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
+        methods,
+        seeds,
+        exp.training,
+        LoopHooks(progress=progress),
+        cache=DiskCache(exp.cache_dir),
+        done=done,
+        on_record=log,
+        errors="record",
+        progress=progress,
+    )
+    return ran
 
 
 def _summary(space: SearchSpace, record: Record) -> str:
@@ -252,6 +335,7 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rows: list[dict[str, Any]] = []
     data: dict[str, dict[str, Any]] = {}  # row id -> predictions payload with per-seed lists
+    seeded_baselines = _confirm_baseline_runs(sweep, seeds)
     with tempfile.TemporaryDirectory() as tmp:
         for trial in trials:
             runs = [(s, pairs[(trial.trial_id, s)]) for s in seeds if (trial.trial_id, s) in pairs]
@@ -261,33 +345,28 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
                 "method": trial.name,
                 "sweep_rank": trial.rank,
                 "trial_objective": trial.objective,
-                "seeds": [s for s, _ in runs],
-                "run_ids": [r.info.run_id for _, r in runs],
             }
-            keys = {"objective": OBJECTIVE, **{lang: f"test_{metric}.{lang}" for lang in languages}}
-            for col, key in keys.items():
-                vals = [r.data.metrics[key] for _, r in runs if key in r.data.metrics]
-                mean, sd = _mean_sd(vals)
-                row[col] = {"mean": mean, "sd": sd, "n": len(vals)}
-            per_seed_means = [
-                statistics.fmean(r.data.metrics[f"test_{metric}.{lang}"] for lang in languages)
-                for _, r in runs
-                if languages and all(f"test_{metric}.{lang}" in r.data.metrics for lang in languages)
-            ]
-            mean, sd = _mean_sd(per_seed_means)
-            row["mean"] = {"mean": mean, "sd": sd, "n": len(per_seed_means)}
-            payloads = [p for p in (_download(sweep.client, r.info.run_id, tmp) for _, r in runs) if p]
-            if payloads and len(payloads) == len(runs):
-                merged = dict(payloads[0])
-                merged["seeds"] = [s for p in payloads for s in p["seeds"]]
-                merged["deterministic"] = False
-                merged["predictions"] = {
-                    lang: [seq for p in payloads for seq in p["predictions"].get(lang, [])]
-                    for lang in payloads[0]["predictions"]
-                }
-                data[trial.trial_id] = merged
+            payload = _seeded_row(row, runs, sweep, languages, metric, tmp)
+            if payload is not None:
+                data[trial.trial_id] = payload
             rows.append(row)
         for run in sweep.baselines:
+            tags = run.data.tags
+            name = tags.get("method", run.info.run_name)
+            if name in seeded_baselines:  # re-run at the confirm seeds: compared seed with seed
+                row = {
+                    "id": f"baseline:{name}",
+                    "kind": "baseline",
+                    "method": name,
+                    "method_kind": tags.get("method_kind", ""),
+                    "supervision": tags.get("supervision", ""),
+                    "at_confirm_seeds": True,
+                }
+                payload = _seeded_row(row, seeded_baselines[name], sweep, languages, metric, tmp)
+                if payload is not None:
+                    data[row["id"]] = payload
+                rows.append(row)
+                continue
             tags, m = run.data.tags, run.data.metrics
             payload = _download(sweep.client, run.info.run_id, tmp)
             row = {
@@ -340,6 +419,49 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
         "uncertainty": uncertainty,
         "winner": None if winner is None else {"trial_id": winner[0].trial_id, "mean_objective": winner[1]},
     }
+
+
+def _confirm_baseline_runs(sweep: Sweep, seeds: list[int]) -> dict[str, list[tuple[int, Any]]]:
+    """Baseline name -> its FINISHED confirm-seed runs ``[(seed, run)]``, for baselines that have every seed."""
+    by_name: dict[str, dict[int, Any]] = {}
+    for r in confirm_runs(sweep):
+        tags = r.data.tags
+        if r.info.status == "FINISHED" and CONFIRM_BASELINE_TAG in tags and "seed" in tags:
+            by_name.setdefault(tags[CONFIRM_BASELINE_TAG], {})[int(tags["seed"])] = r
+    return {name: [(s, runs[s]) for s in seeds] for name, runs in by_name.items() if all(s in runs for s in seeds)}
+
+
+def _seeded_row(
+    row: dict[str, Any], runs: list[tuple[int, Any]], sweep: Sweep, languages: list[str], metric: str, tmp: str
+) -> dict[str, Any] | None:
+    """Fill ``row`` from runs of one configuration at several seeds: mean and sample sd over seeds of the
+    objective, each language and their mean; returns the predictions of all seeds merged (None if any is
+    missing)."""
+    row["seeds"] = [s for s, _ in runs]
+    row["run_ids"] = [r.info.run_id for _, r in runs]
+    keys = {"objective": OBJECTIVE, **{lang: f"test_{metric}.{lang}" for lang in languages}}
+    for col, key in keys.items():
+        vals = [r.data.metrics[key] for _, r in runs if key in r.data.metrics]
+        mean, sd = _mean_sd(vals)
+        row[col] = {"mean": mean, "sd": sd, "n": len(vals)}
+    per_seed_means = [
+        statistics.fmean(r.data.metrics[f"test_{metric}.{lang}"] for lang in languages)
+        for _, r in runs
+        if languages and all(f"test_{metric}.{lang}" in r.data.metrics for lang in languages)
+    ]
+    mean, sd = _mean_sd(per_seed_means)
+    row["mean"] = {"mean": mean, "sd": sd, "n": len(per_seed_means)}
+    payloads = [p for p in (_download(sweep.client, r.info.run_id, tmp) for _, r in runs) if p]
+    if not payloads or len(payloads) != len(runs):
+        return None
+    merged = dict(payloads[0])
+    merged["seeds"] = [s for p in payloads for s in p["seeds"]]
+    merged["deterministic"] = all(p.get("deterministic") for p in payloads)
+    merged["predictions"] = {
+        lang: [seq for p in payloads for seq in p["predictions"].get(lang, [])] for lang in payloads[0]["predictions"]
+    }
+    row["deterministic"] = merged["deterministic"]
+    return merged
 
 
 def _uncertainty(rows, data, languages, metric, table_uncertainty) -> dict[str, Any] | None:
@@ -419,7 +541,7 @@ def table_cells(table: dict[str, Any]) -> list[dict[str, str]]:
         ci = row.get("mean 95% CI")
         cells = {
             "row": row["method"] + (" (winner)" if row["kind"] == "confirm" and row["id"] == winner else ""),
-            "kind": row["kind"],
+            "kind": row["kind"] + (" (confirm seeds)" if row.get("at_confirm_seeds") else ""),
             "sweep rank": str(row.get("sweep_rank", "")),
             "seeds": ("det." if det else ",".join(map(str, row["seeds"]))) or "–",
             "objective": _cell(row.get("objective")),
@@ -443,8 +565,9 @@ def to_markdown(table: dict[str, Any], notes: list[str] | None = None) -> str:
         "",
         f"The best trials by the sweep's objective ({table['objective']}, protocol {table['selection_protocol']}) "
         f"re-run with seeds {','.join(map(str, table['seeds']))}; {table['metric']} on the report languages, "
-        "mean ± sample standard deviation over seeds, beside the sweep's baselines (their own seeds; det. = the "
-        "seed changes nothing).",
+        "mean ± sample standard deviation over seeds, beside the sweep's baselines: LS and the own-tokenizer floor "
+        "re-run at the same seeds (kind `baseline (confirm seeds)`: compared seed with seed), the others as the sweep "
+        "logged them (their own seeds; det. = the seed changes nothing).",
         "",
         *markdown_table(columns, [[c[k] for k in columns] for c in table_cells(table)]),
         "",

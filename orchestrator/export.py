@@ -40,6 +40,7 @@ OBJECTIVE = "objective"  # `orchestrator.trial.OBJECTIVE` (not imported: it impo
 # Keys of a resolved config that say where things are on this machine, not what ran.
 CONFIRM = "confirm"
 CONFIRM_OF_TAG = "confirm_of"  # the confirmed trial's MLflow run id
+CONFIRM_BASELINE_TAG = "confirm_baseline"  # a reference baseline re-run at a confirm seed: its name
 # the confirmed trial's Tune id: not `trial_id`, which `SweepTracker.log_trial` looks a sweep's own trial runs up by
 CONFIRM_TRIAL_TAG = "confirm_trial_id"
 UNCOMPARED = ("experiment.cache_dir", "experiment.output_dir", "experiment.methods")

@@ -137,7 +137,7 @@ def worker_hooks(reporter: EpochReporter | None, rank: int, local: bool) -> Loop
         prepare_loader=prepare_worker_loader,
         report=reporter,
         is_main=rank == 0,
-        progress=rank == 0,
+        progress=False,  # a worker's output is a log (the sweep's log file): no per-step bars in it
     )
 
 

@@ -60,6 +60,7 @@ from mosecrot.cache import DiskCache, record_entries
 from mosecrot.errors import InputError
 from mosecrot.methods import needs_static
 from mosecrot.prepare import Prepared, prepare
+from orchestrator import output
 from orchestrator.baselines import log_baselines
 from orchestrator.preflight import (
     check_cluster_fit,
@@ -469,6 +470,8 @@ def _run_sweep(
     try:
         with phases("ray_init"):
             connected = ensure_ray(address, num_cpus, dashboard=dashboard)
+        if connected:
+            output.route_worker_output()  # workers' output to the log file (the terminal too with --verbose)
         if connected and ray_address(address) is not None:
             # a cluster: trials no node (nor node type its autoscaler may launch) can hold fail here, not after
             # the baselines and never as trials pending forever; the parent run ends FAILED below
@@ -507,8 +510,8 @@ def _run_sweep(
                 paths.experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
             )
         else:
-            tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks)
-        with phases("tune"), signals.tune():
+            tuner = _new_tuner(space, paths, trainable, tracker, uri, tune_max_failures, callbacks, progress)
+        with phases("tune"), signals.tune(), output.printed_to_log("ray.tune.output"):
             results = tuner.fit()
         if signals.received:  # Tune stopped at a signal and saved its state: --resume continues
             status = "KILLED"
@@ -563,6 +566,7 @@ def _new_tuner(
     uri: str,
     tune_max_failures: int,
     callbacks: list | None = None,
+    progress: bool = False,
 ) -> tune.Tuner:
     assert tracker.parent_id is not None
     search_alg, param_space = make_searcher(space, paths.optuna_storage, paths.study_name)
@@ -591,10 +595,53 @@ def _new_tuner(
             name=space.name,
             storage_path=paths.storage_path,
             failure_config=tune.FailureConfig(max_failures=tune_max_failures),
-            callbacks=[callback, *(callbacks or [])],
-            verbose=1,
+            callbacks=[callback, TrialBar(num_samples, progress, space.objective.mode), *(callbacks or [])],
+            verbose=output.tune_verbosity(),
         ),
     )
+
+
+class TrialBar(tune.Callback):
+    """One progress bar for the trials phase (a terminal only): finished and errored trials, the best objective.
+    Replaces Tune's trial-status tables, which ``--verbose`` brings back."""
+
+    def __init__(self, total: int, enabled: bool, mode: str = "max") -> None:
+        self.total, self.enabled, self.sign = total, enabled, 1.0 if mode == "max" else -1.0
+        self._bar: Any = None
+        self.best: float | None = None
+        self.errored = 0
+
+    def _ensure(self) -> Any:
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total, desc="trials", unit="trial", disable=not self.enabled, leave=True)
+        return self._bar
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        value = (trial.last_result or {}).get(OBJECTIVE)
+        if isinstance(value, (int, float)) and (self.best is None or self.sign * (value - self.best) > 0):
+            self.best = float(value)
+        self._step()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.errored += 1
+        self._step()
+
+    def _step(self) -> None:
+        bar = self._ensure()
+        bar.update(1)
+        note = {"best objective": f"{self.best:.3f}"} if self.best is not None else {}
+        if self.errored:
+            note["errored"] = str(self.errored)
+        bar.set_postfix(note, refresh=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with its experiment state
+        return {**self.__dict__, "_bar": None}
 
 
 def objective_tie(space: SearchSpace, results: Any) -> Tie | None:

@@ -10,8 +10,10 @@ What Tune sees, per trial:
   ``dev_macro_f1.en``, ``dev_accuracy.en``, ``dev_loss.en``, ``epoch`` and, under the english-dev
   protocol, ``objective`` (what ASHA and Optuna's intermediate values read). Later fine-tunings (other
   seeds, per-language groups) are not forwarded, so ``training_iteration`` counts epochs of one run and
-  the final report is iteration ``epochs + 1``. Under selection-languages-dev no per-epoch report is
-  forwarded (the objective needs target dev sets, which exist only after the swap);
+  the final report is iteration ``epochs + 1``. Under selection-languages-dev with ASHA the method scores
+  the selection languages' dev sets after every epoch where it can (F_t swapped into the model being trained:
+  `epoch_languages`), and those reports carry their mean as ``objective``; without such scores (other
+  methods, or no ASHA) no per-epoch report is forwarded;
 * one final report: every metric averaged over seeds (``test_macro_f1.de``, ``dev_macro_f1.en``, ...),
   ``objective`` (`OBJECTIVE`), ``report_mean`` (`REPORT_MEAN`) and ``{split}_{metric}.mean`` over the
   report languages, plus ``timing.*`` and ``system.*`` measurements of the worker, and (strings) the
@@ -98,7 +100,7 @@ class EpochReporter:
     def epoch_metrics(self, entry: dict[str, Any]) -> dict[str, float] | None:
         obj = self.space.objective
         if obj.protocol != "english-dev":
-            return None
+            return self.selection_metrics(entry)
         out = {
             metric_key("dev", m, self.source_language): float(entry[f"dev_{m}"])
             for m in ("macro_f1", "accuracy", "loss")
@@ -109,6 +111,27 @@ class EpochReporter:
         if key in entry:
             out[OBJECTIVE] = float(entry[key])
         return out
+
+    def selection_metrics(self, entry: dict[str, Any]) -> dict[str, float] | None:
+        """Under selection-languages-dev: the epoch's dev scores of the selection languages and their mean as
+        ``objective``, when the method scored every one of them after the epoch (`epoch_languages`)."""
+        obj = self.space.objective
+        keys = [metric_key("dev", obj.metric, lang) for lang in obj.languages or []]
+        if not keys or not all(k in entry for k in keys):
+            return None
+        out = {k: float(v) for k, v in entry.items() if k.startswith("dev_") and "." in k}
+        out["epoch"] = int(entry.get("epoch", 0))
+        out[OBJECTIVE] = sum(float(entry[k]) for k in keys) / len(keys)
+        return out
+
+
+def epoch_languages(space: SearchSpace) -> tuple[str, ...]:
+    """The target languages a trial's method scores after every epoch: the selection languages when ASHA
+    needs per-epoch objectives under selection-languages-dev (it costs their dev sets once per epoch)."""
+    obj = space.objective
+    if space.scheduler.kind == "asha" and obj.protocol == "selection-languages-dev":
+        return tuple(obj.languages or ())
+    return ()
 
 
 def run_trial(
@@ -128,12 +151,14 @@ def run_trial(
     exp, method = trial_configs(space, params)
     prepared, fingerprints = prepare_trial(exp, method, shared, progress, expected)
     reporter = EpochReporter(space, exp.source_language, sink)
+    hooks = hooks_factory(reporter)
+    hooks.epoch_languages = epoch_languages(space)
     records = run_methods(
         seeded_preparer(exp, prepared, needs_static([method]), progress) if exp.seed_scope == "all" else prepared,
         [method],
         exp.seeds,
         exp.training,
-        hooks_factory(reporter),
+        hooks,
         cache=DiskCache(exp.cache_dir),
     )
     metrics: dict[str, Any] = final_metrics(space, mean_metrics(records)[method.name])

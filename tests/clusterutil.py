@@ -440,11 +440,14 @@ def sweep_command(
     storage: Path,
     output_dir: Path,
     extra: list[str] = (),
+    verbose: bool = True,
 ) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
         "orchestrator.cli",
+        # the workers' output in the terminal (fault tests read their "first optimizer step" lines there)
+        *(["--verbose"] if verbose else []),
         "sweep",
         space,
         "--tracking-uri",

@@ -84,7 +84,13 @@ def _runs(tracker, kind):
 @pytest.mark.shared_data
 def test_confirm_logs_one_finished_run_per_trial_and_seed_under_the_parent(confirmed):
     tracker = confirmed["tracker"]
-    runs = _runs(tracker, "confirm")
+    everything = _runs(tracker, "confirm")
+    runs = [r for r in everything if "confirm_trial_id" in r.data.tags]
+    baselines = [r for r in everything if "confirm_trial_id" not in r.data.tags]
+    # LS (the sweep's reference baseline) again at each confirm seed, once
+    pairs = sorted((r.data.tags["confirm_baseline"], r.data.tags["seed"]) for r in baselines)
+    assert pairs == [("ls", "0"), ("ls", "1")]
+    assert {r.info.status for r in baselines} == {"FINISHED"}
     assert sorted((r.data.tags["confirm_trial_id"], r.data.tags["seed"]) for r in runs) == [
         ("t1", "0"),
         ("t1", "1"),
@@ -93,7 +99,9 @@ def test_confirm_logs_one_finished_run_per_trial_and_seed_under_the_parent(confi
     ]  # --top 5 clamped to the 2 finished trials; the second `confirm` ran nothing again
     first, second = confirmed["outputs"]
     assert "note: --top 5 clamped to 2" in first and "confirm: 4 (trial, seed) run(s) now, 0 already logged" in first
+    assert "LS and floor at the confirm seeds: 2 run(s) now" in first
     assert "confirm: 0 (trial, seed) run(s) now, 4 already logged" in second
+    assert "LS and floor at the confirm seeds: 0 run(s) now" in second
     assert {r.info.status for r in runs} == {"FINISHED"}
     (ls,) = _runs(tracker, "baseline")
     trials = {r.data.tags["trial_id"]: r for r in _runs(tracker, "trial")}
@@ -116,7 +124,7 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
     table = json.loads((directory / "confirm.json").read_text())
     assert table["notes"] == ["--top 5 clamped to 2: the sweep has 2 finished trial(s)"]
     rows = {r["id"]: r for r in table["rows"]}
-    runs = _runs(tracker, "confirm")
+    runs = [r for r in _runs(tracker, "confirm") if "confirm_trial_id" in r.data.tags]
     for trial_id in ("t1", "t2"):
         row = rows[trial_id]
         scores = [r.data.metrics["test_macro_f1.de"] for r in runs if r.data.tags["confirm_trial_id"] == trial_id]
@@ -126,7 +134,9 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
         low, high = row["mean 95% CI"]
         assert low <= high and 0.0 <= row["P(>ls)"] <= 1.0
     ls = next(r for r in table["rows"] if r["kind"] == "baseline")
-    assert ls["method"] == "ls" and ls["seeds"] == [0] and ls["P(>ls)"] is None  # not compared with itself
+    # LS at the confirm seeds (the sweep logged it at seed 0 only): compared seed with seed
+    assert ls["method"] == "ls" and ls["seeds"] == [0, 1] and ls["at_confirm_seeds"] and ls["de"]["n"] == 2
+    assert ls["P(>ls)"] is None  # not compared with itself
     assert table["uncertainty"]["references"] == ["ls"]
     # the winner: best mean objective over the confirm seeds
     objectives = {
@@ -136,7 +146,7 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
     assert table["winner"]["trial_id"] == max(objectives, key=objectives.get)
     markdown = (directory / "confirm.md").read_text()
     assert "| row | kind | sweep rank | seeds | objective | de | mean | mean 95% CI | P(>ls) |" in markdown
-    assert "(winner)" in markdown and "±" in markdown
+    assert "(winner)" in markdown and "±" in markdown and "baseline (confirm seeds)" in markdown
     assert (directory / "confirm.csv").read_text().startswith("row,kind,id,sweep_rank,seeds,column,mean,sd")
 
 

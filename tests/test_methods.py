@@ -118,6 +118,7 @@ def test_a_new_kind_runs_through_mosecrot_run(toy_kind, tmp_path, tiny_run_sets,
     assert by_method["toy-b"]["params"] == {"name": "toy-b", "kind": "toy", "score": 0.5, "fail": False, "sleep": 0.0}
     assert data["summary"]["methods"]["toy-a"]["average"]["mean"] == 0.25
     assert "toy-a" in capsys.readouterr().out
+    assert (results.parent / "run.log").is_file()  # the run's log file, beside its results
     assert not (tmp_path / "cache" / "vectors").exists()  # task splits only: no fastText training
 
 

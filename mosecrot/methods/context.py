@@ -163,12 +163,18 @@ class RunContext:
         return out
 
     def evaluate_language(
-        self, model: torch.nn.Module, language: str, input_ids_of: Callable[[list[str]], list[list[int]]], pad_id: int
+        self,
+        model: torch.nn.Module,
+        language: str,
+        input_ids_of: Callable[[list[str]], list[list[int]]],
+        pad_id: int,
+        splits: list[str] | None = None,
     ) -> dict[str, float]:
-        """Scores of ``model`` on the scored splits of ``language``, its text encoded by ``input_ids_of``."""
+        """Scores of ``model`` on the scored splits of ``language`` (or those of ``splits`` it has), its text
+        encoded by ``input_ids_of``."""
         task = self.prepared.tasks[language]
         out: dict[str, float] = {}
-        for split in self.scored_splits(language):
+        for split in [s for s in self.scored_splits(language) if splits is None or s in splits]:
             data = split_of(task, split, input_ids_of(task.splits[split]["text"]))
             out.update(self.score_model(model, split, language, data, pad_id))
         return out

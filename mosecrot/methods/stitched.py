@@ -178,8 +178,10 @@ def with_target_embeddings(
     rows_fn: Callable[[TargetVocabulary], torch.Tensor],
     stitch: TargetSide,
     tokenizer: Any,
+    splits: list[str] | None = None,
 ) -> dict[str, float]:
-    """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones."""
+    """Swap in target-word embeddings built by ``rows_fn(vocab)``, evaluate, restore the English ones.
+    ``splits``: only these (an epoch's dev scores, `epoch_target_scores`), without re-learned rows."""
     vectors = ctx.prepared.vectors[lang]
     vocab = build_target_vocabulary(
         lang,
@@ -195,7 +197,7 @@ def with_target_embeddings(
     relearn: RelearnConfig | None = getattr(stitch, "relearn", None)
     relearn_stats: dict[str, float] = {}
     relearned: set[str] = set()
-    if relearn is not None and relearn.enabled:
+    if relearn is not None and relearn.enabled and splits is None:
         rows_fn, relearn_stats, relearned = relearned_rows(ctx, model, lang, rows_fn, stitch, tokenizer, relearn)
     parts = [specials.detach().float(), rows_fn(vocab)]
     if vocab.plm_tokenizer is not None:  # hybrid: the PLM's pieces read with the model's own rows
@@ -204,7 +206,7 @@ def with_target_embeddings(
     swap_input_embeddings(model, matrix, trainable=False, padding_idx=vocab.tokenizer.pad_token_id)
     try:
         out = ctx.evaluate_language(
-            model, lang, lambda t: vocab.encode(t, ctx.training.max_length), vocab.tokenizer.pad_token_id
+            model, lang, lambda t: vocab.encode(t, ctx.training.max_length), vocab.tokenizer.pad_token_id, splits
         )
     finally:
         model.set_input_embeddings(english)
@@ -349,33 +351,72 @@ def run_mosecrot(ctx: RunContext, options: StitchedOptions, seed: int) -> dict[s
             rel_s = dataclasses.replace(rel, tau_calibration="fixed")  # F_s uses tau itself: calibration is F_t's
             f_s = cached_source_mapping(ctx, original, ids, specials, rel_s)
             emb_key = stable_hash({"anchors": ids, "relative": to_dict(rel_s)})
-            model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
+            ctx.hooks.epoch_eval = epoch_target_scores(ctx, st, original, tokenizer, langs)
+            try:
+                model, ft = ctx.english_model(seed, model_name, f_s, emb_key, trainable)
+            finally:
+                ctx.hooks.epoch_eval = None
         else:
             model, ft = ctx.english_model(seed, model_name, None, "original", trainable)
         english.append((langs[0], ctx.english_metrics(model, model_name, tokenizer, ft)))
         if per_language and item_key("test", "en") in ctx.predictions:  # each model's English test items, kept
             ctx.predictions[item_key("test", f"en-{langs[0]}")] = ctx.predictions.pop(item_key("test", "en"))
         for lang in langs:
-            anchors = ctx.prepared.anchors[lang]
-            eng_rows = _anchor_rows(st, original, model, anchors)
-            rel_t = rel
+            target_rows, rel_t = _target_rows(ctx, st, original, model, lang)
             if rel.tau_calibration == "entropy":
-                rel_t = calibrated_target_config(ctx, original, anchors, rel, lang)
                 metrics[f"tau_t.{lang}"] = rel_t.tau
-
-            def target_rows(
-                vocab: TargetVocabulary,
-                a: AnchorSet = anchors,
-                r: torch.Tensor = eng_rows,
-                v: StaticVectors = ctx.prepared.vectors[lang],
-                c: RelativeConfig = rel_t,
-            ) -> torch.Tensor:
-                return cached_target_mapping(ctx, vocab, v, a, r, c)
-
             metrics.update(with_target_embeddings(ctx, model, lang, target_rows, st, tokenizer))
-            metrics[f"anchors.{lang}"] = len(anchors)
+            metrics[f"anchors.{lang}"] = len(ctx.prepared.anchors[lang])
     metrics.update(english_over_groups(english, per_language))
     return metrics
+
+
+def _target_rows(
+    ctx: RunContext, st: StitchConfig, original: torch.Tensor, model: PreTrainedModel, lang: str, cached: bool = True
+) -> tuple[Callable[[TargetVocabulary], torch.Tensor], RelativeConfig]:
+    """F_t of ``lang`` as a function of the target vocabulary (cached on disk unless ``cached`` is false), with
+    the relative config it uses (F_t's calibrated temperature under ``tau_calibration: entropy``)."""
+    rel = st.relative
+    anchors, vectors = ctx.prepared.anchors[lang], ctx.prepared.vectors[lang]
+    eng_rows = _anchor_rows(st, original, model, anchors)
+    rel_t = calibrated_target_config(ctx, original, anchors, rel, lang) if rel.tau_calibration == "entropy" else rel
+
+    def rows(vocab: TargetVocabulary) -> torch.Tensor:
+        if cached:
+            return cached_target_mapping(ctx, vocab, vectors, anchors, eng_rows, rel_t)
+        return target_mapping(vocab, vectors, anchors, eng_rows, torch.empty(0, eng_rows.shape[1]), rel_t)
+
+    return rows, rel_t
+
+
+def epoch_target_scores(
+    ctx: RunContext, st: StitchConfig, original: torch.Tensor, tokenizer: Any, langs: list[str]
+) -> Callable[[torch.nn.Module], dict[str, float]] | None:
+    """`LoopHooks.epoch_eval` for the F_s model being fine-tuned: the dev scores of each language of
+    ``hooks.epoch_languages`` this model serves, F_t swapped in as after training (what ASHA's rungs read under
+    the selection-languages-dev protocol); None when no such language. Rows built from the fine-tuned
+    embeddings change every epoch, so they are not cached; the kept predictions are left as they were."""
+    chosen = [lang for lang in ctx.hooks.epoch_languages if lang in langs]
+    if not chosen:
+        return None
+
+    def scores(model: torch.nn.Module) -> dict[str, float]:
+        kept, out = dict(ctx.predictions), {}
+        was_training = model.training
+        try:
+            for lang in chosen:
+                rows, _ = _target_rows(
+                    ctx, st, original, cast(Any, model), lang, cached=st.target_anchor_rows != "finetuned"
+                )
+                scored = with_target_embeddings(ctx, cast(Any, model), lang, rows, st, tokenizer, splits=["dev"])
+                out.update({k: v for k, v in scored.items() if k.startswith("dev_")})
+        finally:
+            ctx.predictions.clear()
+            ctx.predictions.update(kept)
+            model.train(was_training)
+        return out
+
+    return scores
 
 
 def calibrated_target_config(
