@@ -301,6 +301,27 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _width(rows: list[dict], columns: list[str]) -> int:
+    """The width a table of ``rows`` needs: its widest cell per column, one space between columns."""
+    return sum(max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) + 1 for c in columns)
+
+
+def _print_languages(records: list[dict], languages: list[str], title: str) -> None:
+    """Per-language scores of each row, readable from 2 to 40 languages: a column per language where they fit
+    the terminal, else a row per language and a column per method."""
+
+    def cell(value: object) -> str:
+        return f"{value:.3f}".replace("0.", ".", 1) if isinstance(value, float) else "–"
+
+    named = [(str(r["method"]), r) for r in records]
+    rows = [{"method": n, **{lang: cell(r.get(lang)) for lang in languages}} for n, r in named]
+    if _width(rows, ["method", *languages]) <= console.width:
+        console.print(_table(title, rows, ["method", *languages], left=("method",)))
+        return
+    by_language = [{"language": lang, **{n: cell(r.get(lang)) for n, r in named}} for lang in languages]
+    console.print(_table(title, by_language, ["language", *[n for n, _ in named]], left=("language",)))
+
+
 def _print_report(report: dict, trials: bool = False) -> None:
     """The best-per-method table; with ``trials`` also every finished trial with its searched params."""
     from orchestrator.report import trial_columns
@@ -316,17 +337,20 @@ def _print_report(report: dict, trials: bool = False) -> None:
 
     unc = report.get("uncertainty")
     extra = ["seeds", "mean 95% CI", *[f"P(>{r})" for r in unc["references"]]] if unc else []
-    columns = ["method", "kind", "supervision", "configuration", "objective", *report["languages"], "mean", *extra]
+    languages = list(report["languages"])
+    columns = ["method", "kind", "supervision", "configuration", "objective", *languages, "mean", *extra]
     objective = report.get("objective_name") or "objective"
-    console.print(
-        _table(
-            f"{report['experiment']}: {report['metric']} on the target test sets (best trial per method by the "
-            f"objective = {objective}, beside the baselines)",
-            shown(report["rows"], columns),
-            columns,
-            left=("method", "kind", "supervision", "configuration"),
-        )
+    title = (
+        f"{report['experiment']}: {report['metric']} on the target test sets (best trial per method by the "
+        f"objective = {objective}, beside the baselines)"
     )
+    rows = shown(report["rows"], columns)
+    if _width(rows, columns) <= console.width:
+        console.print(_table(title, rows, columns, left=("method", "kind", "supervision", "configuration")))
+    else:  # too wide for one table (many languages, long configurations): the summary, then the languages
+        summary = [c for c in columns if c not in languages]
+        console.print(_table(title, rows, summary, left=("method", "kind", "supervision", "configuration")))
+        _print_languages(report["rows"], languages, f"{report['metric']} per language")
     for warning in report.get("warnings", []):
         console.print(f"WARNING {warning}", highlight=False, markup=False)
     if unc:

@@ -340,7 +340,7 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
         for trial in trials:
             runs = [(s, pairs[(trial.trial_id, s)]) for s in seeds if (trial.trial_id, s) in pairs]
             row: dict[str, Any] = {
-                "id": trial.trial_id,
+                "row_id": trial.trial_id,
                 "kind": "confirm",
                 "method": trial.name,
                 "sweep_rank": trial.rank,
@@ -355,7 +355,7 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
             name = tags.get("method", run.info.run_name)
             if name in seeded_baselines:  # re-run at the confirm seeds: compared seed with seed
                 row = {
-                    "id": f"baseline:{name}",
+                    "row_id": f"baseline:{name}",
                     "kind": "baseline",
                     "method": name,
                     "method_kind": tags.get("method_kind", ""),
@@ -364,13 +364,13 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
                 }
                 payload = _seeded_row(row, seeded_baselines[name], sweep, languages, metric, tmp)
                 if payload is not None:
-                    data[row["id"]] = payload
+                    data[row["row_id"]] = payload
                 rows.append(row)
                 continue
             tags, m = run.data.tags, run.data.metrics
             payload = _download(sweep.client, run.info.run_id, tmp)
             row = {
-                "id": run.info.run_id,
+                "row_id": run.info.run_id,
                 "kind": "baseline",
                 "method": tags.get("method", run.info.run_name),
                 "method_kind": tags.get("method_kind", ""),
@@ -468,12 +468,12 @@ def _uncertainty(rows, data, languages, metric, table_uncertainty) -> dict[str, 
     """Intervals and paired win probabilities into ``rows`` (those with predictions on the same items)."""
     if not data or metric not in ("macro_f1", "accuracy"):
         return None
-    first = data.get(next((r["id"] for r in rows if r["kind"] == "baseline" and r["id"] in data), ""), None)
+    first = data.get(next((r["row_id"] for r in rows if r["kind"] == "baseline" and r["row_id"] in data), ""), None)
     first = first or next(iter(data.values()))
     gold = {lang: first["gold"][lang] for lang in languages if lang in first.get("gold", {})}
     predictions = {}
     for row in rows:
-        d = data.get(row["id"])
+        d = data.get(row["row_id"])
         if d is None:
             continue
         same = [
@@ -481,25 +481,23 @@ def _uncertainty(rows, data, languages, metric, table_uncertainty) -> dict[str, 
             for lang in gold
             if lang in d["predictions"] and d["fingerprints"].get(lang) == first["fingerprints"].get(lang)
         ]
-        predictions[row["id"]] = {
+        predictions[row["row_id"]] = {
             lang: d["predictions"][lang][:1] if d.get("deterministic") else d["predictions"][lang] for lang in same
         }
     refs = []
     for kind in REFERENCE_KINDS:
-        ref = next(
-            (r for r in rows if r["kind"] == "baseline" and r.get("method_kind") == kind and r["id"] in predictions),
-            None,
-        )
+        candidates = [r for r in rows if r["kind"] == "baseline" and r.get("method_kind") == kind]
+        ref = next((r for r in candidates if r["row_id"] in predictions), None)
         if ref is not None:
             refs.append(ref)
-    result = table_uncertainty(gold, predictions, int(first["num_labels"]), [r["id"] for r in refs], metric=metric)
+    result = table_uncertainty(gold, predictions, int(first["num_labels"]), [r["row_id"] for r in refs], metric=metric)
     for row in rows:
-        mean = result.means.get(row["id"])
+        mean = result.means.get(row["row_id"])
         row["mean 95% CI"] = mean["ci"] if mean else None
         for ref in refs:
-            p = (mean or {}).get("p_beats", {}).get(ref["id"])
+            p = (mean or {}).get("p_beats", {}).get(ref["row_id"])
             row[f"P(>{ref['method']})"] = p
-        row["intervals"] = {lang: cell["ci"] for lang, cell in result.cells.get(row["id"], {}).items()}
+        row["intervals"] = {lang: cell["ci"] for lang, cell in result.cells.get(row["row_id"], {}).items()}
     return {**result.settings, "references": [r["method"] for r in refs]}
 
 
@@ -540,7 +538,7 @@ def table_cells(table: dict[str, Any]) -> list[dict[str, str]]:
         det = bool(row.get("deterministic"))
         ci = row.get("mean 95% CI")
         cells = {
-            "row": row["method"] + (" (winner)" if row["kind"] == "confirm" and row["id"] == winner else ""),
+            "row": row["method"] + (" (winner)" if row["kind"] == "confirm" and row["row_id"] == winner else ""),
             "kind": row["kind"] + (" (confirm seeds)" if row.get("at_confirm_seeds") else ""),
             "sweep rank": str(row.get("sweep_rank", "")),
             "seeds": ("det." if det else ",".join(map(str, row["seeds"]))) or "–",
@@ -622,7 +620,7 @@ def to_csv(table: dict[str, Any]) -> str:
                 [
                     row["method"],
                     row["kind"],
-                    row["id"],
+                    row["row_id"],
                     row.get("sweep_rank", ""),
                     ",".join(map(str, row["seeds"])),
                     col,

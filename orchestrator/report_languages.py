@@ -108,7 +108,7 @@ def language_section(report: dict[str, Any]) -> list[str]:
             continue
         rows.append(
             [
-                str(r.get("method")) + (" (winner)" if r.get("id") == winner else ""),
+                str(r.get("method")) + (" (winner)" if r.get("row_id") == winner else ""),
                 f"confirm (sweep rank {r.get('sweep_rank', '?')})",
                 ",".join(map(str, r.get("seeds") or [])) or "–",
                 *[_confirm_cell(r.get(lang)) for lang in langs],
@@ -244,7 +244,7 @@ def score_series(report: dict[str, Any]) -> list[dict[str, Any]]:
     confirm = report.get("confirm") or {}
     winner = (confirm.get("winner") or {}).get("trial_id")
     for r in confirm.get("rows", []):
-        if r.get("kind") != "confirm" or (winner and r.get("id") != winner):
+        if r.get("kind") != "confirm" or (winner and r.get("row_id") != winner):
             continue
         iv = r.get("intervals") or {}
         out.append(

@@ -31,3 +31,21 @@ def test_sweep_with_bad_driver_resources_exits_2_before_any_work(tmp_path, capsy
 def test_ui_command_is_registered_and_binds_loopback_by_default():
     args = build_parser().parse_args(["ui"])
     assert args.host == "127.0.0.1" and args.port == 5000 and args.func.__name__ == "cmd_ui"
+
+
+def test_report_tables_stay_readable_from_2_to_40_languages():
+    """Per-language scores: a column per language while they fit the terminal, else a row per language."""
+    from orchestrator.cli import _print_languages
+    from orchestrator.console import console
+
+    def printed(n: int) -> list[str]:
+        languages = [f"l{i:02d}" for i in range(n)]
+        records = [{"method": m, **{lang: 0.5 for lang in languages}} for m in ("aligned", "ls", "own_tokenizer")]
+        with console.capture() as captured:
+            _print_languages(records, languages, "scores")
+        return captured.get().splitlines()
+
+    two, forty = printed(2), printed(40)
+    assert any(line.split()[:3] == ["method", "l00", "l01"] for line in two)
+    assert any(line.split() == ["language", "aligned", "ls", "own_tokenizer"] for line in forty)
+    assert sum(line.split()[:1] == ["l39"] for line in forty) == 1 and all(len(x) <= console.width for x in forty)

@@ -123,7 +123,7 @@ def test_confirm_table_has_mean_sd_intervals_and_win_probabilities(confirmed):
     tracker, directory = confirmed["tracker"], confirmed["dir"]
     table = json.loads((directory / "confirm.json").read_text())
     assert table["notes"] == ["--top 5 clamped to 2: the sweep has 2 finished trial(s)"]
-    rows = {r["id"]: r for r in table["rows"]}
+    rows = {r["row_id"]: r for r in table["rows"]}
     runs = [r for r in _runs(tracker, "confirm") if "confirm_trial_id" in r.data.tags]
     for trial_id in ("t1", "t2"):
         row = rows[trial_id]
@@ -173,3 +173,20 @@ def test_bad_seeds_name_the_flag(capsys):
     assert parse_seeds("2,0") == [2, 0] and parse_seeds(None) == [0, 1, 2]
     with pytest.raises(ValueError, match="distinct"):
         parse_seeds("1,1")
+
+
+def test_a_report_language_named_id_keeps_the_row_identity():
+    """Indonesian is ``id``: its cell must not overwrite the row's identifier (rows are keyed by language)."""
+    from types import SimpleNamespace
+
+    from orchestrator.confirm import _seeded_row
+
+    def run(seed: int, score: float):
+        metrics = {"objective": 0.4, "test_macro_f1.id": score, "test_macro_f1.de": 0.5}
+        return seed, SimpleNamespace(info=SimpleNamespace(run_id=f"r{seed}"), data=SimpleNamespace(metrics=metrics))
+
+    sweep = SimpleNamespace(client=SimpleNamespace(download_artifacts=lambda *a: (_ for _ in ()).throw(OSError())))
+    row = {"row_id": "t1", "kind": "confirm", "method": "aligned"}
+    assert _seeded_row(row, [run(0, 0.3), run(1, 0.5)], sweep, ["id", "de"], "macro_f1", "/tmp") is None
+    assert row["row_id"] == "t1" and row["id"]["mean"] == pytest.approx(0.4) and row["id"]["n"] == 2
+    assert row["mean"]["mean"] == pytest.approx(0.45)

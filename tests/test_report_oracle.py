@@ -176,10 +176,10 @@ def test_report_includes_the_confirm_rows_written_beside_it(oracle_sweep, tmp_pa
         "parent_run_id": report["parent_run_id"],
         "winner": {"trial_id": "sw_best", "mean_objective": 0.86},
         "rows": [
-            {"id": "sw_best", "kind": "confirm", "method": "softmax n=600", "sweep_rank": 2, "seeds": [0, 1, 2],
+            {"row_id": "sw_best", "kind": "confirm", "method": "softmax n=600", "sweep_rank": 2, "seeds": [0, 1, 2],
              "objective": cell, "de": cell, "sw": cell, "mean": cell, "mean 95% CI": [0.5, 0.6],
              "intervals": {"de": [0.5, 0.6], "sw": [0.5, 0.6]}},
-            {"id": "lsrun", "kind": "baseline", "method": "ls", "seeds": [0], "de": cell, "sw": cell, "mean": cell},
+            {"row_id": "lsrun", "kind": "baseline", "method": "ls", "seeds": [0], "de": cell, "sw": cell, "mean": cell},
         ],
     }  # fmt: skip
     (out / "confirm.json").write_text(json.dumps(confirm))
