@@ -306,20 +306,31 @@ def _width(rows: list[dict], columns: list[str]) -> int:
     return sum(max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) + 1 for c in columns)
 
 
-def _print_languages(records: list[dict], languages: list[str], title: str) -> None:
-    """Per-language scores of each row, readable from 2 to 40 languages: a column per language where they fit
-    the terminal, else a row per language and a column per method."""
+def _print_languages(records: list[dict], languages: list[str], title: str, name: str = "method") -> None:
+    """Per-language cells of each row (keyed by ``name``), readable from 2 to 40 languages: a column per
+    language where they fit the terminal, else a row per language and a column per row."""
 
     def cell(value: object) -> str:
-        return f"{value:.3f}".replace("0.", ".", 1) if isinstance(value, float) else "–"
+        if isinstance(value, float):
+            return f"{value:.3f}".replace("0.", ".", 1)
+        return "–" if value is None else str(value)
 
-    named = [(str(r["method"]), r) for r in records]
-    rows = [{"method": n, **{lang: cell(r.get(lang)) for lang in languages}} for n, r in named]
-    if _width(rows, ["method", *languages]) <= console.width:
-        console.print(_table(title, rows, ["method", *languages], left=("method",)))
+    named = [(str(r[name]), r) for r in records]
+    rows = [{name: n, **{lang: cell(r.get(lang)) for lang in languages}} for n, r in named]
+    if _width(rows, [name, *languages]) <= console.width:
+        console.print(_table(title, rows, [name, *languages], left=(name,)))
         return
     by_language = [{"language": lang, **{n: cell(r.get(lang)) for n, r in named}} for lang in languages]
     console.print(_table(title, by_language, ["language", *[n for n, _ in named]], left=("language",)))
+
+
+def _print_wide(title: str, rows: list[dict], columns: list[str], languages: list[str], left: tuple, name: str) -> None:
+    """One table where it fits the terminal; else its other columns, then the languages (`_print_languages`)."""
+    if _width(rows, columns) <= console.width:
+        console.print(_table(title, rows, columns, left=left))
+        return
+    console.print(_table(title, rows, [c for c in columns if c not in languages], left=left))
+    _print_languages(rows, languages, "per language", name=name)
 
 
 def _print_report(report: dict, trials: bool = False) -> None:
@@ -344,13 +355,8 @@ def _print_report(report: dict, trials: bool = False) -> None:
         f"{report['experiment']}: {report['metric']} on the target test sets (best trial per method by the "
         f"objective = {objective}, beside the baselines)"
     )
-    rows = shown(report["rows"], columns)
-    if _width(rows, columns) <= console.width:
-        console.print(_table(title, rows, columns, left=("method", "kind", "supervision", "configuration")))
-    else:  # too wide for one table (many languages, long configurations): the summary, then the languages
-        summary = [c for c in columns if c not in languages]
-        console.print(_table(title, rows, summary, left=("method", "kind", "supervision", "configuration")))
-        _print_languages(report["rows"], languages, f"{report['metric']} per language")
+    left = ("method", "kind", "supervision", "configuration")
+    _print_wide(title, shown(report["rows"], columns), columns, languages, left, "method")
     for warning in report.get("warnings", []):
         console.print(f"WARNING {warning}", highlight=False, markup=False)
     if unc:
@@ -424,12 +430,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         f"LS and floor at the confirm seeds: {done['baselines_ran']} run(s) now"
     )
     table = confirm_table(done["sweep"], done["trials"], seeds)
-    columns = table_columns(table)
-    console.print(
-        _table(
-            f"{space.name}: confirm, seeds {args.seeds or '0,1,2'}", table_cells(table), columns, left=("row", "kind")
-        )
-    )
+    title = f"{space.name}: confirm, seeds {args.seeds or '0,1,2'}"
+    _print_wide(title, table_cells(table), table_columns(table), list(table["languages"]), ("row", "kind"), "row")
     paths = write_table(table, out_dir, done["notes"], client=done["sweep"].client)
     say(f"confirm table: {paths['markdown']}  {paths['csv']}  {paths['json']}")
     return 0
