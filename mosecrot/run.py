@@ -212,21 +212,18 @@ def run_experiment(
 ) -> RunReport:
     """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
     its finished (seed, method) records are kept and only the rest run. ``on_directory``: called with the run
-    directory before any work (the CLI opens its log file there)."""
+    directory once it exists, after prepare and before any method (the CLI opens its log file there)."""
     t0 = time.perf_counter()
     methods = methods or cfg.methods or default_methods()
     preflight_methods(methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
-    directory = Path(resume) if old is not None else run_directory(cfg, Path(output_dir or cfg.output_dir))
-    if on_directory is not None:
-        on_directory(directory)
     static = needs_static(methods)
     # under seed_scope all every seed prepares its own data (`seeded_data_config`); this is the first seed's
     prepared = prepare(seeded_data_config(cfg, cfg.seeds[0]), static=static, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
     report = RunReport(cfg, [], {}, timings, items=evaluation_items(prepared))
     if old is not None:
-        report.directory = directory
+        report.directory = Path(resume)
         report.records = list(old.get("records", []))
         report.environment = {
             **old.get("environment", {}),
@@ -237,8 +234,10 @@ def run_experiment(
         timings["earlier_sessions"] = float(before.get("prepare", 0.0)) + sum(
             float(r.get("seconds", 0.0)) for r in report.records
         )
-    else:
-        report.directory = directory
+    else:  # after prepare: input that fails there leaves no run directory behind
+        report.directory = run_directory(cfg, Path(output_dir or cfg.output_dir))
+    if on_directory is not None:
+        on_directory(report.directory)
 
     def keep(record: Record) -> None:
         # Written after every method: a long run that dies keeps what it finished (complete: false).

@@ -233,7 +233,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     worker = resource_map(args.worker_resources, "--worker-resources")
     out_dir = Path(args.output_dir or "runs") / "sweeps" / space.name
     check_writable_dir(out_dir, "--output-dir")
-    log_file = output.attach_log_file(out_dir / "sweep.log")
+    log_file = out_dir / "sweep.log"  # opened by run_sweep once its checks passed (bad input writes nothing)
     try:
         results = run_sweep(
             space,
@@ -246,6 +246,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             driver_resources=driver,
             worker_resources=worker,
             dashboard=args.dashboard,
+            log_file=log_file,
         )
     except SweepInterrupted as stop:
         return _interrupted(args, stop)
@@ -420,9 +421,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     space = _space(args)
     out_dir = Path(args.output_dir or "runs") / "sweeps" / space.name
     check_writable_dir(out_dir, "--output-dir")
-    output.attach_log_file(out_dir / "confirm.log")
     say = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
-    done = run_confirm(space, args.tracking_uri, args.top, seeds, progress=_bars(args), say=say)
+    done = run_confirm(
+        space, args.tracking_uri, args.top, seeds, progress=_bars(args), say=say, log_file=out_dir / "confirm.log"
+    )
     for note in done["notes"]:
         say(f"note: {note}")
     say(

@@ -42,6 +42,7 @@ from mosecrot.methods import needs_static
 from mosecrot.prepare import prepare
 from mosecrot.run import REFERENCE_KINDS, evaluation_items, predictions_of
 from mosecrot.training import LoopHooks
+from orchestrator import output
 from orchestrator.export import (
     CONFIRM,
     CONFIRM_BASELINE_TAG,
@@ -103,8 +104,10 @@ def run_confirm(
     seeds: list[int] | None = None,
     progress: bool = False,
     say: Any = print,
+    log_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the ``top`` best trials with every seed (the pairs not yet logged) and log them; returns ``{"sweep",
+    """Run the ``top`` best trials with every seed (the pairs not yet logged) and log them (``log_file``: opened
+    once the sweep and its trials' revision are checked, `orchestrator.output`); returns ``{"sweep",
     "trials", "seeds", "ran", "skipped", "baselines_ran", "notes", "fingerprints"}``."""
     seeds = list(seeds or DEFAULT_SEEDS)
     if top < 1:
@@ -116,6 +119,8 @@ def run_confirm(
         top = len(sweep.trials)
     chosen = sweep.trials[:top]
     fingerprints = {t.trial_id: check_revision(sweep, t) for t in chosen}  # before any work
+    if log_file is not None:
+        output.attach_log_file(log_file)
     runs = confirm_runs(sweep)
     done = finished_pairs(runs)
     stale = [r for r in runs if r.info.status != "FINISHED"]

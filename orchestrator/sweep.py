@@ -370,8 +370,12 @@ def run_sweep(
     num_cpus: int | None = None,
     callbacks: list | None = None,
     dashboard: bool = False,
+    log_file: str | Path | None = None,
 ) -> tune.ResultGrid:
     """Run (or with ``resume=True`` continue) the sweep and return Tune's `ResultGrid`.
+
+    ``log_file``: where Ray's, MLflow's, Optuna's and the workers' output goes (`orchestrator.output`), opened
+    once the checks below passed, so that bad input leaves no file behind.
 
     ``tracking_uri``: MLflow (flag > ``$MLFLOW_TRACKING_URI`` > ``sqlite:///./mlruns.db``);
     ``storage_path``: Tune/Train storage (default ``./ray_results``; NFS or ``s3://`` on clusters);
@@ -402,6 +406,8 @@ def run_sweep(
     mode = start_or_resume(resume, tune.Tuner.can_restore(paths.experiment_path), paths.experiment_path)
     if mode == "start":
         _check_new_study(space, paths)
+    if log_file is not None:
+        output.attach_log_file(log_file)
 
     def start_tracker() -> SweepTracker:
         started = SweepTracker(space, uri, sweep_key=paths.experiment_path)

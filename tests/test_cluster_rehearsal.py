@@ -166,7 +166,13 @@ def test_fake_autoscaler_launches_gpu_nodes_for_a_sweep_and_removes_them(tmp_pat
         # The head's resources are those of the file's head type, as `ray up` gives the real head cluster.yaml's.
         cluster.start_head(num_cpus=int(head.pop("CPU")), resources=head, dashboard=True)
         t0 = time.time()
-        before = cluster.status()
+
+        # on a loaded machine the autoscaler's first status report comes seconds after the head is up
+        def first_status() -> str | None:
+            text = cluster.status()
+            return text if active_nodes(text) else None
+
+        before = wait_for(first_status, 120, interval=2, what="the first autoscaler status")
         snapshots.append((0.0, before))
         assert active_nodes(before) == {HEAD_TYPE: 1}, before  # min_workers 0: the head alone
 
