@@ -208,7 +208,7 @@ def run_experiment(
     methods: list[MethodConfig] | None = None,
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
-    on_directory: Callable[[Path], None] | None = None,
+    on_directory: Callable[[Path], object] | None = None,
 ) -> RunReport:
     """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
     its finished (seed, method) records are kept and only the rest run. ``on_directory``: called with the run
@@ -223,6 +223,7 @@ def run_experiment(
     timings = {"prepare": time.perf_counter() - t0}
     report = RunReport(cfg, [], {}, timings, items=evaluation_items(prepared))
     if old is not None:
+        assert resume is not None  # old was loaded from it
         report.directory = Path(resume)
         report.records = list(old.get("records", []))
         report.environment = {
