@@ -307,7 +307,7 @@ def _width(rows: list[dict], columns: list[str]) -> int:
     return sum(max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) + 1 for c in columns)
 
 
-def _print_languages(records: list[dict], languages: list[str], title: str, name: str = "method") -> None:
+def print_languages(records: list[dict], languages: list[str], title: str, name: str = "method") -> None:
     """Per-language cells of each row (keyed by ``name``), readable from 2 to 40 languages: a column per
     language where they fit the terminal, else a row per language and a column per row."""
 
@@ -326,12 +326,12 @@ def _print_languages(records: list[dict], languages: list[str], title: str, name
 
 
 def _print_wide(title: str, rows: list[dict], columns: list[str], languages: list[str], left: tuple, name: str) -> None:
-    """One table where it fits the terminal; else its other columns, then the languages (`_print_languages`)."""
+    """One table where it fits the terminal; else its other columns, then the languages (`print_languages`)."""
     if _width(rows, columns) <= console.width:
         console.print(_table(title, rows, columns, left=left))
         return
     console.print(_table(title, rows, [c for c in columns if c not in languages], left=left))
-    _print_languages(rows, languages, "per language", name=name)
+    print_languages(rows, languages, "per language", name=name)
 
 
 def _print_report(report: dict, trials: bool = False) -> None:

@@ -351,7 +351,7 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
                 "sweep_rank": trial.rank,
                 "trial_objective": trial.objective,
             }
-            payload = _seeded_row(row, runs, sweep, languages, metric, tmp)
+            payload = seeded_row(row, runs, sweep, languages, metric, tmp)
             if payload is not None:
                 data[trial.trial_id] = payload
             rows.append(row)
@@ -367,7 +367,7 @@ def confirm_table(sweep: Sweep, trials: list[Trial], seeds: list[int]) -> dict[s
                     "supervision": tags.get("supervision", ""),
                     "at_confirm_seeds": True,
                 }
-                payload = _seeded_row(row, seeded_baselines[name], sweep, languages, metric, tmp)
+                payload = seeded_row(row, seeded_baselines[name], sweep, languages, metric, tmp)
                 if payload is not None:
                     data[row["row_id"]] = payload
                 rows.append(row)
@@ -436,7 +436,7 @@ def _confirm_baseline_runs(sweep: Sweep, seeds: list[int]) -> dict[str, list[tup
     return {name: [(s, runs[s]) for s in seeds] for name, runs in by_name.items() if all(s in runs for s in seeds)}
 
 
-def _seeded_row(
+def seeded_row(
     row: dict[str, Any], runs: list[tuple[int, Any]], sweep: Sweep, languages: list[str], metric: str, tmp: str
 ) -> dict[str, Any] | None:
     """Fill ``row`` from runs of one configuration at several seeds: mean and sample sd over seeds of the

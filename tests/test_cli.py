@@ -35,14 +35,14 @@ def test_ui_command_is_registered_and_binds_loopback_by_default():
 
 def test_report_tables_stay_readable_from_2_to_40_languages():
     """Per-language scores: a column per language while they fit the terminal, else a row per language."""
-    from orchestrator.cli import _print_languages
+    from orchestrator.cli import print_languages
     from orchestrator.console import console
 
     def printed(n: int) -> list[str]:
         languages = [f"l{i:02d}" for i in range(n)]
         records = [{"method": m, **{lang: 0.5 for lang in languages}} for m in ("aligned", "ls", "own_tokenizer")]
         with console.capture() as captured:
-            _print_languages(records, languages, "scores")
+            print_languages(records, languages, "scores")
         return captured.get().splitlines()
 
     two, forty = printed(2), printed(40)

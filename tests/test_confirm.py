@@ -179,7 +179,7 @@ def test_a_report_language_named_id_keeps_the_row_identity():
     """Indonesian is ``id``: its cell must not overwrite the row's identifier (rows are keyed by language)."""
     from types import SimpleNamespace
 
-    from orchestrator.confirm import _seeded_row
+    from orchestrator.confirm import seeded_row
 
     def run(seed: int, score: float):
         metrics = {"objective": 0.4, "test_macro_f1.id": score, "test_macro_f1.de": 0.5}
@@ -187,6 +187,6 @@ def test_a_report_language_named_id_keeps_the_row_identity():
 
     sweep = SimpleNamespace(client=SimpleNamespace(download_artifacts=lambda *a: (_ for _ in ()).throw(OSError())))
     row = {"row_id": "t1", "kind": "confirm", "method": "aligned"}
-    assert _seeded_row(row, [run(0, 0.3), run(1, 0.5)], sweep, ["id", "de"], "macro_f1", "/tmp") is None
+    assert seeded_row(row, [run(0, 0.3), run(1, 0.5)], sweep, ["id", "de"], "macro_f1", "/tmp") is None
     assert row["row_id"] == "t1" and row["id"]["mean"] == pytest.approx(0.4) and row["id"]["n"] == 2
     assert row["mean"]["mean"] == pytest.approx(0.45)
