@@ -158,18 +158,7 @@ def run_confirm(
             ran += 1
             say(f"confirm {trial.name} (rank {trial.rank}) seed {record['seed']}: " + _summary(space, record))
 
-        run_methods(
-            seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
-            methods,
-            seeds,
-            exp.training,
-            LoopHooks(progress=progress),
-            cache=DiskCache(exp.cache_dir),
-            done=todo_done,
-            on_record=log,
-            errors="record",
-            progress=progress,
-        )
+        _run_seeds(exp, prepared, static, methods, seeds, todo_done, log, progress)
     baselines_ran = run_confirm_baselines(space, sweep, seeds, tracker, runs, progress, say)
     return {
         "baselines_ran": baselines_ran,
@@ -181,6 +170,25 @@ def run_confirm(
         "notes": notes,
         "fingerprints": fingerprints,
     }
+
+
+def _run_seeds(
+    exp: Any, prepared: Any, static: bool, methods: list, seeds: list[int], done: set, log: Any, progress: bool
+) -> None:
+    """`run_methods` over ``seeds`` for confirm (the pairs in ``done`` skipped, errors recorded, each record to
+    ``log``), with each seed's own data under ``seed_scope: all``."""
+    run_methods(
+        seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
+        methods,
+        seeds,
+        exp.training,
+        LoopHooks(progress=progress),
+        cache=DiskCache(exp.cache_dir),
+        done=done,
+        on_record=log,
+        errors="record",
+        progress=progress,
+    )
 
 
 def run_confirm_baselines(
@@ -245,18 +253,7 @@ def run_confirm_baselines(
         ran += 1
         say(f"confirm baseline {record['method']} seed {seed}: " + _summary(space, record))
 
-    run_methods(
-        seeded_preparer(exp, prepared, static, progress) if exp.seed_scope == "all" else prepared,
-        methods,
-        seeds,
-        exp.training,
-        LoopHooks(progress=progress),
-        cache=DiskCache(exp.cache_dir),
-        done=done,
-        on_record=log,
-        errors="record",
-        progress=progress,
-    )
+    _run_seeds(exp, prepared, static, methods, seeds, done, log, progress)
     return ran
 
 
