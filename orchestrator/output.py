@@ -160,6 +160,7 @@ def route_worker_output() -> bool:
         return False
     dispatcher = getattr(ray_worker, "global_worker_stdstream_dispatcher", None)
     printer = getattr(ray_worker, "print_to_stdstream", None)
+    printer = getattr(printer, "__wrapped__", printer)  # a second call (sweep, then confirm) wraps Ray's own
     if dispatcher is None or printer is None or not hasattr(dispatcher, "remove_handler"):
         return False
     capture_libraries()  # ray.init configured the "ray" logger again
@@ -180,8 +181,23 @@ def route_worker_output() -> bool:
         if show:
             printer(data, ignore_prefix=ignore_prefix)
 
+    def raylet_message(data: dict[str, Any], ignore_prefix: bool = False) -> None:
+        # what the raylet pushes to the driver (`listen_error_messages` prints it through this module global):
+        # its warnings ("8 PYTHON worker processes have been started...") go to the log file only, its errors
+        # (a task killed for memory, a dead node) to the terminal as well
+        if data.get("pid") != "raylet":
+            printer(data, ignore_prefix=ignore_prefix)
+            return
+        lines = data.get("lines", [])
+        for line in lines:
+            logger.info("(raylet) %s", line, extra={"file_only": True})
+        if show or any(not str(line).lstrip().startswith("WARNING") for line in lines):
+            printer(data, ignore_prefix=ignore_prefix)
+
     dispatcher.remove_handler("ray_print_logs")
     dispatcher.add_handler("ray_print_logs", handle)
+    raylet_message.__wrapped__ = printer  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = raylet_message
     return True
 
 

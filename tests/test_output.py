@@ -70,3 +70,21 @@ def test_reset_detaches_handlers(tmp_path):
     assert root.handlers == before
     logging.getLogger("mlflow").info("after the command")
     assert "after the command" not in (tmp_path / "a.log").read_text()
+
+
+def test_raylet_warnings_reach_the_log_file_and_its_errors_the_terminal(quiet, capfd, monkeypatch):
+    """What the raylet pushes to the driver (Ray prints it through `print_to_stdstream`, prefixed "(raylet)")."""
+    from ray._private import worker as ray_worker
+
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", ray_worker.print_to_stdstream)  # restored afterwards
+    assert output.route_worker_output()
+    assert output.route_worker_output()  # a second command in the same process wraps Ray's printer, not ours
+    warning = "WARNING: 8 PYTHON worker processes have been started on node: abc"
+    ray_worker.print_to_stdstream({"lines": [warning], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    ray_worker.print_to_stdstream({"lines": ["Task was killed due to low memory"], "pid": "raylet", "is_err": False})
+    captured = capfd.readouterr()
+    terminal = captured.out + captured.err
+    assert "PYTHON worker processes" not in terminal
+    assert terminal.count("Task was killed due to low memory") == 1
+    log_text = quiet.read_text()
+    assert "(raylet) " + warning in log_text and "Task was killed" in log_text

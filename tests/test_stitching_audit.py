@@ -27,6 +27,7 @@ from mosecrot.plm import load_tokenizer, single_token_ids
 from mosecrot.relative import RelativeConfig
 from mosecrot.relative.weighting import standard
 from mosecrot.stitching import build_target_vocabulary, target_mapping
+from mosecrot.training import LoopHooks
 from mosecrot.vectors import StaticVectors
 
 # --- 1. anchors.count with strategy all ---------------------------------------------------------------
@@ -168,6 +169,7 @@ def test_pair_scope_records_english_dev_per_language_and_their_mean(monkeypatch)
         english_model=english_model,
         english_metrics=english_metrics,
         predictions={},
+        hooks=LoopHooks(),
     )
     monkeypatch.setattr(stitched_mod, "load_tokenizer", lambda name: None)
     monkeypatch.setattr(stitched_mod, "special_token_ids", lambda tok: [])
