@@ -190,6 +190,19 @@ def fit_alignment(
     return Alignment(w.astype(np.float32), mean_t, mean_e, stats)
 
 
+def mutual_pairs(
+    alignment: Alignment, target: StaticVectors, english: StaticVectors, vocabulary: int, csls_k: int
+) -> list[tuple[str, str]]:
+    """``(en, tgt)`` word pairs that are mutual nearest neighbours under CSLS in the aligned space, among the
+    ``vocabulary`` most frequent words of each side (English frequency order)."""
+    rows_t = _frequent_rows(target, vocabulary)
+    rows_e = _frequent_rows(english, vocabulary)
+    x = alignment.map_target(target.matrix[rows_t])
+    y = alignment.map_english(english.matrix[rows_e])
+    mutual = csls_mutual_neighbours(y, x, csls_k)
+    return [(english.words[int(rows_e[i])], target.words[int(rows_t[j])]) for i, j in mutual]
+
+
 def _procrustes(x: np.ndarray, y: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
     e, t = np.asarray(pairs).T
     w, _ = orthogonal_procrustes(x[t].astype(np.float64), y[e].astype(np.float64))

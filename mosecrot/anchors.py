@@ -53,6 +53,8 @@ class AnchorSet:
     scope: str
     strategy: str
     meta: dict = field(default_factory=dict)
+    # How much each anchor is trusted (``anchors.weights``, `mosecrot.anchor_growth`); None: all alike.
+    weights: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -15,6 +15,7 @@ from mosecrot.configschema import apply_overrides, from_dict, interpolate, named
 from mosecrot.data_config import DataConfig
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.methods import MethodConfig
+from mosecrot.methods.registry import method_anchors
 from mosecrot.paths import REPO_ROOT
 from mosecrot.training import TrainingConfig
 
@@ -44,6 +45,10 @@ class ExperimentConfig(DataConfig):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise InputError("duplicate method name", key="methods", expected="unique names")
+        for i, method in enumerate(self.methods):
+            if method.anchors:
+                key = f"methods[{i}].anchors"
+                self.check_anchor_weights(method_anchors(self.anchors, method.anchors, key), key)
 
 
 def seeded_data_config(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mosecrot.anchor_growth import AnchorGrowthConfig, check_weights
 from mosecrot.anchors import check_count
 from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
 from mosecrot.errors import InputError, unknown_choice
@@ -147,9 +148,15 @@ class AnchorConfig:
     seed: int = 0
     one_to_one: bool = True
     on_shortfall: Literal["clamp", "error"] = "clamp"
+    # Pairs added to the dictionary's before anchors are chosen (`mosecrot.anchor_growth`).
+    grow: AnchorGrowthConfig = field(default_factory=AnchorGrowthConfig)
+    # uniform, or dictionary_score: each anchor weighted by its dictionary pair's score (induced dictionaries).
+    weights: str = "uniform"
 
     def validate(self, prefix: str = "anchors") -> None:
         check_count(self.count, self.strategy, prefix)  # a number with strategy all is refused, not ignored
+        self.grow.validate(f"{prefix}.grow")
+        check_weights(self.weights, f"{prefix}.weights")
 
 
 @dataclass
@@ -175,6 +182,18 @@ class DataConfig:
         get_language(self.source_language, key="source_language")
         if len(set(self.target_languages)) != len(self.target_languages):
             raise InputError("duplicate target language", key="target_languages")
+        self.check_anchor_weights(self.anchors)
+
+    def check_anchor_weights(self, anchors: AnchorConfig, key: str = "anchors") -> None:
+        """Weights by dictionary score need a dictionary with scores (an induced one) for some language."""
+        induced = [lang for lang in self.target_languages if self.dictionary.kind_for(lang) == "induced"]
+        if anchors.weights == "dictionary_score" and not induced:
+            raise InputError(
+                f"{key}.weights: dictionary_score, but no target language's dictionary has scores",
+                key=f"{key}.weights",
+                expected="an induced dictionary for some language (dictionary.kind or dictionary.per_language: "
+                "induced), or anchors.weights: uniform",
+            )
 
     @property
     def languages(self) -> list[str]:

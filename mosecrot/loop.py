@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from mosecrot.cache import DiskCache
 from mosecrot.configschema import to_dict
 from mosecrot.methods import MethodConfig, RunContext
+from mosecrot.methods.registry import method_anchors
 from mosecrot.metrics import mean_over_seeds
-from mosecrot.prepare import Prepared
+from mosecrot.prepare import Prepared, with_anchors
 from mosecrot.training import LoopHooks, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,10 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
     }
     t = time.perf_counter()
     ctx.predictions = {}
+    base = ctx.prepared
     try:
+        if method.anchors:  # the method's own anchors, from the same vectors and dictionaries
+            ctx.prepared = with_anchors(base, method_anchors(base.config.anchors, method.anchors))
         record["metrics"] = method.spec.run(ctx, method.options, seed)
         record["predictions"] = ctx.predictions
     except Exception as err:
@@ -120,6 +124,8 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
             raise
         log.exception("%s (seed %d) failed", method.name, seed)
         record.update({"metrics": {}, "error": f"{type(err).__name__}: {err}"})
+    finally:
+        ctx.prepared = base
     record["seconds"] = round(time.perf_counter() - t, 2)
     return record
 

@@ -11,6 +11,8 @@ the floor) needs just the task splits, and on a fresh machine skips a fastText t
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -19,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mosecrot.anchor_growth import dictionary_score_weights, grown_pairs
 from mosecrot.anchors import AnchorSet, UnionAnchors, build_pair_anchors, build_union_anchors, eligible_pairs
 from mosecrot.cache import DiskCache, texts_fingerprint
 from mosecrot.configschema import to_dict
-from mosecrot.data_config import DataConfig
+from mosecrot.data_config import AnchorConfig, DataConfig
 from mosecrot.dictionaries import BilingualDictionary, freedict_path, load_dictionary
 from mosecrot.errors import InputError, rebase_key
 from mosecrot.languages import get_language
@@ -43,6 +48,7 @@ def _uses_bible(cfg: DataConfig, static: bool = True) -> bool:
         get_task(cfg.task.name).reads_bible
         or (static and any(cfg.vectors.kind_for(lang) == "train" for lang in cfg.target_languages))
         or (static and any(cfg.dictionary.kind_for(lang) == "induced" for lang in cfg.target_languages))
+        or (static and cfg.anchors.grow.self_learning and not cfg.anchors.grow.english_vectors)
     )
 
 
@@ -377,7 +383,8 @@ def _build_anchors(
         )
     t = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model)
-    all_en = [s for d in dictionaries.values() for s, _ in d.pairs]
+    candidates, grown = anchor_candidates(cfg, bible, cache, shared, tokenizer)
+    all_en = [s for pairs in candidates.values() for s, _ in pairs]
     token_ids = cached_single_token_ids(tokenizer, all_en, cache)
     a = cfg.anchors
     anchors: dict[str, AnchorSet] = {}
@@ -386,7 +393,7 @@ def _build_anchors(
         for lang in cfg.target_languages:
             anchors[lang] = build_pair_anchors(
                 lang,
-                dictionaries[lang].pairs,
+                candidates[lang],
                 token_ids,
                 vectors[lang],
                 vectors[lang].frequency,
@@ -400,9 +407,7 @@ def _build_anchors(
             anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
     else:
         eligible = {
-            lang: eligible_pairs(
-                dictionaries[lang].pairs, token_ids, vectors[lang], a.one_to_one, dictionaries[lang].origin
-            )
+            lang: eligible_pairs(candidates[lang], token_ids, vectors[lang], a.one_to_one, dictionaries[lang].origin)
             for lang in cfg.target_languages
         }
         freq = shared.english_counts
@@ -420,6 +425,11 @@ def _build_anchors(
         anchors = union.per_language
         for lang in cfg.target_languages:
             anchors[lang].meta["dictionary_pairs"] = len(dictionaries[lang])
+    for lang in cfg.target_languages:
+        anchors[lang].meta.update(grown.get(lang, {}))
+        if a.weights == "dictionary_score":
+            d = dictionaries[lang]
+            anchors[lang].weights = dictionary_score_weights(anchors[lang], d.pairs, d.scores)
     timings["anchors"] = time.perf_counter() - t
 
     rows = []
@@ -451,6 +461,73 @@ def _build_anchors(
         shared,
         opened_bible=bible,
     )
+
+
+def with_anchors(prepared: Prepared, anchors: AnchorConfig) -> Prepared:
+    """``prepared`` with its anchors chosen again under ``anchors`` (a method's own ``anchors:``), from the same
+    vectors and dictionaries; what it grows is cached on disk."""
+    cfg = dataclasses.replace(prepared.config, anchors=anchors)
+    shared = prepared.shared
+    if shared is None or not prepared.static:
+        raise InputError("anchors can be chosen again only on prepared static resources", key="anchors")
+    cache = DiskCache(cfg.cache_dir)
+    return _build_anchors(cfg, prepared.opened_bible, cache, shared, dict(prepared.timings), time.perf_counter())
+
+
+def anchor_candidates(
+    cfg: DataConfig, bible: Bible | None, cache: DiskCache, shared: SharedResources, tokenizer: Any
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, dict[str, int]]]:
+    """Per target language, the pairs anchors are chosen from: the dictionary's, then those ``anchors.grow``
+    adds (`mosecrot.anchor_growth`; cached on disk, so a sweep's trials share them), with how many it added."""
+    grow, dictionaries = cfg.anchors.grow, shared.dictionaries
+    if not grow.enabled:
+        return {lang: list(d.pairs) for lang, d in dictionaries.items()}, {}
+    plm_vocabulary = set(tokenizer.get_vocab())
+    english_source: Any = grow.english_vectors or {
+        "training": to_dict(cfg.vectors.training),
+        "bible": to_dict(cfg.bible),
+        "evaluation": texts_fingerprint(sorted(shared.evaluation_ids)),
+    }
+    loaded: list[StaticVectors] = []
+
+    def english() -> StaticVectors:
+        if not loaded:
+            if grow.english_vectors:
+                loaded.append(load_vectors(grow.english_vectors))
+            else:
+                opened = bible if bible is not None else cfg.bible.open()
+                training = cfg.vectors.training
+                ids = shared.evaluation_ids
+                loaded.append(train_language_vectors(opened, cfg.source_language, ids, training, cache, False))
+        return loaded[0]
+
+    candidates, grown = {}, {}
+    for lang in cfg.target_languages:
+        target, pairs = shared.vectors[lang], list(dictionaries[lang].pairs)
+        key = {
+            "language": lang,
+            "pairs": texts_fingerprint([f"{e}\t{t}" for e, t in pairs]),
+            "target": vectors_fingerprint(target),
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "grow": to_dict(grow),
+            "english": english_source if grow.self_learning else None,
+        }
+
+        def build(d: Path, lang: str = lang, target: StaticVectors = target, pairs: list = pairs) -> None:
+            out, meta = grown_pairs(lang, pairs, target, plm_vocabulary, english, grow)
+            (d / "grown.json").write_text(json.dumps({"pairs": out, "meta": meta}, ensure_ascii=False))
+
+        saved = cache.get_or_build("grown_anchors", key, build, lambda d: json.loads((d / "grown.json").read_text()))
+        candidates[lang] = [(e, t) for e, t in saved["pairs"]]
+        grown[lang] = saved["meta"]
+    return candidates, grown
+
+
+def vectors_fingerprint(vectors: StaticVectors) -> str:
+    """A digest of a static space's words and matrix (a cache key part)."""
+    digest = hashlib.sha256(np.ascontiguousarray(vectors.matrix).tobytes())
+    digest.update(texts_fingerprint(vectors.words).encode())
+    return digest.hexdigest()[:16]
 
 
 def _language_row(lang: str, task: TaskData) -> dict[str, Any]:

@@ -254,6 +254,7 @@ def target_mapping(
         english_rows.detach().float(),
         config,
         neighbourhood=_read_only_tensor(vectors.matrix),
+        anchor_weights=anchors.weights,
     )
     return torch.cat([special_rows.detach().float(), mapped], dim=0)
 

@@ -14,7 +14,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mosecrot.configschema import entry_keys, field_type, from_flat_entry, to_dict
+from mosecrot.configschema import (
+    apply_settings,
+    entry_keys,
+    field_type,
+    flatten,
+    from_dict,
+    from_flat_entry,
+    to_dict,
+)
+from mosecrot.data_config import AnchorConfig
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.methods import aligned, ems, finetuned, probes, stitched
 from mosecrot.methods.spec import MethodSpec
@@ -106,6 +115,9 @@ class MethodConfig:
     name: str
     kind: str
     options: Any = None
+    # This method's changes to the experiment's ``anchors:`` (e.g. ``{grow: {identical: true}}``): its anchors
+    # are chosen again with them (`mosecrot.prepare.with_anchors`), so one experiment compares anchor sets.
+    anchors: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.options is None:
@@ -123,19 +135,37 @@ class MethodConfig:
     def from_config(cls, data: Any, prefix: str = "methods", file: str | None = None) -> MethodConfig:
         """Build from a mapping, every error naming its dotted key (``methods[0].stitch.relative.k``)."""
         name, kind = entry_keys(data, ("name", "kind"), prefix, file)
+        spec = method_spec(kind, key=f"{prefix}.kind")
         options: Any = from_flat_entry(
-            method_spec(kind, key=f"{prefix}.kind").options,
+            spec.options,
             data,
-            ("name", "kind"),
+            ("name", "kind", "anchors"),
             prefix,
             file,
             lambda key: _option_of_other_kinds(key, kind, f"{prefix}.{key}", file),
         )
-        return cls(name, kind, options)
+        anchors = data.get("anchors")
+        if anchors is not None:
+            if not spec.reads_static:
+                raise InputError(
+                    f"kind {kind} reads no anchors", path=file, key=f"{prefix}.anchors", expected="no anchors key"
+                )
+            if not isinstance(anchors, dict) or not anchors:
+                raise InputError("expected a non-empty mapping", path=file, key=f"{prefix}.anchors")
+            method_anchors(AnchorConfig(), anchors, f"{prefix}.anchors", file)  # checked now, applied at run time
+        return cls(name, kind, options, anchors)
 
     def to_config(self) -> dict[str, Any]:
         """The flat mapping `from_config` reads (what resolved configs and MLflow params show)."""
-        return {"name": self.name, "kind": self.kind, **to_dict(self.options)}
+        anchors = {"anchors": self.anchors} if self.anchors else {}
+        return {"name": self.name, "kind": self.kind, **to_dict(self.options), **anchors}
+
+
+def method_anchors(
+    base: AnchorConfig, changes: dict[str, Any], key: str = "anchors", file: str | None = None
+) -> AnchorConfig:
+    """``base`` (the experiment's ``anchors:``) with a method's ``changes`` applied, validated."""
+    return from_dict(AnchorConfig, apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
 
 
 def method_config(name: str, kind: str, **options: Any) -> MethodConfig:

@@ -155,6 +155,8 @@ def cached_target_mapping(
         "english_rows": _digest(english_rows),
         "relative": _relative_key(rel),
     }
+    if anchors.weights is not None:
+        key["anchor_weights"] = stable_hash(anchors.weights)
     if rel.similarity == "csls":
         key["neighbourhood"] = _digest(vectors.matrix)
 
@@ -482,6 +484,9 @@ def run_ls(ctx: RunContext, options: LSOptions, seed: int) -> dict[str, float]:
         anchors, vectors = ctx.prepared.anchors[lang], ctx.prepared.vectors[lang]
         a_t = np.stack([vectors.vector(t) for t in anchors.target_words]).astype(np.float64)
         a_s = _anchor_rows(options.stitch, original, model, anchors).double().numpy()
+        if anchors.weights is not None:  # weighted least squares: each anchor's residual counts by its weight
+            root = np.sqrt(np.asarray(anchors.weights, dtype=np.float64))[:, None]
+            a_t, a_s = a_t * root, a_s * root
         w = torch.from_numpy(least_squares_map(a_t, a_s))
 
         def mapped_rows(vocab: TargetVocabulary, w: torch.Tensor = w) -> torch.Tensor:

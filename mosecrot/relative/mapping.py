@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -181,6 +181,7 @@ def compute_mapping(
     *,
     device: str | torch.device | None = None,
     neighbourhood: Matrix | None = None,
+    anchor_weights: Sequence[float] | None = None,
 ) -> MappingResult:
     """Map every row of ``space`` (n x d) to PLM width D, with diagnostics.
 
@@ -189,6 +190,9 @@ def compute_mapping(
     ``neighbourhood`` (N x d, default ``space``): the rows a similarity's neighbourhood terms are computed
     over (CSLS's r_a), e.g. the whole static vocabulary when ``space`` is only the words being evaluated, so
     that no row depends on which other rows are mapped with it.
+    ``anchor_weights`` (m, non-negative; `mosecrot.anchor_growth`): how much each anchor is trusted. A row's
+    weights are multiplied by them and rescaled to the row's own total, so a distrusted anchor gives its share
+    to the others kept for that row (for softmax this is softmax(sim / tau + log w)).
     The result lives on ``device`` (default CPU); ``space`` is moved there one chunk at a time.
     """
     cfg = config or RelativeConfig()
@@ -204,6 +208,7 @@ def compute_mapping(
             expected="rows of the same space as the anchors",
         )
     cfg.validate(rows.shape[0])
+    trust = _anchor_trust(anchor_weights, rows.shape[0])
     repair = geometry_repair(neigh_t, cfg)
     if repair is not None:
         rows, neigh_t = repair(rows.float()), repair(neigh_t.float())
@@ -228,6 +233,8 @@ def compute_mapping(
                 chunk = repair(chunk)
             selection = sparsify(block(chunk), cfg)
             weights = weigh(selection.values, cfg)
+            if trust is not None:
+                weights = _trusted(weights, trust.to(dev), selection.index)
             if selection.index is None:
                 out[start : start + chunk.shape[0]] = weights @ targets
             else:
@@ -250,6 +257,27 @@ def compute_mapping(
     )
     log.info("relative mapping %s: %s", cfg, diagnostics)
     return MappingResult(out, diagnostics)
+
+
+def _anchor_trust(anchor_weights: Sequence[float] | None, n_anchors: int) -> Tensor | None:
+    if anchor_weights is None:
+        return None
+    trust = torch.as_tensor(list(anchor_weights), dtype=torch.float32)
+    if trust.shape != (n_anchors,) or not bool(torch.isfinite(trust).all()) or bool((trust < 0).any()):
+        raise InputError(
+            f"{trust.numel()} anchor weights for {n_anchors} anchors",
+            key="anchors.weights",
+            expected="one finite non-negative weight per anchor",
+        )
+    return None if bool((trust == 1).all()) else trust
+
+
+def _trusted(weights: Tensor, trust: Tensor, index: Tensor | None) -> Tensor:
+    """Each row's weights times its anchors' trust, rescaled to the row's own total (rows whose kept anchors
+    are all untrusted keep their weights)."""
+    scaled = weights * (trust[index] if index is not None else trust[None, :])
+    total, new_total = weights.sum(1, keepdim=True), scaled.sum(1, keepdim=True)
+    return torch.where(new_total > 0, scaled * (total / new_total.clamp_min(1e-12)), weights)
 
 
 def geometry_repair(reference: Tensor, cfg: RelativeConfig) -> Callable[[Tensor], Tensor] | None:
@@ -322,8 +350,15 @@ def build_mapping(
     *,
     device: str | torch.device | None = None,
     neighbourhood: Matrix | None = None,
+    anchor_weights: Sequence[float] | None = None,
 ) -> Tensor:
     """The mapping matrix F (n x D, float32) for every row of ``space``; see ``compute_mapping``."""
     return compute_mapping(
-        space, anchor_rows, anchor_targets, config, device=device, neighbourhood=neighbourhood
+        space,
+        anchor_rows,
+        anchor_targets,
+        config,
+        device=device,
+        neighbourhood=neighbourhood,
+        anchor_weights=anchor_weights,
     ).matrix
