@@ -341,6 +341,31 @@ def field_type(cls: Any, dotted: str, key: str | None = None, shown: str | None 
     return tp
 
 
+def schema_default(cls: Any, dotted: str) -> tuple[bool, Any]:
+    """The default value at ``dotted`` of dataclass ``cls`` (nested defaults followed); (False, None) where a
+    field on the path has no default."""
+    value: Any = dataclasses.MISSING
+    for part in dotted.split("."):
+        if value is not dataclasses.MISSING:
+            if not hasattr(value, part):
+                return False, None
+            value = getattr(value, part)
+            continue
+        if not dataclasses.is_dataclass(cls):
+            return False, None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return False, None
+        f = fields[part]
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = cast("Callable[[], Any]", f.default_factory)()
+        else:
+            cls = typing.get_type_hints(cls)[part]
+    return value is not dataclasses.MISSING, None if value is dataclasses.MISSING else value
+
+
 def named_config_path(name_or_path: str, directory: Path, what: str) -> Path:
     """``NAME`` -> ``directory/NAME.yaml``; YAML paths and existing paths pass through."""
     p = Path(name_or_path)

@@ -20,7 +20,7 @@ import yaml
 
 from mosecrot.cache import texts_fingerprint
 from mosecrot.config import ExperimentConfig, seeded_data_config
-from mosecrot.configschema import flatten, to_dict
+from mosecrot.configschema import flatten, schema_default, to_dict
 from mosecrot.errors import InputError
 from mosecrot.loop import Record, preflight_methods, run_methods
 from mosecrot.methods import MethodConfig, default_methods, needs_static
@@ -186,7 +186,7 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
     if old.get("complete"):
         raise InputError("this run is complete; nothing to resume", path=path)
     now, before = _comparable(to_dict(cfg)), _comparable(old.get("config") or {})
-    differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+    differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k) and not _added(k, before, now))
     if differ:
         raise InputError(
             "the config differs from the run's: "
@@ -195,6 +195,15 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
             expected="the same experiment and --set overrides as the interrupted run",
         )
     return old
+
+
+def _added(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """An option the run's config lacks that holds its default here: added to the tool since, it changes
+    nothing the run did (a run survives an upgrade)."""
+    if key in before:
+        return False
+    found, default = schema_default(ExperimentConfig, key)
+    return found and json.loads(json.dumps(to_dict(default), default=str)) == now[key]
 
 
 def _comparable(config: dict) -> dict[str, Any]:

@@ -21,9 +21,17 @@ from typing import Any
 import yaml
 
 from mosecrot.config import ExperimentConfig, experiment_path
-from mosecrot.configschema import apply_settings, flatten, from_dict, interpolate, read_yaml, to_dict
+from mosecrot.configschema import (
+    apply_settings,
+    flatten,
+    from_dict,
+    interpolate,
+    read_yaml,
+    schema_default,
+    to_dict,
+)
 from mosecrot.errors import InputError
-from mosecrot.methods import MethodConfig
+from mosecrot.methods import MethodConfig, method_spec
 from orchestrator.search_space import SearchSpace, trial_configs
 from orchestrator.search_space.trials import active
 from orchestrator.tracking import (
@@ -202,6 +210,24 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def added_at_default(ran: dict[str, Any], now: dict[str, Any], kind: str) -> set[str]:
+    """Keys of ``now`` that the logged config lacks and that hold their schema's default: options added to the
+    tool after the sweep ran, which leave what the trial did unchanged (so a sweep survives an upgrade)."""
+    out = set()
+    for key in set(now) - set(ran):
+        section, _, dotted = key.partition(".")
+        if section == "experiment":
+            schema: Any = ExperimentConfig
+        elif section == "method" and kind:
+            schema = method_spec(kind).options
+        else:
+            continue
+        found, default = schema_default(schema, dotted)
+        if found and json.loads(json.dumps(to_dict(default), default=str)) == now[key]:
+            out.add(key)
+    return out
+
+
 def _differences(logged: dict[str, Any], now: dict[str, Any]) -> list[str]:
     keys = sorted(set(logged) | set(now))
     return [
@@ -245,7 +271,8 @@ def check_revision(sweep: Sweep, trial: Trial) -> str:
     logged = logged_config(sweep, trial)
     if logged is not None:
         ran, cur = _comparable(logged), _comparable(now)
-        diffs = _differences(ran, cur)
+        added = added_at_default(ran, cur, str(now["method"].get("kind", "")))
+        diffs = _differences(ran, {k: v for k, v in cur.items() if k not in added})
         what = f"config fingerprint {fingerprint(logged)} != {fingerprint(now)}"
     else:
         method = space.method_data()

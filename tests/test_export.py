@@ -104,6 +104,17 @@ def test_a_logged_resolved_config_is_compared_by_fingerprint(quickstart_space, t
     tracker.end()
     out = export_trial(load_sweep(quickstart_space, tracker.uri), tmp_path / "ok.yaml")
     assert "config fingerprint " + out["fingerprint"] in Path(out["path"]).read_text()
+    # a sweep logged before an option existed: absent at its default is the same revision, absent otherwise is not
+    older = {**config, "experiment": {**config["experiment"], "anchors": {"scope": "union", "count": 700}}}
+    older["experiment"]["anchors"].update(strategy="frequent", seed=0, one_to_one=True, on_shortfall="clamp")
+    tracker = SweepTracker(quickstart_space, f"sqlite:///{tmp_path}/old.db")
+    tracker.start()
+    tracker.log_trial("t1", None, params, metrics, "FINISHED", seeds=[0], config=older)
+    tracker.end()
+    assert export_trial(load_sweep(quickstart_space, tracker.uri), tmp_path / "old.yaml")["path"]
+    grown = load_search_space("quickstart", ["fixed.anchors.grow={identical: true}"])
+    with pytest.raises(InputError, match=r"experiment.anchors.grow.identical: ran '\(absent\)', now True"):
+        export_trial(load_sweep(grown, tracker.uri), tmp_path / "no.yaml")
     changed = load_search_space("quickstart", ["fixed.training.max_length=32"])
     with pytest.raises(
         InputError, match=r"config fingerprint \w+ != \w+.*experiment.training.max_length: ran 64, now 32"

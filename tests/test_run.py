@@ -184,6 +184,13 @@ def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_
     with pytest.raises(InputError, match=r"anchors.count \(800 there, 700 here\)"):
         run_experiment(other, progress=False, methods=lr, resume=report.directory)
 
+    # a run from before an option existed resumes when the option holds its default, not otherwise
+    data["config"]["anchors"].pop("grow")
+    path.write_text(json.dumps(data))
+    grown = load_experiment("quickstart", [*overrides, "anchors.grow.identical=true"])
+    with pytest.raises(InputError, match=r"anchors.grow.identical \(None there, True here\)"):
+        run_experiment(grown, progress=False, methods=lr, resume=report.directory)
+
     resumed = run_experiment(cfg, progress=False, methods=lr, resume=report.directory)
     assert resumed.directory == report.directory
     assert [(r["seed"], r["method"]) for r in resumed.records] == [(0, "lr"), (1, "lr")]
