@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from mosecrot.cache import DiskCache
 from mosecrot.configschema import to_dict
 from mosecrot.methods import MethodConfig, RunContext
-from mosecrot.methods.registry import method_anchors
+from mosecrot.methods.registry import method_anchors, method_training
 from mosecrot.metrics import mean_over_seeds
 from mosecrot.prepare import Prepared, with_anchors
 from mosecrot.training import LoopHooks, TrainingConfig
@@ -113,10 +113,12 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
     }
     t = time.perf_counter()
     ctx.predictions = {}
-    base = ctx.prepared
+    base, base_training = ctx.prepared, ctx.training
     try:
         if method.anchors:  # the method's own anchors, from the same vectors and dictionaries
             ctx.prepared = with_anchors(base, method_anchors(base.config.anchors, method.anchors))
+        if method.training:  # its own fine-tuning budget (kept apart: fine-tunings are keyed by their settings)
+            ctx.training = method_training(base_training, method.training)
         record["metrics"] = method.spec.run(ctx, method.options, seed)
         record["predictions"] = ctx.predictions
     except Exception as err:
@@ -125,7 +127,7 @@ def _run_one(ctx: RunContext, method: MethodConfig, seed: int, errors: str) -> R
         log.exception("%s (seed %d) failed", method.name, seed)
         record.update({"metrics": {}, "error": f"{type(err).__name__}: {err}"})
     finally:
-        ctx.prepared = base
+        ctx.prepared, ctx.training = base, base_training
     record["seconds"] = round(time.perf_counter() - t, 2)
     return record
 

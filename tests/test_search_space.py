@@ -447,3 +447,15 @@ def test_yaml_error_names_the_line(tmp_path):
     with pytest.raises(InputError) as info:
         load_search_space(path)
     assert info.value.path == str(path) and info.value.line is not None
+
+
+def test_a_methods_own_training_and_anchors_are_searchable():
+    from orchestrator.search_space.trials import build
+
+    lr = "method.training.learning_rate: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}"
+    grow = "method.anchors.grow.identical: {type: categorical, choices: [true, false]}"
+    space = load_search_space("quickstart", [f"space={{{lr}, {grow}}}"])
+    _, method = build(space, {"method.training.learning_rate": 3e-5, "method.anchors.grow.identical": True})
+    assert method.training == {"learning_rate": 3e-5} and method.anchors == {"grow": {"identical": True}}
+    with pytest.raises(InputError, match=r"space\.method\.training\.learning_rat'.*method\.training has no"):
+        load_search_space("quickstart", ["space={method.training.learning_rat: {type: float, low: 0.1, high: 1}}"])

@@ -27,6 +27,7 @@ from mosecrot.data_config import AnchorConfig
 from mosecrot.errors import InputError, unknown_choice
 from mosecrot.methods import aligned, ems, finetuned, probes, stitched
 from mosecrot.methods.spec import MethodSpec
+from mosecrot.training import TrainingConfig
 
 FAMILIES = (stitched, aligned, finetuned, probes, ems)
 METHODS: dict[str, MethodSpec] = {spec.kind: spec for family in FAMILIES for spec in family.SPECS}
@@ -80,7 +81,10 @@ def option_type(kind: str, dotted: str, key: str, shown: str) -> Any:
     """The type of option ``dotted`` of ``kind`` (``stitch.relative.k``), or an InputError at ``key`` that names
     the valid options (and, for an option of other kinds, which kinds take it)."""
     spec = method_spec(kind)
-    first = dotted.split(".")[0]
+    first, _, rest = dotted.partition(".")
+    own = {"anchors": (AnchorConfig, spec.reads_static), "training": (TrainingConfig, not spec.deterministic)}
+    if first in own and own[first][1] and rest:  # a method's own anchors / training, searched like its options
+        return field_type(own[first][0], rest, key, shown)
     names = option_names(spec)
     if first not in names:
         owners = kinds_with_option(first)
@@ -118,6 +122,9 @@ class MethodConfig:
     # This method's changes to the experiment's ``anchors:`` (e.g. ``{grow: {identical: true}}``): its anchors
     # are chosen again with them (`mosecrot.prepare.with_anchors`), so one experiment compares anchor sets.
     anchors: dict[str, Any] | None = None
+    # This method's changes to the experiment's ``training:`` (e.g. ``{learning_rate: 3.0e-5}`` for a larger
+    # model than the experiment's): its fine-tunings use them, cached apart from the experiment's own.
+    training: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.options is None:
@@ -139,7 +146,7 @@ class MethodConfig:
         options: Any = from_flat_entry(
             spec.options,
             data,
-            ("name", "kind", "anchors"),
+            ("name", "kind", "anchors", "training"),
             prefix,
             file,
             lambda key: _option_of_other_kinds(key, kind, f"{prefix}.{key}", file),
@@ -153,12 +160,21 @@ class MethodConfig:
             if not isinstance(anchors, dict) or not anchors:
                 raise InputError("expected a non-empty mapping", path=file, key=f"{prefix}.anchors")
             method_anchors(AnchorConfig(), anchors, f"{prefix}.anchors", file)  # checked now, applied at run time
-        return cls(name, kind, options, anchors)
+        training = data.get("training")
+        if training is not None:
+            if spec.deterministic:  # a kind whose seeds change nothing trains no model
+                raise InputError(
+                    f"kind {kind} fine-tunes no model", path=file, key=f"{prefix}.training", expected="no training key"
+                )
+            if not isinstance(training, dict) or not training:
+                raise InputError("expected a non-empty mapping", path=file, key=f"{prefix}.training")
+            method_training(TrainingConfig(), training, f"{prefix}.training", file)
+        return cls(name, kind, options, anchors, training)
 
     def to_config(self) -> dict[str, Any]:
         """The flat mapping `from_config` reads (what resolved configs and MLflow params show)."""
-        anchors = {"anchors": self.anchors} if self.anchors else {}
-        return {"name": self.name, "kind": self.kind, **to_dict(self.options), **anchors}
+        own = {key: value for key, value in (("anchors", self.anchors), ("training", self.training)) if value}
+        return {"name": self.name, "kind": self.kind, **to_dict(self.options), **own}
 
 
 def method_anchors(
@@ -166,6 +182,13 @@ def method_anchors(
 ) -> AnchorConfig:
     """``base`` (the experiment's ``anchors:``) with a method's ``changes`` applied, validated."""
     return from_dict(AnchorConfig, apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
+
+
+def method_training(
+    base: TrainingConfig, changes: dict[str, Any], key: str = "training", file: str | None = None
+) -> TrainingConfig:
+    """``base`` (the experiment's ``training:``) with a method's ``changes`` applied, validated."""
+    return from_dict(TrainingConfig, apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
 
 
 def method_config(name: str, kind: str, **options: Any) -> MethodConfig:
