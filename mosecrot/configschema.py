@@ -83,12 +83,15 @@ def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
+        errors = []
         for option in get_args(tp):
             try:
                 return _convert(value, option, key, file)
-            except InputError:
-                continue
-        raise bad
+            except InputError as err:
+                errors.append((option, err))
+        # A value shaped like one option (a list for `list[str] | None`) gets that option's error: it names the item
+        shaped = [err for option, err in errors if _same_shape(value, option)]
+        raise shaped[0] if len(shaped) == 1 else bad
     if origin is Literal:
         if value in get_args(tp):
             return value
@@ -126,8 +129,24 @@ def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+        if isinstance(value, bool):  # `no` (Norwegian), `on`, `yes` unquoted: YAML 1.1 reads them as booleans
+            raise InputError(
+                f"bad value {value!r}: YAML reads an unquoted yes/no/on/off/true/false as a boolean",
+                path=file,
+                key=key,
+                expected="a string: quote it, e.g. 'no'",
+            )
         raise bad
     raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def _same_shape(value: Any, tp: Any) -> bool:
+    """Whether ``value`` is the container ``tp`` expects (a list for ``list[...]``, a mapping for a dict or a
+    dataclass), so that an error converting it to ``tp`` is about its contents."""
+    tp = get_origin(tp) or tp
+    if isinstance(value, list):
+        return tp is list
+    return isinstance(value, dict) and (tp is dict or dataclasses.is_dataclass(tp))
 
 
 def from_dict(cls: type[T], data: dict, prefix: str = "", file: str | None = None) -> T:

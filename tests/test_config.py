@@ -32,6 +32,8 @@ def test_minimal_config_gets_defaults(tmp_path):
         ({**MINIMAL, "vectors": {"training": {"dim": 0}}}, r"vectors.*dim"),
         ({"name": "t", "target_languages": ["de"]}, r"key 'task': missing required key"),
         ({**MINIMAL, "seeds": []}, r"key 'seeds'"),
+        # Norwegian unquoted: YAML reads `no` as false; the error names the item and says to quote it
+        ({**MINIMAL, "target_languages": ["de", False]}, r"key 'target_languages\[1\]': bad value False: YAML.*quote"),
     ],
 )
 def test_bad_configs_name_file_and_key(tmp_path, data, message):

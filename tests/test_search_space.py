@@ -459,3 +459,8 @@ def test_a_methods_own_training_and_anchors_are_searchable():
     assert method.training == {"learning_rate": 3e-5} and method.anchors == {"grow": {"identical": True}}
     with pytest.raises(InputError, match=r"space\.method\.training\.learning_rat'.*method\.training has no"):
         load_search_space("quickstart", ["space={method.training.learning_rat: {type: float, low: 0.1, high: 1}}"])
+
+
+def test_an_unquoted_norwegian_code_is_named_with_the_fix():
+    with pytest.raises(InputError, match=r"key 'report_languages\[1\]': bad value False: YAML.*quote it"):
+        load_search_space("quickstart", ["report_languages=[de, no]"])
