@@ -326,6 +326,7 @@ def load_resources(
                 cache=cache,
                 min_count=cfg.dictionary.min_count,
                 seed=cfg.dictionary.seed,
+                progress=progress,
             )
         dictionaries[lang] = load_dictionary(kind, lang, **kw)
     timings["dictionaries"] = time.perf_counter() - t

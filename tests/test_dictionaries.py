@@ -393,6 +393,15 @@ def test_induction_recovers_toy_mapping(symmetrization):
     assert d.meta["symmetrization"] == symmetrization and d.meta["sentence_pairs_aligned"] == 300
 
 
+def test_eflomal_writes_nothing_to_the_terminal(capfd):
+    """eflomal's binary prints its iteration timings on the process's own stderr, past Python's log capture:
+    a sweep's terminal showed them. Even with a progress bar asked for, it runs quiet."""
+    pytest.importorskip("eflomal")
+    induce_dictionary(toy_corpus(50), "sw", progress=True)
+    out, err = capfd.readouterr()
+    assert "Aligning" not in out + err and "Done:" not in out + err
+
+
 def test_induction_input_errors(no_alignment):
     with pytest.raises(InputError, match="no sentence pairs"):
         induce_dictionary([], "sw")

@@ -122,10 +122,10 @@ def _eflomal_line(tokens: list[str]) -> str:
     return " ".join("_".join(tok.split()) for tok in tokens) + "\n"
 
 
-def align(
-    source_tokens: list[list[str]], target_tokens: list[list[str]], progress: bool = True
-) -> tuple[list[set[Link]], list[set[Link]]]:
-    """Forward and reverse eflomal links (both as source-target index pairs) for tokenised pairs."""
+def align(source_tokens: list[list[str]], target_tokens: list[list[str]]) -> tuple[list[set[Link]], list[set[Link]]]:
+    """Forward and reverse eflomal links (both as source-target index pairs) for tokenised pairs. eflomal runs
+    quiet: its binary writes its iteration timings straight to the terminal (past any log capture), and the
+    caller's tokenising bar and log line say what a reader needs."""
     import eflomal  # GPL-3, an optional dependency: imported only when a dictionary is induced
 
     with tempfile.TemporaryDirectory(prefix="mosecrot-eflomal-") as tmp:
@@ -135,7 +135,7 @@ def align(
             [_eflomal_line(toks) for toks in target_tokens],
             links_filename_fwd=str(fwd_path),
             links_filename_rev=str(rev_path),
-            quiet=not progress,
+            quiet=True,
         )
         forward = [parse_links(line) for line in fwd_path.read_text().splitlines()]
         reverse = [parse_links(line) for line in rev_path.read_text().splitlines()]
@@ -185,7 +185,7 @@ def induce_dictionary(
         )
 
     start = time.perf_counter()
-    forward, reverse = align(src_tokens, tgt_tokens, progress)
+    forward, reverse = align(src_tokens, tgt_tokens)
     align_seconds = time.perf_counter() - start
     log.info("eflomal aligned %d pairs in %.1f s", len(src_tokens), align_seconds)
 
