@@ -670,7 +670,7 @@ def log_objective_tie(space: SearchSpace, results: Any, tracker: SweepTracker) -
     if tie is None:
         return None
     message = tie_message(tie, space.objective.protocol)
-    log.warning("sweep %s: %s", space.name, message)
+    log.info("sweep %s: %s", space.name, message)  # the log file: `summary_lines` prints it on the terminal once
     tracker.annotate(
         {"objective_tie": ",".join(tie.trials), "objective_tie.params": ",".join(tie.differing)},
         message + "\n",

@@ -14,6 +14,7 @@ is covered the day it exists.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,20 +47,43 @@ def find_tie(trials: Iterable[tuple[str, dict[str, Any], float]], mode: str, tol
     return Tie(best, [n for n, _ in tied], differing)
 
 
+MAX_LISTED = 6  # beyond this many tied trials, the message names a few and summarises each param's values
+
+
 def tie_message(tie: Tie, protocol: str) -> str:
-    """One line: the warning, the tied trials, the params they differ in, and (english-dev) why."""
-    params = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in tie.differing.items()) or "none"
+    """One line: the warning, the tied trials, the params they differ in, and (english-dev) why. Many tied trials
+    (a budget too small to train anything ties them all) are summarised so the line stays readable."""
+    names = (
+        tie.trials
+        if len(tie.trials) <= MAX_LISTED
+        else [*tie.trials[:MAX_LISTED], f"and {len(tie.trials) - MAX_LISTED} more"]
+    )
+    params = "; ".join(f"{k} = {_values(v)}" for k, v in tie.differing.items()) or "none"
     line = (
         f"WARNING: objective tie: {len(tie.trials)} trials share the best objective {tie.value:.6g} "
-        f"({', '.join(tie.trials)}); they differ in {params}. The objective cannot distinguish them: "
+        f"({', '.join(names)}); they differ in {params}. The objective cannot distinguish them: "
         "the best trial among them is an arbitrary tie-break"
     )
     if protocol == "english-dev":
         line += (
-            " (english-dev selects on English dev, measured before the target side is built: these params act "
-            "only on the target side, F_t and the target evaluation)"
+            " (english-dev selects on English dev, measured before the target side is built: params that act "
+            "only on the target side, F_t and the target evaluation, cannot move it; and a training budget too "
+            "small to teach the English model anything scores every trial alike)"
         )
     return line + "."
 
 
-__all__ = ["TIE_TOLERANCE", "Tie", "find_tie", "tie_message"]
+def _values(values: list[Any]) -> str:
+    """A param's values over the tied trials: listed when few, else a range (numbers) or counts (choices)."""
+    if len(values) <= MAX_LISTED:
+        return ", ".join(map(str, values))
+    given = [v for v in values if v is not None]
+    unset = f"; unset in {len(values) - len(given)}" if len(given) < len(values) else ""
+    if given and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given):
+        low, high = min(given), max(given)
+        return f"{low:.3g} to {high:.3g} over {len(given)} trials{unset}"
+    counts = Counter(map(str, given))
+    return ", ".join(f"{value} x{n}" for value, n in counts.most_common()) + unset
+
+
+__all__ = ["MAX_LISTED", "TIE_TOLERANCE", "Tie", "find_tie", "tie_message"]

@@ -96,3 +96,20 @@ def test_the_sweep_driver_prints_and_logs_the_tie(tied_sweep, quickstart_space):
     parent = tracker.client.get_run(tracker.parent_id)
     assert parent.data.tags["objective_tie"] == "t1,t2"
     assert STITCH + "oov" in parent.data.tags["objective_tie.params"]
+
+
+def test_many_tied_trials_are_summarised():
+    """50 trials of a budget too small to train anything all tie: the line names a few and summarises values."""
+    from orchestrator.ties import find_tie, tie_message
+
+    trials = [
+        (f"t{i:02d}", {"n": 500 + 10 * i, "w": ["softmax", "standard"][i % 2], "k": i if i % 3 else None}, 0.05)
+        for i in range(50)
+    ]
+    tie = find_tie(trials, "max")
+    assert tie is not None and len(tie.trials) == 50
+    message = tie_message(tie, "english-dev")
+    assert "t00" in message and "t05" in message and "t06" not in message and "and 44 more" in message
+    assert "n = 500 to 990 over 50 trials" in message
+    assert "w = softmax x25, standard x25" in message and "unset in 17" in message
+    assert len(message) < 900, message
