@@ -254,7 +254,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if ray.is_initialized():  # now: the workers' last log lines arrive here, not in the middle of the report
         ray.shutdown()
-    for line in summary_lines(space, results, args.tracking_uri):
+    for line in summary_lines(space, results, args.tracking_uri, tie=args.no_report):  # else the report says it
         console.print(line, highlight=False, markup=False)
     if not args.no_report:
         report = sweep_report(
@@ -367,7 +367,7 @@ def _print_report(report: dict, trials: bool = False) -> None:
             highlight=False,
         )
     if report.get("tie"):
-        console.print(f"WARNING {report['tie']}", highlight=False, markup=False)
+        console.print(report["tie"], highlight=False, markup=False)  # it begins with "WARNING:"
     if trials and report.get("trials"):
         columns = trial_columns(report)[:-1]
         console.print(

@@ -670,7 +670,7 @@ def log_objective_tie(space: SearchSpace, results: Any, tracker: SweepTracker) -
     if tie is None:
         return None
     message = tie_message(tie, space.objective.protocol)
-    log.info("sweep %s: %s", space.name, message)  # the log file: `summary_lines` prints it on the terminal once
+    log.info("sweep %s: %s", space.name, message)  # the log file; the report (or `summary_lines`) prints it once
     tracker.annotate(
         {"objective_tie": ",".join(tie.trials), "objective_tie.params": ",".join(tie.differing)},
         message + "\n",
@@ -679,8 +679,11 @@ def log_objective_tie(space: SearchSpace, results: Any, tracker: SweepTracker) -
     return message
 
 
-def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: str | None = None) -> list[str]:
-    """What the CLI prints after a sweep: trials, best objective and config, where the records are."""
+def summary_lines(
+    space: SearchSpace, results: tune.ResultGrid, tracking_uri: str | None = None, tie: bool = True
+) -> list[str]:
+    """What the CLI prints after a sweep: trials, best objective and config, where the records are; with ``tie``,
+    the objective-tie warning (the CLI leaves it to the report it prints next)."""
     uri = resolve_tracking_uri(tracking_uri)
     lines = [f"sweep {space.name}: {len(results)} trials, {results.num_errors} errored"]
     try:
@@ -694,9 +697,9 @@ def summary_lines(space: SearchSpace, results: tune.ResultGrid, tracking_uri: st
         lines.append(f"best params: {trial_params(best.config)}")
     except Exception:  # no trial finished with an objective
         lines.append("no trial finished with an objective")
-    tie = objective_tie(space, results)
-    if tie is not None:
-        lines.append(tie_message(tie, space.objective.protocol))
+    found = objective_tie(space, results) if tie else None
+    if found is not None:
+        lines.append(tie_message(found, space.objective.protocol))
     lines.append(f"Tune experiment: {results.experiment_path}")
     lines.append(f"MLflow: {uri}")
     return lines
