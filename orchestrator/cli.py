@@ -481,15 +481,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _serve_ui(cmd: list[str], url: str, browser: bool) -> int:
-    """Run the UI server until Ctrl-C; open ``url`` in a browser once it answers (where there is a browser)."""
+    """Run the UI server until Ctrl-C or SIGTERM; open ``url`` in a browser once it answers (where there is a
+    browser). The server runs in its own process group (``mlflow ui`` starts uvicorn and job consumers), stopped
+    whole when this command stops, so no server outlives it."""
     import contextlib
+    import signal
     import subprocess
     import threading
     import time
     import urllib.request
     import webbrowser
 
-    proc = subprocess.Popen(cmd)
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    proc = subprocess.Popen(cmd, start_new_session=True)
 
     def open_when_up() -> None:
         health = url.split("/#", 1)[0] + "/health"
@@ -511,8 +518,15 @@ def _serve_ui(cmd: list[str], url: str, browser: bool) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=60)  # MLflow's server takes some seconds to shut down
+        except subprocess.TimeoutExpired:
+            return -signal.SIGKILL
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what is left of the group (job consumers)
 
 
 def build_parser() -> argparse.ArgumentParser:

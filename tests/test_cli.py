@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from mosecrot.errors import InputError
@@ -49,3 +51,52 @@ def test_report_tables_stay_readable_from_2_to_40_languages():
     assert any(line.split()[:3] == ["method", "l00", "l01"] for line in two)
     assert any(line.split() == ["language", "aligned", "ls", "own_tokenizer"] for line in forty)
     assert sum(line.split()[:1] == ["l39"] for line in forty) == 1 and all(len(x) <= console.width for x in forty)
+
+
+@pytest.mark.timeout(900)
+def test_ui_stops_its_whole_server_when_terminated(tmp_path):
+    """`mosecrot ui` under SIGTERM (a supervisor, `kill`) stops ``mlflow ui`` with the uvicorn and job-consumer
+    processes it started: no server outlives the command. Every process this test started is stopped by PID."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import psutil
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    MlflowClient(tracking_uri=uri).create_experiment("quickstart")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "orchestrator.cli", "ui", "quickstart", "--tracking-uri", uri, "--no-browser"]
+    log = open(tmp_path / "ui.log", "wb")  # noqa: SIM115 (closed below)
+    ui = subprocess.Popen([*cmd, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started: list[psutil.Process] = []
+    try:
+        for _ in range(1200):  # a loaded machine: minutes to import MLflow
+            assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the UI never answered /health")
+        time.sleep(3)  # the job consumers start after the server answers
+        started = psutil.Process(ui.pid).children(recursive=True)
+        assert started, "mosecrot ui started no server process"
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=120) is not None
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.cmdline()[:4] for p in alive]
+    finally:
+        for proc in [*started, psutil.Process(ui.pid) if ui.poll() is None else None]:
+            if proc is not None:
+                with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL) if proc.pid == ui.pid else proc.kill()
+        log.close()
