@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 import types
 import typing
@@ -383,6 +384,13 @@ def schema_default(cls: Any, dotted: str) -> tuple[bool, Any]:
         else:
             cls = typing.get_type_hints(cls)[part]
     return value is not dataclasses.MISSING, None if value is dataclasses.MISSING else value
+
+
+def holds_default(cls: Any, dotted: str, value: Any) -> bool:
+    """Whether ``value`` (JSON-normalised, as configs are compared) is the default at ``dotted`` of ``cls``: an
+    option a logged config lacks because it was added to the tool since, which changes nothing that ran."""
+    found, default = schema_default(cls, dotted)
+    return found and json.loads(json.dumps(to_dict(default), default=str)) == value
 
 
 def named_config_path(name_or_path: str, directory: Path, what: str) -> Path:

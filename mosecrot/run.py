@@ -20,7 +20,7 @@ import yaml
 
 from mosecrot.cache import texts_fingerprint
 from mosecrot.config import ExperimentConfig, seeded_data_config
-from mosecrot.configschema import flatten, schema_default, to_dict
+from mosecrot.configschema import flatten, holds_default, to_dict
 from mosecrot.errors import InputError
 from mosecrot.loop import Record, preflight_methods, run_methods
 from mosecrot.methods import MethodConfig, default_methods, needs_static
@@ -200,10 +200,7 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
 def _added(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
     """An option the run's config lacks that holds its default here: added to the tool since, it changes
     nothing the run did (a run survives an upgrade)."""
-    if key in before:
-        return False
-    found, default = schema_default(ExperimentConfig, key)
-    return found and json.loads(json.dumps(to_dict(default), default=str)) == now[key]
+    return key not in before and holds_default(ExperimentConfig, key, now[key])
 
 
 def _comparable(config: dict) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from mosecrot.configschema import (
     apply_settings,
     flatten,
     from_dict,
+    holds_default,
     interpolate,
     read_yaml,
-    schema_default,
     to_dict,
 )
 from mosecrot.errors import InputError
@@ -222,8 +222,7 @@ def added_at_default(ran: dict[str, Any], now: dict[str, Any], kind: str) -> set
             schema = method_spec(kind).options
         else:
             continue
-        found, default = schema_default(schema, dotted)
-        if found and json.loads(json.dumps(to_dict(default), default=str)) == now[key]:
+        if holds_default(schema, dotted, now[key]):
             out.add(key)
     return out
 

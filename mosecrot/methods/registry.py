@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mosecrot.configschema import (
     apply_settings,
@@ -29,6 +30,7 @@ from mosecrot.methods import aligned, ems, finetuned, probes, stitched
 from mosecrot.methods.spec import MethodSpec
 from mosecrot.training import TrainingConfig
 
+T = TypeVar("T")
 FAMILIES = (stitched, aligned, finetuned, probes, ems)
 METHODS: dict[str, MethodSpec] = {spec.kind: spec for family in FAMILIES for spec in family.SPECS}
 PLUGINS_ENV = "MOSECROT_PLUGINS"
@@ -82,9 +84,9 @@ def option_type(kind: str, dotted: str, key: str, shown: str) -> Any:
     the valid options (and, for an option of other kinds, which kinds take it)."""
     spec = method_spec(kind)
     first, _, rest = dotted.partition(".")
-    own = {"anchors": (AnchorConfig, spec.reads_static), "training": (TrainingConfig, not spec.deterministic)}
-    if first in own and own[first][1] and rest:  # a method's own anchors / training, searched like its options
-        return field_type(own[first][0], rest, key, shown)
+    section = OWN_SECTIONS.get(first)
+    if section is not None and section.applies(spec) and rest:  # a method's own anchors / training, searched
+        return field_type(section.schema, rest, key, shown)
     names = option_names(spec)
     if first not in names:
         owners = kinds_with_option(first)
@@ -151,44 +153,56 @@ class MethodConfig:
             file,
             lambda key: _option_of_other_kinds(key, kind, f"{prefix}.{key}", file),
         )
-        anchors = data.get("anchors")
-        if anchors is not None:
-            if not spec.reads_static:
-                raise InputError(
-                    f"kind {kind} reads no anchors", path=file, key=f"{prefix}.anchors", expected="no anchors key"
-                )
-            if not isinstance(anchors, dict) or not anchors:
-                raise InputError("expected a non-empty mapping", path=file, key=f"{prefix}.anchors")
-            method_anchors(AnchorConfig(), anchors, f"{prefix}.anchors", file)  # checked now, applied at run time
-        training = data.get("training")
-        if training is not None:
-            if spec.deterministic:  # a kind whose seeds change nothing trains no model
-                raise InputError(
-                    f"kind {kind} fine-tunes no model", path=file, key=f"{prefix}.training", expected="no training key"
-                )
-            if not isinstance(training, dict) or not training:
-                raise InputError("expected a non-empty mapping", path=file, key=f"{prefix}.training")
-            method_training(TrainingConfig(), training, f"{prefix}.training", file)
-        return cls(name, kind, options, anchors, training)
+        own = {}
+        for name_, section in OWN_SECTIONS.items():
+            changes = data.get(name_)
+            if changes is None:
+                continue
+            key = f"{prefix}.{name_}"
+            if not section.applies(spec):
+                raise InputError(f"kind {kind} {section.refusal}", path=file, key=key, expected=f"no {name_} key")
+            if not isinstance(changes, dict) or not changes:
+                raise InputError("expected a non-empty mapping", path=file, key=key)
+            with_changes(section.schema(), changes, key, file)  # checked now, applied at run time
+            own[name_] = changes
+        return cls(name, kind, options, **own)
 
     def to_config(self) -> dict[str, Any]:
         """The flat mapping `from_config` reads (what resolved configs and MLflow params show)."""
-        own = {key: value for key, value in (("anchors", self.anchors), ("training", self.training)) if value}
+        own = {name: getattr(self, name) for name in OWN_SECTIONS if getattr(self, name)}
         return {"name": self.name, "kind": self.kind, **to_dict(self.options), **own}
 
 
-def method_anchors(
-    base: AnchorConfig, changes: dict[str, Any], key: str = "anchors", file: str | None = None
-) -> AnchorConfig:
+@dataclass(frozen=True)
+class OwnSection:
+    """An experiment section a method entry may change for itself (``anchors:``, ``training:``): its schema,
+    which kinds it applies to, and what the others are told."""
+
+    schema: type
+    applies: Callable[[MethodSpec], bool]
+    refusal: str
+
+
+OWN_SECTIONS = {
+    "anchors": OwnSection(AnchorConfig, lambda spec: spec.reads_static, "reads no anchors"),
+    # a kind whose seeds change nothing (deterministic) trains no model
+    "training": OwnSection(TrainingConfig, lambda spec: not spec.deterministic, "fine-tunes no model"),
+}
+
+
+def with_changes(base: T, changes: dict[str, Any], key: str, file: str | None = None) -> T:
+    """``base`` (an experiment section) with a method's ``changes`` applied, validated."""
+    return from_dict(type(base), apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
+
+
+def method_anchors(base: AnchorConfig, changes: dict[str, Any], key: str = "anchors") -> AnchorConfig:
     """``base`` (the experiment's ``anchors:``) with a method's ``changes`` applied, validated."""
-    return from_dict(AnchorConfig, apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
+    return with_changes(base, changes, key)
 
 
-def method_training(
-    base: TrainingConfig, changes: dict[str, Any], key: str = "training", file: str | None = None
-) -> TrainingConfig:
+def method_training(base: TrainingConfig, changes: dict[str, Any], key: str = "training") -> TrainingConfig:
     """``base`` (the experiment's ``training:``) with a method's ``changes`` applied, validated."""
-    return from_dict(TrainingConfig, apply_settings(to_dict(base), flatten(changes)), prefix=key, file=file)
+    return with_changes(base, changes, key)
 
 
 def method_config(name: str, kind: str, **options: Any) -> MethodConfig:

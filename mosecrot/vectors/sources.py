@@ -160,18 +160,23 @@ def read_spacy_vectors(
 # --- navec ----------------------------------------------------------------------------------------------------
 
 
+def package_dir(package: str, ships: str, expected: str) -> Path:
+    """The directory of an installed data ``package`` (one that ``ships`` the vectors), or an InputError that says
+    how to install it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"the {package} package (it ships {ships}) is not installed", expected=expected)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def navec_path(value: str) -> Path:
     """``natasha``: the archive the natasha package ships; otherwise a path."""
     if value == "natasha":
-        spec = importlib.util.find_spec("natasha")
-        if spec is None or not spec.submodule_search_locations:
-            raise InputError(
-                "the natasha package (it ships the navec archive) is not installed",
-                expected="pip install --no-deps natasha navec, or the path of a navec .tar",
-            )
-        found = sorted(Path(next(iter(spec.submodule_search_locations)), "data", "emb").glob("navec_*.tar"))
+        expected = "pip install --no-deps natasha navec, or the path of a navec .tar"
+        directory = package_dir("natasha", "the navec archive", expected)
+        found = sorted((directory / "data" / "emb").glob("navec_*.tar"))
         if not found:
-            raise InputError("the natasha package ships no navec archive", path=spec.origin)
+            raise InputError("the natasha package ships no navec archive", path=directory)
         return found[0]
     return Path(value)
 
@@ -204,13 +209,8 @@ def read_navec(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 def cnsyn_path(value: str) -> Path:
     """``cnsyn``: the vector file the cnsyn package ships; otherwise a path."""
     if value == "cnsyn":
-        spec = importlib.util.find_spec("cnsyn")
-        if spec is None or not spec.submodule_search_locations:
-            raise InputError(
-                "the cnsyn package (it ships the Chinese vectors) is not installed",
-                expected="pip install --no-deps cnsyn==1.2.0, or the path of its words_tree_mini.m",
-            )
-        return Path(next(iter(spec.submodule_search_locations)), "query", "words_tree_mini.m")
+        expected = "pip install --no-deps cnsyn==1.2.0, or the path of its words_tree_mini.m"
+        return package_dir("cnsyn", "the Chinese vectors", expected) / "query" / "words_tree_mini.m"
     return Path(value)
 
 
