@@ -73,14 +73,17 @@ class LSStitchConfig:
     oov: Literal["subword", "unk", "skip"] = "subword"
     # Hybrid tokenisation at test time: off | oov | oov+shared (see `mosecrot.stitching.StitchConfig`).
     hybrid: Literal["off", "oov", "oov+shared"] = "off"
+    # Re-learn the mapped rows through the frozen English model from parallel Bible verses (`RelearnConfig`).
+    relearn: RelearnConfig = field(default_factory=RelearnConfig)
 
     def validate(self, prefix: str = "stitch") -> None:
         check_hybrid(self.hybrid, f"{prefix}.hybrid")
+        self.relearn.validate(f"{prefix}.relearn")
 
 
 @dataclass
 class LSOptions:
-    """LS's options (``stitch: {target_anchor_rows, oov}``)."""
+    """LS's options (``stitch: {target_anchor_rows, oov, hybrid, relearn}``)."""
 
     stitch: LSStitchConfig = field(default_factory=LSStitchConfig)
 
@@ -478,6 +481,7 @@ def run_ls(ctx: RunContext, options: LSOptions, seed: int) -> dict[str, float]:
     model_name = ctx.config.model
     tokenizer = load_tokenizer(model_name)
     original = ctx.original_embeddings(model_name)
+    check_before_training(ctx, options.stitch)
     model, ft = ctx.english_model(seed, model_name)
     metrics = ctx.english_metrics(model, model_name, tokenizer, ft)
     for lang in ctx.targets:
