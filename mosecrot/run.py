@@ -184,7 +184,10 @@ def load_unfinished(directory: str | Path, cfg: ExperimentConfig) -> dict[str, A
         old = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"results.json is not valid JSON ({err})", path=path) from err
-    now, before = _comparable(to_dict(cfg)), _comparable(old.get("config") or {})
+    before_config = dict(old.get("config") or {})
+    if isinstance(before_config.get("methods"), list):
+        before_config["methods"] = [_with_defaults(m) for m in before_config["methods"]]
+    now, before = _comparable(to_dict(cfg)), _comparable(before_config)
     differ = sorted(
         k
         for k in set(now) | set(before)
@@ -230,14 +233,17 @@ def _grown(key: str, before: dict[str, Any], now: dict[str, Any]) -> bool:
         return set(before[key]) <= set(now[key])
     if key == "methods":
         new = {m.get("name"): m for m in now[key]}
-        return all(m.get("name") in new and _same_method(m, new[m.get("name")]) for m in before[key])
+        return all(m.get("name") in new and m == new[m.get("name")] for m in before[key])
     return False
 
 
-def _same_method(before: dict[str, Any], now: dict[str, Any]) -> bool:
-    """The same method definition, where options added to the tool since may hold their defaults."""
-    b, n = flatten(before), flatten(now)
-    return all(b.get(k) == n.get(k) or (k not in b and holds_default(MethodConfig, k, n[k])) for k in set(b) | set(n))
+def _with_defaults(method: Any) -> Any:
+    """A logged method entry with every option the tool has now (added since: at its default), so that a run
+    survives an upgrade; an entry that no longer loads is compared as it was logged."""
+    try:
+        return to_dict(MethodConfig.from_config(method))
+    except InputError:
+        return method
 
 
 def _comparable(config: dict) -> dict[str, Any]:

@@ -228,6 +228,7 @@ def test_a_finished_run_grows_by_seeds_and_methods_and_nothing_else(tmp_path, ti
     path = first.directory / "results.json"
     data = json.loads(path.read_text())
     data["records"][0]["metrics"]["marker"] = 123.0
+    del data["config"]["methods"][0]["classifier_c"]  # as if the option came with an upgrade: at its default
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="nothing to resume"):
         run_experiment(cfg("[0]", lr), progress=False, resume=first.directory)
