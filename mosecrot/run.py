@@ -270,15 +270,13 @@ def run_experiment(
     todo_methods = chosen_methods(methods, only)
     preflight_methods(todo_methods)  # cheap checks before the expensive prepare
     old = load_unfinished(resume, cfg) if resume else None
-    if old is not None:
-        finished = {(r["seed"], r["method"]) for r in old.get("records", [])}
-        if all((s, m.name) in finished for s in cfg.seeds for m in todo_methods):
-            raise InputError(
-                "nothing to resume: every seed x method asked for is finished",
-                path=Path(str(resume)) / "results.json",
-                expected="more seeds (--set 'seeds=[0,1,2]'), more methods in the YAML, or other --methods",
-            )
-    static = needs_static(methods)
+    if old is not None and all_finished(old.get("records", []), cfg.seeds, todo_methods):
+        raise InputError(
+            "nothing to resume: every seed x method asked for is finished",
+            path=Path(str(resume)) / "results.json",
+            expected="more seeds (--set 'seeds=[0,1,2]'), more methods in the YAML, or other --methods",
+        )
+    static = needs_static(todo_methods)  # rows left for later need not pay for static vectors now
     # under seed_scope all every seed prepares its own data (`seeded_data_config`); this is the first seed's
     prepared = prepare(seeded_data_config(cfg, cfg.seeds[0]), static=static, progress=progress)
     timings = {"prepare": time.perf_counter() - t0}
@@ -330,9 +328,14 @@ def run_experiment(
     timings["methods"] = time.perf_counter() - t0 - timings["prepare"]
     timings["total"] = time.perf_counter() - t0  # this session; earlier ones under "earlier_sessions"
     report.summary = report.summarize()
-    finished = {(r["seed"], r["method"]) for r in report.records}
-    write_run(report, complete=all((s, m.name) in finished for s in cfg.seeds for m in methods))
+    write_run(report, complete=all_finished(report.records, cfg.seeds, methods))
     return report
+
+
+def all_finished(records: list[Record], seeds: list[int], methods: list[MethodConfig]) -> bool:
+    """Whether `records` hold every seed x method."""
+    finished = {(r["seed"], r["method"]) for r in records}
+    return all((s, m.name) in finished for s in seeds for m in methods)
 
 
 def chosen_methods(methods: list[MethodConfig], only: list[str] | None) -> list[MethodConfig]:
@@ -343,7 +346,7 @@ def chosen_methods(methods: list[MethodConfig], only: list[str] | None) -> list[
     unknown = [n for n in only if n not in names]
     if unknown or not only:
         raise InputError(
-            f"no method named {', '.join(map(repr, unknown))}" if unknown else "no method named",
+            f"no method named {', '.join(map(repr, unknown))}" if unknown else "no method names given",
             key="--methods",
             expected="names of the experiment's methods: " + ", ".join(names),
         )
